@@ -1,0 +1,3 @@
+"""bybit-hybrid: a live Bybit V5 position book from the private and public WebSockets."""
+
+__version__ = "0.1.0"

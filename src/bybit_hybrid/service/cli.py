@@ -1,0 +1,52 @@
+"""Command-line entry point: parses the global flags and dispatches to one command module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bybit_hybrid import __version__
+from bybit_hybrid.service.commands import COMMANDS
+from bybit_hybrid.service.logs import LOG_FORMATS, configure_logging
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bybit-hybrid",
+        description="Live Bybit V5 position stream (WebSocket + REST), with an embedded simulator.",
+    )
+    parser.add_argument("--version", action="version", version=f"bybit-hybrid {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default: $BYBIT_HYBRID_LOG_LEVEL or INFO)",
+    )
+    common.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="stderr log format")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        cmd = sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configure_logging(args.log_level, args.log_format)
+        return COMMANDS[args.command].run(args)
+    except UsageError as exc:
+        print(f"bybit-hybrid: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Registry of CLI commands: each module exposes HELP, add_arguments(parser) and run(args)."""
+
+from __future__ import annotations
+
+import argparse
+from types import ModuleType
+from typing import Protocol, cast
+
+from bybit_hybrid.service.commands import sim
+
+
+class Command(Protocol):
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _as_command(module: ModuleType) -> Command:
+    return cast(Command, module)
+
+
+COMMANDS: dict[str, Command] = {
+    "sim": _as_command(sim),
+}

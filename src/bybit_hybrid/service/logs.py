@@ -1,0 +1,85 @@
+"""Logging setup for the CLI: console or JSON lines on stderr, with secret redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from typing import Final
+
+LOG_FORMATS: Final = ("console", "json")
+
+# Anything that looks like a signature or an api secret is masked even if a caller forgot.
+_HEX_SIG = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+class RedactingFilter(logging.Filter):
+    """Masks registered secrets and 64-hex-char signatures in every record's final message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add_secret(self, secret: str) -> None:
+        if len(secret) >= 4:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _HEX_SIG.sub("<signature>", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = self.redact(record.getMessage())
+        record.msg = message
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+REDACTOR: Final = RedactingFilter()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg (+ exc)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_text:
+            payload["exc"] = record.exc_text
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def configure_logging(level: str | None, fmt: str | None) -> None:
+    """Configures the root logger once; library modules never call this."""
+    from bybit_hybrid.service.cli import UsageError
+
+    level_name = (level or os.environ.get("BYBIT_HYBRID_LOG_LEVEL") or "INFO").upper()
+    if level_name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise UsageError(
+            f"log level {level_name!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        )
+    fmt_name = fmt or os.environ.get("BYBIT_HYBRID_LOG_FORMAT") or "console"
+    if fmt_name not in LOG_FORMATS:
+        raise UsageError(f"log format {fmt_name!r} is not one of console, json")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(REDACTOR)
+    if fmt_name == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_name)
