@@ -8,11 +8,10 @@ from collections.abc import Sequence
 
 from bybit_hybrid import __version__
 from bybit_hybrid.service.commands import COMMANDS
+from bybit_hybrid.service.errors import UsageError
+
+__all__ = ["UsageError", "build_parser", "main"]
 from bybit_hybrid.service.logs import LOG_FORMATS, configure_logging
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

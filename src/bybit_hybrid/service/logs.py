@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Final
 
+from bybit_hybrid.service.errors import UsageError
+
 LOG_FORMATS: Final = ("console", "json")
 
 # Anything that looks like a signature or an api secret is masked even if a caller forgot.
@@ -62,8 +64,6 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str | None, fmt: str | None) -> None:
     """Configures the root logger once; library modules never call this."""
-    from bybit_hybrid.service.cli import UsageError
-
     level_name = (level or os.environ.get("BYBIT_HYBRID_LOG_LEVEL") or "INFO").upper()
     if level_name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise UsageError(
