@@ -132,7 +132,7 @@ def _decode_push(env: WsEnvelope, payload: bytes | str) -> WsMessage:
     if topic.startswith("tickers."):
         return _decode_ticker(env, topic, payload)
     if topic == "position" or topic.startswith("position."):
-        if env.data is None:
+        if not env.data:
             raise WireDecodeError("position push has no data", payload, "$.data")
         rows = _decode(_POSITIONS, env.data, "$.data")
         return PositionMessage(topic=topic, id=env.id, creation_time_ms=env.creationTime, data=rows)
@@ -145,7 +145,7 @@ def _decode_ticker(env: WsEnvelope, topic: str, payload: bytes | str) -> TickerM
         raise WireDecodeError(
             f"ticker type {env.type!r} is not snapshot or delta", payload, "$.type"
         )
-    if env.data is None:
+    if not env.data:
         raise WireDecodeError("ticker push has no data", payload, "$.data")
     if env.ts is None:
         raise WireDecodeError("ticker push has no ts", payload, "$.ts")
@@ -160,7 +160,7 @@ def decode_rest_envelope(body: bytes | str) -> RestEnvelope:
 
 def decode_result(envelope: RestEnvelope, result_type: type[T]) -> T:
     """Decodes a successful envelope's `result` as `result_type`."""
-    if envelope.result is None:
+    if not envelope.result:
         raise WireDecodeError("response has no result", b"", "$.result")
     decoder = _RESULT_DECODERS.get(result_type)
     if decoder is None:

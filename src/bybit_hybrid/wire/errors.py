@@ -5,9 +5,9 @@ from __future__ import annotations
 EXCERPT_CHARS = 160
 
 
-def excerpt(payload: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+def excerpt(payload: bytes | str | memoryview, limit: int = EXCERPT_CHARS) -> str:
     """A short printable excerpt of a payload for error messages and logs."""
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8", "replace")
     text = text.replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -18,7 +18,9 @@ class WireDecodeError(ValueError):
     `path` names the offending place (`$.data[0].size`) when known; `excerpt` shows the input.
     """
 
-    def __init__(self, reason: str, payload: bytes | str = b"", path: str | None = None) -> None:
+    def __init__(
+        self, reason: str, payload: bytes | str | memoryview = b"", path: str | None = None
+    ) -> None:
         self.reason = reason
         self.path = path
         self.excerpt = excerpt(payload) if payload else ""

@@ -6,6 +6,8 @@ where Bybit sends strings (every price and size) and ints where Bybit sends ints
 
 from __future__ import annotations
 
+import builtins
+
 import msgspec
 
 
@@ -31,7 +33,7 @@ class WsEnvelope(msgspec.Struct, frozen=True):
     cs: int | None = None
     id: str | None = None
     creationTime: int | None = None
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw()
 
 
 class TickerData(msgspec.Struct, frozen=True):
@@ -86,18 +88,20 @@ class RestEnvelope(msgspec.Struct, frozen=True):
 
     retCode: int
     retMsg: str = ""
-    result: msgspec.Raw | None = None
+    result: msgspec.Raw = msgspec.Raw()
     time: int | None = None
 
 
 class PositionListResult(msgspec.Struct, frozen=True):
-    list: list[RestPosition]
+    # Bybit names this field "list", which would shadow the builtin inside the class.
+    items: builtins.list[RestPosition] = msgspec.field(name="list")
     nextPageCursor: str = ""
     category: str = ""
 
 
 class TickersResult(msgspec.Struct, frozen=True):
-    list: list[TickerData]
+    # Bybit names this field "list", which would shadow the builtin inside the class.
+    items: builtins.list[TickerData] = msgspec.field(name="list")
     category: str = ""
 
 
@@ -119,7 +123,8 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
 
 
 class InstrumentsResult(msgspec.Struct, frozen=True):
-    list: list[InstrumentInfo]
+    # Bybit names this field "list", which would shadow the builtin inside the class.
+    items: builtins.list[InstrumentInfo] = msgspec.field(name="list")
     nextPageCursor: str = ""
     category: str = ""
 
@@ -144,7 +149,7 @@ class TradingStopRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     category: str
     symbol: str
     positionIdx: int
-    tpslMode: str = "Full"
+    tpslMode: str  # documented as required: always "Full" here
     stopLoss: str | None = None
     takeProfit: str | None = None
     slTriggerBy: str | None = None
