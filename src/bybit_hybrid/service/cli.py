@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bybit_hybrid import __version__
+from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.service.commands import COMMANDS
 from bybit_hybrid.service.errors import UsageError
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(args.log_level, args.log_format)
         return COMMANDS[args.command].run(args)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"bybit-hybrid: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

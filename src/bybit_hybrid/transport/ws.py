@@ -1,0 +1,163 @@
+"""WebSocket network backends: aiohttp for real sockets, a scripted one for tests.
+
+The stream's shell talks to sockets only through `WsBackend`/`WsConnection`, so tests can
+inject a backend (httpcore-style) and the core never sees a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from bybit_hybrid.transport.errors import TransportError
+
+# Bybit frames are small; a bound stops a broken peer from exhausting memory.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+
+class ConnectionClosedError(Exception):
+    """The socket is closed; `reason` says how (close code, error, EOF)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WsConnection(Protocol):
+    async def send_str(self, data: str) -> None: ...
+
+    async def receive(self) -> str | bytes:
+        """The next text/binary frame; raises ConnectionClosedError when the socket ends."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WsBackend(Protocol):
+    async def connect(self, url: str, *, timeout_s: float) -> WsConnection: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _AiohttpConnection:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+
+    async def send_str(self, data: str) -> None:
+        try:
+            await self._ws.send_str(data)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise ConnectionClosedError(f"send failed: {exc}") from None
+
+    async def receive(self) -> str | bytes:
+        msg = await self._ws.receive()
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            return str(msg.data)
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            return bytes(msg.data)
+        if msg.type is aiohttp.WSMsgType.ERROR:
+            raise ConnectionClosedError(f"socket error: {self._ws.exception()}")
+        code = self._ws.close_code
+        raise ConnectionClosedError(f"closed by peer (code {code})" if code else "closed by peer")
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+
+class AiohttpWsBackend:
+    """Real sockets over aiohttp. TLS verification stays on; RFC 6455 pings are answered."""
+
+    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+        self._session = session
+        self._owns_session = session is None
+
+    async def connect(self, url: str, *, timeout_s: float) -> WsConnection:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            ws = await asyncio.wait_for(
+                self._session.ws_connect(
+                    url,
+                    autoping=True,  # answer RFC 6455 pings from the server
+                    heartbeat=None,  # the core sends Bybit's JSON ping itself
+                    max_msg_size=MAX_FRAME_BYTES,
+                ),
+                timeout_s,
+            )
+        except TimeoutError:
+            raise TransportError(url, f"connect timed out after {timeout_s:.1f}s") from None
+        except aiohttp.WSServerHandshakeError as exc:
+            raise TransportError(
+                url, f"connect refused: http {exc.status}", status=exc.status
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(url, f"connect failed: {exc}") from None
+        return _AiohttpConnection(ws)
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+_Incoming = str | bytes | ConnectionClosedError
+
+
+@dataclass
+class ScriptedConnection:
+    """A fake socket for tests: frames to deliver in `incoming`, everything sent in `sent`."""
+
+    url: str
+    incoming: asyncio.Queue[_Incoming] = field(default_factory=asyncio.Queue)
+    sent: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    async def send_str(self, data: str) -> None:
+        if self.closed:
+            raise ConnectionClosedError("send on closed socket")
+        self.sent.append(data)
+
+    async def receive(self) -> str | bytes:
+        item = await self.incoming.get()
+        if isinstance(item, ConnectionClosedError):
+            self.closed = True
+            raise item
+        return item
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.incoming.put_nowait(ConnectionClosedError("closed by client"))
+
+    def feed(self, frame: str | bytes) -> None:
+        self.incoming.put_nowait(frame)
+
+    def drop(self, reason: str = "dropped") -> None:
+        self.incoming.put_nowait(ConnectionClosedError(reason))
+
+
+class ScriptedWsBackend:
+    """A WsBackend for tests: each connect makes a ScriptedConnection (or fails on request)."""
+
+    def __init__(self) -> None:
+        self.connections: deque[ScriptedConnection] = deque()
+        self.refuse_next: int = 0
+        self.connect_times: list[float] = []
+
+    async def connect(self, url: str, *, timeout_s: float) -> WsConnection:
+        self.connect_times.append(time.monotonic())
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            raise TransportError(url, "connect refused: http 503", status=503)
+        conn = ScriptedConnection(url)
+        self.connections.append(conn)
+        return conn
+
+    async def aclose(self) -> None:
+        for conn in self.connections:
+            await conn.close()
