@@ -1,3 +1,7 @@
 """bybit-hybrid: a live Bybit V5 position book from the private and public WebSockets."""
 
 __version__ = "0.1.0"
+
+from bybit_hybrid.stream import BybitHybridStream
+
+__all__ = ["BybitHybridStream", "__version__"]

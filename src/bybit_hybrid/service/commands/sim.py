@@ -1,15 +1,117 @@
-"""`bybit-hybrid sim`: run the embedded Bybit V5 simulator (placeholder until sim lands)."""
+"""`bybit-hybrid sim`: run the embedded Bybit V5 simulator until Ctrl-C, SIGTERM or --duration."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import sys
+
+# cli imports this module while it loads, so bind the module (resolved through sys.modules)
+# rather than the name; UsageError is looked up when a flag is actually bad.
+from bybit_hybrid.service import cli
+from bybit_hybrid.sim.scenarios import SCENARIOS
+from bybit_hybrid.sim.server import DEMO_API_KEY, DEMO_API_SECRET, SimConfig, SimServer
 
 HELP = "run the embedded Bybit V5 simulator"
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", default="0", help="TCP port, 0 picks a free one (default 0)")
+    parser.add_argument("--symbols", default="10", help="number of symbols (default 10)")
+    parser.add_argument("--positions", default="0", help="positions open at start (default 0)")
+    parser.add_argument("--rate", default="10", help="ticker updates per second (default 10)")
+    parser.add_argument("--seed", default="1", help="random seed for the price walk (default 1)")
+    parser.add_argument("--api-key", default=None, help="accepted API key (default: demo key)")
+    parser.add_argument("--api-secret", default=None, help="accepted API secret (default: demo)")
+    parser.add_argument(
+        "--scenario", default="quiet", help=f"script to run: {', '.join(SCENARIOS)} (default quiet)"
+    )
+    parser.add_argument("--duration", default=None, help="stop after this many seconds")
+
+
+def _int(args: argparse.Namespace, name: str, low: int, high: int) -> int:
+    raw = getattr(args, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise cli.UsageError(f"--{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise cli.UsageError(f"--{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _positive_float(raw: str, flag: str, high: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise cli.UsageError(f"--{flag} must be a number, got {raw!r}") from None
+    if not 0 < value <= high:
+        raise cli.UsageError(f"--{flag} must be in (0, {high:g}], got {raw}")
+    return value
+
+
+def build_config(args: argparse.Namespace) -> SimConfig:
+    """Validates the flags into a SimConfig; raises UsageError naming the bad flag."""
+    symbols = _int(args, "symbols", 1, 100_000)
+    positions = _int(args, "positions", 0, symbols)
+    if (args.api_key is None) != (args.api_secret is None):
+        raise cli.UsageError("--api-key and --api-secret must be given together")
+    if args.api_key == "" or args.api_secret == "":
+        raise cli.UsageError("--api-key and --api-secret must be non-empty")
+    if args.scenario not in SCENARIOS:
+        raise cli.UsageError(
+            f"--scenario must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}"
+        )
+    return SimConfig(
+        symbols=symbols,
+        positions=positions,
+        rate_hz=_positive_float(args.rate, "rate", 1000),
+        seed=_int(args, "seed", 0, 2**63),
+        host=args.host,
+        port=_int(args, "port", 0, 65535),
+        api_key=args.api_key or DEMO_API_KEY,
+        api_secret=args.api_secret or DEMO_API_SECRET,
+        scenario=args.scenario,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    config = build_config(args)
+    duration_s = None if args.duration is None else _positive_float(args.duration, "duration", 1e9)
+    if not _is_loopback(config.host):
+        log.warning(
+            "sim: binding %s, which is not loopback; anyone who can reach it can use it",
+            config.host,
+        )
+    asyncio.run(_serve(config, duration_s))
+    return 0
+
+
+async def _serve(config: SimConfig, duration_s: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with SimServer(config) as sim:
+        print(f"listening on {sim.base_url}", flush=True)
+        # These are the simulator's own demo credentials, not exchange secrets.
+        print(f"api key: {sim.api_key}  api secret: {sim.api_secret}", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=duration_s)
+    print("sim stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,133 @@
+"""Unified position events (open, change, close, mark) and the DESIGN §4 contract dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+from bybit_hybrid.protocol.domain import PositionKey, Side, Source
+
+Lifecycle = Literal["open", "closed"]
+
+_ZERO = Decimal(0)
+
+
+def unrealised_pnl(
+    side: Side | None, entry_price: Decimal | None, mark_price: Decimal | None, size: Decimal
+) -> Decimal | None:
+    """`sign * (mark - entry) * size`; None when side, entry or mark is unknown."""
+    if size == _ZERO:
+        return _ZERO  # a closed position holds nothing, whatever is (or is not) known
+    if side is None or entry_price is None or mark_price is None:
+        return None
+    pnl = side.sign * (mark_price - entry_price) * size
+    # A short at break-even gives Decimal("-0"): render it as plain zero.
+    return pnl if pnl else abs(pnl)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """One position as consumers see it: the latest push merged with the live mark.
+
+    For a close, `size` is 0, `status` is "closed", and `side`/`entry_price` keep their last
+    known values so a consumer can still tell which trade ended.
+    """
+
+    key: PositionKey
+    side: Side | None
+    size: Decimal
+    entry_price: Decimal | None
+    mark_price: Decimal | None
+    unrealised_pnl: Decimal | None
+    leverage: Decimal | None
+    position_status: str
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    trailing_stop: Decimal | None
+    liq_price: Decimal | None
+    open_time_ms: int | None
+    status: Lifecycle
+    source: Source
+    exchange_ts_ms: int | None
+    cs: int | None
+    seq: int | None
+    received_at: float
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class PositionOpened:
+    """A position appeared: flat or unknown → size > 0 (or the new side of a flip)."""
+
+    kind: ClassVar[str] = "opened"
+    view: PositionView
+
+    @property
+    def key(self) -> PositionKey:
+        return self.view.key
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChanged:
+    """An open position changed; `changed` names the PositionView fields that differ."""
+
+    kind: ClassVar[str] = "changed"
+    view: PositionView
+    changed: frozenset[str]
+
+    @property
+    def key(self) -> PositionKey:
+        return self.view.key
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed:
+    """A position went flat (or its old side ended in a flip); the view has size 0."""
+
+    kind: ClassVar[str] = "closed"
+    view: PositionView
+
+    @property
+    def key(self) -> PositionKey:
+        return self.view.key
+
+
+@dataclass(frozen=True, slots=True)
+class MarkUpdated:
+    """An open position revalued at a new mark price; nothing else about it changed."""
+
+    kind: ClassVar[str] = "mark"
+    view: PositionView
+
+    @property
+    def key(self) -> PositionKey:
+        return self.view.key
+
+
+PositionEvent = PositionOpened | PositionChanged | PositionClosed | MarkUpdated
+
+
+def to_contract(view: PositionView) -> dict[str, object]:
+    """The `data` dict of a DESIGN §4 `position_update`; Decimals stay Decimal."""
+    return {
+        "symbol": view.key.symbol,
+        "position_idx": view.key.idx,
+        "side": view.side.value if view.side is not None else None,
+        "size": view.size,
+        "entry_price": view.entry_price,
+        "mark_price": view.mark_price,
+        "unrealized_pnl": view.unrealised_pnl,
+        "leverage": view.leverage,
+        "position_status": view.position_status,
+        "stop_loss": view.stop_loss,
+        "take_profit": view.take_profit,
+        "source": view.source.value,
+        "exchange_ts": view.exchange_ts_ms,
+        "cs": view.cs,
+        "seq": view.seq,
+        "status": view.status,
+    }

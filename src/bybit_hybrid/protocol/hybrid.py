@@ -1,0 +1,477 @@
+"""The hybrid stream's whole sans-I/O core: sockets, subscriptions, marks, book and REST needs.
+
+Theory of operation
+===================
+
+`HybridCore` composes the pieces of `protocol/` into the product. It owns one private
+`ConnectionSession` (topic `position`) and one or more public sessions (topics
+`tickers.{SYMBOL}`, spread by `PublicShards` under Bybit's 21,000-character limit), a
+`MarkCache` and a `PositionBook`. It reads no clock and touches no socket; its shell
+(`transport/runner.py`) drives it:
+
+    sockets()                       names of the sockets that should exist now
+    start_connect / on_open /       one socket's lifecycle, as in `ConnectionSession`
+    on_frame / on_close
+    tick(now), next_deadline()      timers (pings, pong timeouts, retries)
+    take_outbox(name), close_requested(name), reconnect_at(name), is_retired(name)
+    take_rest_requests()            REST calls the core wants (positions, tickers)
+    on_positions / on_tickers /     their answers (or failures)
+    on_rest_failed
+    take_events()                   everything that happened, in order
+
+Rules:
+
+- A ticker is subscribed exactly while some position in its symbol is open. Demand is
+  reconciled as a net difference after each input, so a flip (close + open of the same
+  symbol in one push) causes no unsubscribe/subscribe churn.
+- The private stream sends no snapshot (BYBIT_V5.md §6.1): the book is bootstrapped from REST
+  at start and reconciled again each time the private `position` subscription is confirmed,
+  i.e. after every reconnect, so opens and closes missed during an outage are emitted then.
+- A new position without a known mark gets its mark seeded from REST tickers, so it has a
+  price before its first ticker frame.
+- A frame that fails to decode is counted and reported as `BadFrame`; the socket stays up.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Final
+
+from bybit_hybrid.protocol.backoff import Backoff, BackoffPolicy
+from bybit_hybrid.protocol.domain import PositionSnapshot, Socket, Source, TickerUpdate
+from bybit_hybrid.protocol.events import PositionEvent, PositionOpened
+from bybit_hybrid.protocol.marks import MarkCache
+from bybit_hybrid.protocol.positions import PositionBook
+from bybit_hybrid.protocol.session import (
+    ConnectionSession,
+    SessionConfig,
+    SessionEvent,
+    SessionState,
+)
+from bybit_hybrid.protocol.subscriptions import (
+    PUBLIC_ARGS_LIMIT_CHARS,
+    AssignTopic,
+    CloseConnection,
+    OpenConnection,
+    PublicShards,
+    ShardAction,
+    SubscriptionConfig,
+    SubscriptionConfirmed,
+    SubscriptionSet,
+    UnassignTopic,
+    Unsubscribed,
+    private_subscriptions,
+)
+from bybit_hybrid.wire.convert import position_from_ws, ticker_from_wire
+from bybit_hybrid.wire.decode import OtherTopic, PositionMessage, TickerMessage, decode_ws
+from bybit_hybrid.wire.errors import WireDecodeError
+from bybit_hybrid.wire.signing import Credentials
+
+PRIVATE: Final = "private"
+TICKER_PREFIX: Final = "tickers."
+POSITION_TOPIC: Final = "position"
+_CONNECTED: Final = (SessionState.SUBSCRIBING, SessionState.LIVE, SessionState.STALE)
+
+
+def ticker_topic(symbol: str) -> str:
+    return TICKER_PREFIX + symbol
+
+
+@dataclass(frozen=True, slots=True)
+class HybridConfig:
+    session: SessionConfig = field(default_factory=SessionConfig)
+    subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
+    max_args_chars: int = PUBLIC_ARGS_LIMIT_CHARS
+    # REST retries after a failed bootstrap/reconcile/seed call.
+    rest_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+# --- REST requests the core wants, and events it reports besides position events -------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPositions:
+    """Every open position (all settle coins, all pages); `reason` is bootstrap or reconnect."""
+
+    request_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTickers:
+    """Current tickers to seed marks; `symbols` None means all linear symbols."""
+
+    request_id: int
+    symbols: tuple[str, ...] | None
+
+
+RestRequest = FetchPositions | FetchTickers
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame that did not decode or convert; counted, reported, and otherwise ignored."""
+
+    connection: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """A REST position snapshot was merged; `events` says how many position events it caused."""
+
+    reason: str
+    positions: int
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestFailed:
+    request: RestRequest
+    error: str
+    retry_in_s: float
+
+
+CoreEvent = PositionEvent | SessionEvent | BadFrame | Reconciled | RestFailed
+
+
+@dataclass
+class CoreStats:
+    """Counters kept for `get_stats()`; names follow the seed where it had one."""
+
+    position_updates: int = 0
+    ticker_updates: int = 0
+    combined_events: int = 0
+    subscriptions: int = 0
+    unsubscriptions: int = 0
+    reconnections: int = 0
+    bad_frames: Counter[str] = field(default_factory=Counter)
+    ignored_frames: int = 0
+    rest_failures: int = 0
+
+
+class HybridCore:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        config: HybridConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or HybridConfig()
+        self._rng = rng or random.Random()
+        self.marks = MarkCache()
+        self.book = PositionBook()
+        self.stats = CoreStats()
+        self._shards = PublicShards(max_args_chars=self.config.max_args_chars)
+        self._sessions: dict[str, ConnectionSession] = {}
+        self._retiring: set[str] = set()
+        self._opened_once: set[str] = set()
+        self._events: list[CoreEvent] = []
+        self._ticker_refs: dict[str, int] = {}
+        self._rest_queue: list[RestRequest] = []
+        self._rest_in_flight: dict[int, RestRequest] = {}
+        self._rest_retry: list[tuple[float, RestRequest]] = []
+        self._rest_backoff = Backoff(self.config.rest_backoff, self._rng)
+        self._request_serial = 0
+        self._add_session(
+            PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
+        )
+        self._add_public(self._shards.primary)
+        self._want_rest(FetchPositions(self._next_request_id(), "bootstrap"))
+
+    # --- sockets --------------------------------------------------------------------------
+
+    def sockets(self) -> list[str]:
+        return list(self._sessions)
+
+    def kind(self, name: str) -> Socket:
+        return Socket.PRIVATE if name == PRIVATE else Socket.PUBLIC
+
+    def session(self, name: str) -> ConnectionSession:
+        return self._sessions[name]
+
+    def reconnect_at(self, name: str) -> float | None:
+        return self._sessions[name].reconnect_at
+
+    def is_retired(self, name: str) -> bool:
+        """True once a retiring public shard has closed: the shell drops it for good."""
+        return name not in self._sessions
+
+    def take_outbox(self, name: str) -> list[str]:
+        session = self._sessions.get(name)
+        return session.take_outbox() if session is not None else []
+
+    def close_requested(self, name: str) -> str | None:
+        session = self._sessions.get(name)
+        return session.close_requested if session is not None else None
+
+    def start_connect(self, name: str, now: float) -> None:
+        self._collect(self._sessions[name].start_connect(now))
+
+    def on_open(self, name: str, now: float) -> None:
+        if name in self._opened_once:
+            self.stats.reconnections += 1
+        self._opened_once.add(name)
+        self._collect(self._sessions[name].on_open(now))
+
+    def on_close(self, name: str, now: float, reason: str) -> None:
+        session = self._sessions.get(name)
+        if session is None or session.state is SessionState.DISCONNECTED:
+            return
+        self._collect(session.on_close(now, reason))
+        if name in self._retiring:
+            self._retiring.discard(name)
+            del self._sessions[name]
+
+    def on_frame(self, name: str, payload: bytes | str, now: float) -> None:
+        session = self._sessions.get(name)
+        if session is None:
+            return
+        try:
+            message = decode_ws(payload)
+            self._collect(session.on_message(message, now))
+            if isinstance(message, TickerMessage):
+                self._on_ticker(name, message, now)
+            elif isinstance(message, PositionMessage):
+                self._on_positions(name, message, now)
+            elif isinstance(message, OtherTopic):
+                self.stats.ignored_frames += 1
+        except WireDecodeError as exc:
+            self._bad_frame(name, str(exc))
+        self._sync_ticker_demand(now)
+
+    def tick(self, now: float) -> None:
+        for session in list(self._sessions.values()):
+            self._collect(session.tick(now))
+        due = [req for at, req in self._rest_retry if at <= now]
+        if due:
+            self._rest_retry = [(at, req) for at, req in self._rest_retry if at > now]
+            self._rest_queue.extend(due)
+
+    def next_deadline(self) -> float | None:
+        times = [s.next_deadline() for s in self._sessions.values()]
+        times.extend(at for at, _ in self._rest_retry)
+        return min((t for t in times if t is not None), default=None)
+
+    # --- REST -----------------------------------------------------------------------------
+
+    def take_rest_requests(self) -> list[RestRequest]:
+        requests, self._rest_queue = self._rest_queue, []
+        for request in requests:
+            self._rest_in_flight[request.request_id] = request
+        return requests
+
+    def on_positions(
+        self,
+        request_id: int,
+        snapshots: list[PositionSnapshot],
+        *,
+        requested_at: float,
+        response_ts_ms: int | None,
+        now: float,
+    ) -> None:
+        request = self._rest_in_flight.pop(request_id, None)
+        reason = request.reason if isinstance(request, FetchPositions) else "unrequested"
+        self._rest_backoff.reset()
+        events = self.book.reconcile(
+            snapshots,
+            now,
+            complete=True,
+            requested_at=requested_at,
+            response_ts_ms=response_ts_ms,
+        )
+        self._emit_positions(events)
+        opened = [s for s in snapshots if s.is_open]
+        self._events.append(Reconciled(reason, len(opened), len(events)))
+        self._sync_ticker_demand(now)
+
+    def on_tickers(self, request_id: int, updates: list[TickerUpdate], now: float) -> None:
+        self._rest_in_flight.pop(request_id, None)
+        wanted = self.book.open_symbols()
+        for update in updates:
+            if update.symbol not in wanted or update.mark_price is None:
+                continue
+            mark = self.marks.seed(update.symbol, update.mark_price, update.ts_ms, now)
+            if mark is not None:
+                self._apply_mark(
+                    update.symbol, mark, update.ts_ms, None, now=now, source=Source.REST
+                )
+
+    def on_rest_failed(self, request_id: int, error: str, now: float) -> None:
+        request = self._rest_in_flight.pop(request_id, None)
+        if request is None:
+            return
+        self.stats.rest_failures += 1
+        delay_s = self._rest_backoff.next_delay()
+        self._rest_retry.append((now + delay_s, request))
+        self._events.append(RestFailed(request, error, delay_s))
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def take_events(self) -> list[CoreEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def is_connected(self, kind: Socket) -> bool:
+        return any(s.state in _CONNECTED for n, s in self._sessions.items() if self.kind(n) is kind)
+
+    def subscribed_tickers(self) -> int:
+        return sum(
+            1
+            for name, s in self._sessions.items()
+            if name != PRIVATE
+            for topic in s.subscriptions.confirmed
+            if topic.startswith(TICKER_PREFIX)
+        )
+
+    def status(self, now: float) -> dict[str, object]:
+        """A JSON-ready picture of the core for `get_status()`."""
+        sockets = {}
+        for name, s in self._sessions.items():
+            sub = s.subscriptions.status()
+            sockets[name] = {
+                "state": s.state.value,
+                "reconnect_at": s.reconnect_at,
+                "desired": sub.desired,
+                "pending": sub.pending,
+                "confirmed": sub.confirmed,
+                "failed": dict(sub.failed),
+            }
+        positions = []
+        for view in self.book.views():
+            age = self.marks.age_s(view.key.symbol, now)
+            positions.append(
+                {
+                    "symbol": view.key.symbol,
+                    "position_idx": view.key.idx,
+                    "side": view.side.value if view.side else None,
+                    "size": str(view.size),
+                    "mark_price": None if view.mark_price is None else str(view.mark_price),
+                    "mark_age_s": None if age is None else round(age, 3),
+                }
+            )
+        return {
+            "sockets": sockets,
+            "positions": positions,
+            "rest_retries_pending": len(self._rest_retry),
+        }
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _add_session(
+        self, name: str, subscriptions: SubscriptionSet, credentials: Credentials | None
+    ) -> None:
+        self._sessions[name] = ConnectionSession(
+            name,
+            private=credentials is not None,
+            credentials=credentials,
+            config=self.config.session,
+            subscriptions=subscriptions,
+            rng=self._rng,
+        )
+
+    def _add_public(self, name: str) -> None:
+        self._add_session(name, SubscriptionSet(name, self.config.subscriptions), None)
+
+    def _collect(self, events: list[SessionEvent]) -> None:
+        for event in events:
+            if isinstance(event, SubscriptionConfirmed):
+                self.stats.subscriptions += 1
+                if event.connection == PRIVATE and event.topic == POSITION_TOPIC:
+                    # Pushes flow from here on: a snapshot now closes the outage's gap.
+                    self._want_rest(FetchPositions(self._next_request_id(), "reconnect"))
+            elif isinstance(event, Unsubscribed):
+                self.stats.unsubscriptions += 1
+            self._events.append(event)
+
+    def _on_ticker(self, name: str, message: TickerMessage, now: float) -> None:
+        self.stats.ticker_updates += 1
+        update = ticker_from_wire(message)
+        mark = self.marks.apply(update, now)
+        if mark is not None:
+            self._apply_mark(
+                update.symbol, mark, update.ts_ms, update.cs, now=now, source=Source.TICKER
+            )
+
+    def _apply_mark(
+        self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, *, now: float, source: Source
+    ) -> None:
+        events = self.book.apply_mark(symbol, mark, ts_ms=ts_ms, cs=cs, now=now, source=source)
+        self._emit_positions(events)
+
+    def _on_positions(self, name: str, message: PositionMessage, now: float) -> None:
+        for row in message.data:
+            self.stats.position_updates += 1
+            try:
+                snapshot = position_from_ws(row, message.creation_time_ms)
+            except WireDecodeError as exc:
+                # One bad row must not cost the others in the same push.
+                self._bad_frame(name, f"position {row.symbol}/{row.positionIdx}: {exc}")
+                continue
+            self._emit_positions(self.book.apply_position(snapshot, now))
+
+    def _emit_positions(self, events: list[PositionEvent]) -> None:
+        self.stats.combined_events += len(events)
+        self._events.extend(events)
+        for event in events:
+            if isinstance(event, PositionOpened) and self.book.mark(event.key.symbol) is None:
+                self._want_seed(event.key.symbol)
+
+    def _want_seed(self, symbol: str) -> None:
+        for request in (*self._rest_queue, *self._rest_in_flight.values()):
+            if isinstance(request, FetchTickers) and (
+                request.symbols is None or symbol in request.symbols
+            ):
+                return
+        self._want_rest(FetchTickers(self._next_request_id(), (symbol,)))
+
+    def _sync_ticker_demand(self, now: float) -> None:
+        """Acquire/release ticker topics by the net change in open positions per symbol."""
+        wanted = self.book.symbol_refcounts()
+        if wanted == self._ticker_refs:
+            return
+        actions: list[ShardAction] = []
+        for symbol in wanted.keys() | self._ticker_refs.keys():
+            delta = wanted.get(symbol, 0) - self._ticker_refs.get(symbol, 0)
+            topic = ticker_topic(symbol)
+            for _ in range(delta):
+                actions += self._shards.acquire(topic)
+            for _ in range(-delta):
+                actions += self._shards.release(topic)
+        self._ticker_refs = dict(wanted)
+        for action in actions:
+            self._apply_shard_action(action, now)
+
+    def _apply_shard_action(self, action: ShardAction, now: float) -> None:
+        if isinstance(action, OpenConnection):
+            self._add_public(action.name)
+        elif isinstance(action, AssignTopic):
+            self._collect(self._sessions[action.connection].add_topic(action.topic, now))
+        elif isinstance(action, UnassignTopic):
+            self._collect(self._sessions[action.connection].remove_topic(action.topic, now))
+            symbol = action.topic.removeprefix(TICKER_PREFIX)
+            self.marks.drop(symbol)
+            self.book.forget_mark(symbol)
+        elif isinstance(action, CloseConnection):
+            session = self._sessions[action.name]
+            if session.state is SessionState.DISCONNECTED:
+                del self._sessions[action.name]
+            else:
+                self._retiring.add(action.name)
+                self._collect(session.close("shard empty", reconnect=False))
+
+    def _bad_frame(self, name: str, error: str) -> None:
+        self.stats.bad_frames[name] += 1
+        self._events.append(BadFrame(name, error))
+
+    def _want_rest(self, request: RestRequest) -> None:
+        self._rest_queue.append(request)
+
+    def _next_request_id(self) -> int:
+        self._request_serial += 1
+        return self._request_serial

@@ -1,0 +1,350 @@
+"""The live position book: ordered, de-duplicated pushes keyed by (symbol, positionIdx).
+
+Ordering (BYBIT_V5 §6.4), per key: a higher `seq` wins; equal (or unknown) seq falls back to
+`updatedTime`, then to the push's `creationTime` when both rows came from the stream. A row
+that compares equal and changes nothing we care about is one of the pushes Bybit sends on
+every order action (§8.11) and emits nothing.
+
+A one-way flip (Buy → Sell on the same key without a flat push in between) is emitted as a
+close of the old side followed by an open of the new one: consumers key trailing stops and
+position age on a position's life, and a flip starts a new trade with a new entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
+
+from bybit_hybrid.protocol.domain import PositionKey, PositionSnapshot, Source
+from bybit_hybrid.protocol.events import (
+    MarkUpdated,
+    PositionChanged,
+    PositionClosed,
+    PositionEvent,
+    PositionOpened,
+    PositionView,
+    unrealised_pnl,
+)
+
+# Fields whose change is worth an event; everything else in a push (mark, PnL, margins) is
+# either recomputed here or of no interest to consumers.
+WATCHED_FIELDS = frozenset(
+    {
+        "side",
+        "size",
+        "entry_price",
+        "stop_loss",
+        "take_profit",
+        "trailing_stop",
+        "leverage",
+        "position_status",
+        "liq_price",
+    }
+)
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkQuote:
+    """The latest mark the book revalues with, and what it came from."""
+
+    mark_price: Decimal
+    ts_ms: int | None
+    cs: int | None
+    source: Source
+
+
+@dataclass(slots=True)
+class BookStats:
+    """Counters for metrics and `get_stats()`."""
+
+    applied: int = 0
+    stale_dropped: int = 0
+    duplicates_dropped: int = 0
+    flat_ignored: int = 0
+    invalid_dropped: int = 0
+    opens: int = 0
+    changes: int = 0
+    closes: int = 0
+    flips: int = 0
+    mark_updates: int = 0
+    reconciles: int = 0
+    reconcile_closes: int = 0
+    reconcile_closes_skipped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Slot:
+    """Per-key ordering state; outlives a close so a late, older push cannot reopen it.
+
+    `strict` is set by a close inferred from REST (no push of its own): the last applied row
+    is known to be gone, so a row with the same order stamp is stale, not a tie.
+    """
+
+    last: PositionSnapshot
+    received_at: float
+    strict: bool = False
+
+
+@dataclass(slots=True)
+class _Indexes:
+    views: dict[PositionKey, PositionView] = field(default_factory=dict)
+    by_symbol: dict[str, set[PositionKey]] = field(default_factory=dict)
+
+
+class PositionBook:
+    """Open positions keyed by (symbol, positionIdx), valued at the latest known mark."""
+
+    def __init__(self) -> None:
+        self._slots: dict[PositionKey, _Slot] = {}
+        self._open = _Indexes()
+        self._marks: dict[str, MarkQuote] = {}
+        self.stats = BookStats()
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def apply_position(self, snapshot: PositionSnapshot, now: float) -> list[PositionEvent]:
+        """Applies one stream (or REST) row; returns the events it causes, often none."""
+        if snapshot.size > _ZERO and snapshot.side is None:
+            self.stats.invalid_dropped += 1  # a size without a side cannot be valued
+            return []
+        slot = self._slots.get(snapshot.key)
+        order = _compare(snapshot, slot.last) if slot is not None else 1
+        if slot is not None and (order < 0 or (order == 0 and slot.strict)):
+            self.stats.stale_dropped += 1
+            return []
+        previous = self._open.views.get(snapshot.key)
+        changed = _diff(previous, snapshot)
+        self._slots[snapshot.key] = _Slot(snapshot, now)
+        if not changed:
+            if previous is None:
+                self.stats.flat_ignored += 1  # a close (or flat row) for a key not open here
+            else:
+                self.stats.duplicates_dropped += 1
+            return []
+        self.stats.applied += 1
+        return self._transition(previous, snapshot, changed, now)
+
+    def apply_mark(
+        self,
+        symbol: str,
+        mark: Decimal,
+        *,
+        ts_ms: int | None,
+        cs: int | None,
+        now: float,
+        source: Source = Source.TICKER,
+    ) -> list[PositionEvent]:
+        """Records the symbol's mark and revalues its open positions (both hedge sides)."""
+        self._marks[symbol] = MarkQuote(mark, ts_ms, cs, source)
+        events: list[PositionEvent] = []
+        for key in sorted(self._open.by_symbol.get(symbol, ())):
+            view = self._open.views[key]
+            if view.mark_price == mark:
+                continue
+            revalued = replace(
+                view,
+                mark_price=mark,
+                unrealised_pnl=unrealised_pnl(view.side, view.entry_price, mark, view.size),
+                source=source,
+                exchange_ts_ms=ts_ms,
+                cs=cs,
+                received_at=now,
+            )
+            self._open.views[key] = revalued
+            events.append(MarkUpdated(revalued))
+        self.stats.mark_updates += len(events)
+        return events
+
+    def forget_mark(self, symbol: str) -> None:
+        """Drops a symbol's mark when its ticker is unsubscribed, so it cannot go stale here."""
+        self._marks.pop(symbol, None)
+
+    def reconcile(
+        self,
+        snapshots: Iterable[PositionSnapshot],
+        now: float,
+        *,
+        complete: bool = True,
+        requested_at: float | None = None,
+        response_ts_ms: int | None = None,
+    ) -> list[PositionEvent]:
+        """Merges a REST `position/list` answer into the book.
+
+        Rows go through the same ordering as stream pushes, so an older row cannot roll the
+        book back. With `complete` (every settle coin, every page), open positions absent from
+        the answer are closed, except those updated after `requested_at` (when the request was
+        sent): the stream saw them later than the answer could have.
+        """
+        self.stats.reconciles += 1
+        events: list[PositionEvent] = []
+        listed: set[PositionKey] = set()
+        for snapshot in snapshots:
+            listed.add(snapshot.key)
+            if response_ts_ms is None:
+                response_ts_ms = snapshot.exchange_ts_ms
+            events.extend(self.apply_position(snapshot, now))
+        if complete:
+            for key in sorted(self._open.views.keys() - listed):
+                events.extend(self._close_missing(key, now, requested_at, response_ts_ms))
+        return events
+
+    # -- queries --------------------------------------------------------------------------
+
+    def get(self, key: PositionKey) -> PositionView | None:
+        return self._open.views.get(key)
+
+    def views(self) -> list[PositionView]:
+        return [self._open.views[key] for key in sorted(self._open.views)]
+
+    def open_keys(self) -> list[PositionKey]:
+        return sorted(self._open.views)
+
+    def open_symbols(self) -> set[str]:
+        return set(self._open.by_symbol)
+
+    def symbol_refcounts(self) -> dict[str, int]:
+        """Open positions per symbol: the ticker subscription demand."""
+        return {symbol: len(keys) for symbol, keys in self._open.by_symbol.items()}
+
+    def mark(self, symbol: str) -> MarkQuote | None:
+        return self._marks.get(symbol)
+
+    def __len__(self) -> int:
+        return len(self._open.views)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._open.views
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def _transition(
+        self,
+        previous: PositionView | None,
+        snapshot: PositionSnapshot,
+        changed: frozenset[str],
+        now: float,
+    ) -> list[PositionEvent]:
+        if previous is None:
+            return [self._open_position(snapshot, now)]
+        if not snapshot.is_open:
+            status = snapshot.position_status or previous.position_status
+            return [self._close(previous, snapshot, status, now)]
+        if snapshot.side != previous.side:
+            self.stats.flips += 1
+            closed = self._close(previous, snapshot, previous.position_status, now)
+            return [closed, self._open_position(snapshot, now)]
+        view = self._view(snapshot, now)
+        self._open.views[snapshot.key] = view
+        self.stats.changes += 1
+        return [PositionChanged(view, changed)]
+
+    def _open_position(self, snapshot: PositionSnapshot, now: float) -> PositionOpened:
+        view = self._view(snapshot, now)
+        self._open.views[snapshot.key] = view
+        self._open.by_symbol.setdefault(snapshot.key.symbol, set()).add(snapshot.key)
+        self.stats.opens += 1
+        return PositionOpened(view)
+
+    def _close(
+        self, previous: PositionView, cause: PositionSnapshot, status: str, now: float
+    ) -> PositionClosed:
+        """The last open view at size 0: side and entry stay so consumers know what ended."""
+        quote = self._marks.get(previous.key.symbol)
+        closed = replace(
+            previous,
+            size=_ZERO,
+            mark_price=quote.mark_price if quote is not None else cause.mark_price,
+            unrealised_pnl=_ZERO,
+            position_status=status,
+            status="closed",
+            source=cause.source,
+            exchange_ts_ms=cause.exchange_ts_ms,
+            cs=None,
+            seq=_known_seq(cause.seq),
+            received_at=now,
+        )
+        self._remove(previous.key)
+        self.stats.closes += 1
+        return PositionClosed(closed)
+
+    def _close_missing(
+        self, key: PositionKey, now: float, requested_at: float | None, response_ts_ms: int | None
+    ) -> list[PositionEvent]:
+        slot = self._slots[key]
+        if requested_at is not None and slot.received_at >= requested_at:
+            self.stats.reconcile_closes_skipped += 1
+            return []
+        cause = replace(slot.last, source=Source.REST, exchange_ts_ms=response_ts_ms)
+        slot.strict = True
+        self.stats.reconcile_closes += 1
+        previous = self._open.views[key]
+        return [self._close(previous, cause, previous.position_status, now)]
+
+    def _remove(self, key: PositionKey) -> None:
+        del self._open.views[key]
+        keys = self._open.by_symbol[key.symbol]
+        keys.discard(key)
+        if not keys:
+            del self._open.by_symbol[key.symbol]
+
+    def _view(self, snapshot: PositionSnapshot, now: float) -> PositionView:
+        """A push as consumers see it: valued at the ticker mark when known (the push's own
+        `markPrice` is a snapshot from push time and goes stale at once)."""
+        quote = self._marks.get(snapshot.key.symbol)
+        mark = quote.mark_price if quote is not None else snapshot.mark_price
+        return PositionView(
+            key=snapshot.key,
+            side=snapshot.side,
+            size=snapshot.size,
+            entry_price=snapshot.entry_price,
+            mark_price=mark,
+            unrealised_pnl=unrealised_pnl(snapshot.side, snapshot.entry_price, mark, snapshot.size),
+            leverage=snapshot.leverage,
+            position_status=snapshot.position_status,
+            stop_loss=snapshot.stop_loss,
+            take_profit=snapshot.take_profit,
+            trailing_stop=snapshot.trailing_stop,
+            liq_price=snapshot.liq_price,
+            open_time_ms=snapshot.open_time_ms,
+            status="open",
+            source=snapshot.source,
+            exchange_ts_ms=snapshot.exchange_ts_ms,
+            cs=None,
+            seq=_known_seq(snapshot.seq),
+            received_at=now,
+        )
+
+
+def _compare(new: PositionSnapshot, old: PositionSnapshot) -> int:
+    """+1 if `new` is newer, -1 if older, 0 if the stamps cannot tell them apart."""
+    stamps: list[tuple[int | None, int | None]] = [
+        (new.seq, old.seq),
+        (new.updated_time_ms, old.updated_time_ms),
+    ]
+    if new.source is Source.POSITION and old.source is Source.POSITION:
+        # creationTime is the push's own time; a REST row's ts is the response time instead.
+        stamps.append((new.exchange_ts_ms, old.exchange_ts_ms))
+    for mine, theirs in stamps:
+        if mine is not None and theirs is not None and mine != theirs:
+            return 1 if mine > theirs else -1
+    return 0
+
+
+def _diff(previous: PositionView | None, snapshot: PositionSnapshot) -> frozenset[str]:
+    """The watched fields that differ; a flat row against a flat key differs in nothing."""
+    if previous is None:
+        return WATCHED_FIELDS if snapshot.is_open else frozenset()
+    return frozenset(
+        name for name in WATCHED_FIELDS if getattr(previous, name) != getattr(snapshot, name)
+    )
+
+
+def _known_seq(seq: int | None) -> int | None:
+    # -1 means "never traded": no seq to report.
+    return seq if seq is not None and seq >= 0 else None

@@ -1,0 +1,300 @@
+"""`BybitHybridStream`: the seed-compatible facade over the hybrid core and its asyncio shell.
+
+    stream = BybitHybridStream(api_key, api_secret, event_handler=handler, testnet=True)
+    await stream.start()
+    ...
+    await stream.stop()
+
+`event_handler` is awaited as `handler("position_update", {"exchange": "bybit", "data": {...}})`
+with the DESIGN §4 data dict. Opens, changes and closes are delivered in order and never
+dropped; mark updates are conflated per position when the handler is slower than the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bybit_hybrid.protocol.domain import Socket
+from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent, PositionView, to_contract
+from bybit_hybrid.protocol.hybrid import (
+    BadFrame,
+    CoreEvent,
+    HybridConfig,
+    HybridCore,
+    Reconciled,
+    RestFailed,
+)
+from bybit_hybrid.protocol.session import AuthFailed, SocketDead, StateChanged
+from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
+from bybit_hybrid.router.mailbox import Mailbox
+from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.transport.runner import StreamRunner
+from bybit_hybrid.transport.ws import AiohttpWsBackend, WsBackend
+from bybit_hybrid.wire.signing import Credentials
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+CoreListener = Callable[[CoreEvent], None]
+EXCHANGE = "bybit"
+POSITION_UPDATE = "position_update"
+
+
+class BybitHybridStream:
+    """Live Bybit V5 positions from the private + public WebSockets, bootstrapped from REST."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        event_handler: EventHandler | None = None,
+        testnet: bool = False,
+        *,
+        demo: bool = False,
+        base_url: str | None = None,
+        allow_insecure: bool = False,
+        config: HybridConfig | None = None,
+        ws_backend: WsBackend | None = None,
+        http_backend: HttpBackend | None = None,
+        max_active_time_s: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._credentials = Credentials(api_key, api_secret)
+        self._handler = event_handler
+        self.endpoints = Endpoints.select(
+            testnet=testnet, demo=demo, base_url=base_url, allow_insecure=allow_insecure
+        )
+        self._config = config or HybridConfig()
+        self._ws_backend = ws_backend
+        self._http_backend = http_backend
+        self._max_active_time_s = max_active_time_s
+        self._rng = rng
+        self._listeners: list[CoreListener] = []
+        self._mailbox: Mailbox[PositionEvent] = Mailbox()
+        self._core: HybridCore | None = None
+        self._runner: StreamRunner | None = None
+        self._rest: BybitRestClient | None = None
+        self._owned_ws: AiohttpWsBackend | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._started_at: float | None = None
+        self.handler_errors = 0
+        self.handled_events = 0
+
+    def __repr__(self) -> str:
+        creds = self._credentials
+        return f"BybitHybridStream(endpoints={self.endpoints.name!r}, credentials={creds!r})"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connects both sockets and bootstraps the book; returns without waiting for either."""
+        if self._runner is not None:
+            raise RuntimeError("stream is already started")
+        self._rest = BybitRestClient(
+            self.endpoints.rest_url, self._credentials, backend=self._http_backend
+        )
+        await self._sync_clock()
+        self._core = HybridCore(self._credentials, self._config, self._rng)
+        ws_backend = self._ws_backend
+        if ws_backend is None:
+            ws_backend = self._owned_ws = AiohttpWsBackend()
+        self._runner = StreamRunner(
+            self._core,
+            self.endpoints,
+            self._rest,
+            ws_backend,
+            self._on_core_events,
+            clock=self._clock,
+            max_active_time_s=self._max_active_time_s,
+        )
+        self._started_at = self._clock()
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="bybit-hybrid-dispatch")
+        await self._runner.start()
+
+    async def stop(self) -> None:
+        """Stops every task and closes every socket and HTTP session; never raises."""
+        if self._runner is not None:
+            await self._runner.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        if self._owned_ws is not None:
+            await self._owned_ws.aclose()
+        if self._rest is not None:
+            await self._rest.close()
+        self._runner = None
+        self._dispatcher = None
+        self._owned_ws = None
+        self._rest = None
+
+    async def __aenter__(self) -> BybitHybridStream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Waits for the first REST bootstrap to be merged into the book."""
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+
+    def add_listener(self, listener: CoreListener) -> None:
+        """Receives every core event synchronously (position, socket, subscription, REST)."""
+        self._listeners.append(listener)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    @property
+    def core(self) -> HybridCore:
+        if self._core is None:
+            raise RuntimeError("stream is not started")
+        return self._core
+
+    @property
+    def rest(self) -> BybitRestClient:
+        if self._rest is None:
+            raise RuntimeError("stream is not started")
+        return self._rest
+
+    def positions(self) -> list[PositionView]:
+        return [] if self._core is None else self._core.book.views()
+
+    def get_stats(self) -> dict[str, Any]:
+        """The seed's counters, plus a few more."""
+        core = self._core
+        if core is None:
+            return {"running": False}
+        s = core.stats
+        return {
+            "position_updates": s.position_updates,
+            "ticker_updates": s.ticker_updates,
+            "combined_events": s.combined_events,
+            "subscriptions": s.subscriptions,
+            "unsubscriptions": s.unsubscriptions,
+            "reconnections": s.reconnections,
+            "connected_private": core.is_connected(Socket.PRIVATE),
+            "connected_public": core.is_connected(Socket.PUBLIC),
+            "active_positions": len(core.book.open_keys()),
+            "subscribed_tickers": core.subscribed_tickers(),
+            "cached_prices": len(core.marks),
+            "bad_frames": sum(s.bad_frames.values()),
+            "ignored_frames": s.ignored_frames,
+            "rest_failures": s.rest_failures,
+            "handled_events": self.handled_events,
+            "handler_errors": self.handler_errors,
+            "mailbox_backlog": len(self._mailbox),
+            "marks_conflated": self._mailbox.stats.marks_conflated,
+            "running": self._runner is not None,
+        }
+
+    def get_status(self) -> dict[str, Any]:
+        """A JSON-ready picture: endpoints, sockets, subscriptions, positions with mark ages."""
+        status: dict[str, Any] = {
+            "mode": "hybrid",
+            "endpoints": self.endpoints.name,
+            "running": self._runner is not None,
+            "ready": self._ready.is_set(),
+        }
+        if self._core is not None:
+            now = self._clock()
+            status.update(self._core.status(now))
+            status["uptime_s"] = round(now - (self._started_at or now), 3)
+        status["stats"] = self.get_stats()
+        return status
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        """Wall clock corrected by the measured server offset (auth `expires` depends on it)."""
+        offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
+        return time.time() + offset_ms / 1000
+
+    async def _sync_clock(self) -> None:
+        assert self._rest is not None
+        try:
+            await self._rest.sync_clock()
+        except BybitError as exc:
+            log.warning("could not read the server clock, using the local one: %s", exc)
+
+    def _on_core_events(self, events: list[CoreEvent]) -> None:
+        for event in events:
+            if isinstance(event, MarkUpdated):
+                self._mailbox.put_mark(event.key, event)
+            elif isinstance(event, PositionEvent):
+                self._mailbox.put_lifecycle(event.key, event)
+            else:
+                self._log_event(event)
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("listener %s failed", _name_of(listener))
+
+    def _log_event(self, event: CoreEvent) -> None:
+        if isinstance(event, StateChanged):
+            log.info(
+                "%s: %s -> %s (%s)",
+                event.connection,
+                event.old.value,
+                event.new.value,
+                event.reason,
+            )
+        elif isinstance(event, AuthFailed):
+            log.error("%s: auth rejected by Bybit: %s", event.connection, event.ret_msg)
+        elif isinstance(event, SocketDead):
+            log.warning("%s: socket declared dead: %s", event.connection, event.reason)
+        elif isinstance(event, SubscriptionFailed):
+            log.warning(
+                "%s: subscribe %s failed: %s%s",
+                event.connection,
+                event.topic,
+                event.reason,
+                " (giving up)" if event.gave_up else "",
+            )
+        elif isinstance(event, BadFrame):
+            log.warning("%s: bad frame ignored: %s", event.connection, event.error)
+        elif isinstance(event, RestFailed):
+            log.warning(
+                "rest %s failed, retry in %.1fs: %s",
+                type(event.request).__name__,
+                event.retry_in_s,
+                event.error,
+            )
+        elif isinstance(event, Reconciled):
+            log.info(
+                "reconciled from rest (%s): %d open, %d events",
+                event.reason,
+                event.positions,
+                event.events,
+            )
+            self._ready.set()
+
+    async def _dispatch(self) -> None:
+        while True:
+            event = await self._mailbox.get()
+            if self._handler is None:
+                continue
+            payload = {"exchange": EXCHANGE, "data": to_contract(event.view)}
+            try:
+                await self._handler(POSITION_UPDATE, payload)
+                self.handled_events += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.handler_errors += 1
+                log.exception("event handler %s failed", _name_of(self._handler))
+
+
+def _name_of(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__

@@ -1,0 +1,254 @@
+"""The asyncio shell around `HybridCore`: sockets in, outboxes out, timers, REST calls.
+
+It makes no business decisions. Every input is handed to the core with the wall-clock time,
+then `_pump` carries out whatever the core asked for: frames to send, sockets to close, REST
+calls to make, events to deliver, and the next deadline to sleep until.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+from bybit_hybrid.protocol.domain import Socket, TickerUpdate
+from bybit_hybrid.protocol.hybrid import (
+    PRIVATE,
+    CoreEvent,
+    FetchPositions,
+    FetchTickers,
+    HybridCore,
+    RestRequest,
+)
+from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.transport.errors import BybitError, TransportError
+from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.transport.ws import ConnectionClosedError, WsBackend, WsConnection
+
+log = logging.getLogger(__name__)
+
+# Above this many symbols to seed, one call for all linear tickers is cheaper than one each.
+_SEED_ONE_BY_ONE_MAX: Final = 3
+
+
+class StreamRunner:
+    """Runs one `HybridCore` against real (or injected) sockets and a REST client."""
+
+    def __init__(
+        self,
+        core: HybridCore,
+        endpoints: Endpoints,
+        rest: BybitRestClient,
+        ws_backend: WsBackend,
+        on_events: Callable[[list[CoreEvent]], None],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_active_time_s: int | None = None,
+    ) -> None:
+        self.core = core
+        self._endpoints = endpoints
+        self._rest = rest
+        self._ws = ws_backend
+        self._on_events = on_events
+        self._clock = clock
+        self._max_active_time_s = max_active_time_s
+        self._conns: dict[str, WsConnection] = {}
+        self._send_queues: dict[str, asyncio.Queue[str]] = {}
+        self._socket_tasks: dict[str, asyncio.Task[None]] = {}
+        self._aux_tasks: set[asyncio.Task[None]] = set()
+        self._closing: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._timer = asyncio.create_task(self._timer_loop(), name="bybit-hybrid-timer")
+        self._pump()
+
+    async def stop(self) -> None:
+        """Cancels every task and closes every socket; safe to call twice."""
+        self._stopping = True
+        tasks = [*self._socket_tasks.values(), *self._aux_tasks]
+        if self._timer is not None:
+            tasks.append(self._timer)
+        for task in tasks:
+            task.cancel()
+        for conn in list(self._conns.values()):
+            with contextlib.suppress(Exception):
+                await conn.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._conns.clear()
+        self._socket_tasks.clear()
+        self._aux_tasks.clear()
+
+    # --- the pump: carry out the core's outputs ------------------------------------------
+
+    def _pump(self) -> None:
+        if self._stopping:
+            return
+        core = self.core
+        for name in core.sockets():
+            if name not in self._socket_tasks:
+                self._socket_tasks[name] = asyncio.create_task(
+                    self._socket_loop(name), name=f"bybit-hybrid-{name}"
+                )
+        for name in list(self._conns):
+            for frame in core.take_outbox(name):
+                self._send_queues[name].put_nowait(frame)
+            reason = core.close_requested(name)
+            if reason is not None and name not in self._closing:
+                self._closing[name] = reason
+                self._spawn(self._conns[name].close())
+        for request in core.take_rest_requests():
+            self._spawn(self._run_rest(request))
+        events = core.take_events()
+        if events:
+            self._on_events(events)
+        self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._aux_tasks.add(task)
+        task.add_done_callback(self._aux_tasks.discard)
+
+    # --- timers ----------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.core.next_deadline()
+            timeout_s = None if deadline is None else max(0.0, deadline - self._clock())
+            self._wake.clear()
+            if timeout_s is None or timeout_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout_s)
+            now = self._clock()
+            deadline = self.core.next_deadline()
+            if deadline is not None and now >= deadline:
+                self.core.tick(now)
+                self._pump()
+
+    # --- sockets ------------------------------------------------------------------------
+
+    def _url(self, name: str) -> str:
+        if self.core.kind(name) is Socket.PUBLIC:
+            return self._endpoints.public_ws_url
+        url = self._endpoints.private_ws_url
+        if self._max_active_time_s is not None:
+            url += f"?max_active_time={self._max_active_time_s}s"
+        return url
+
+    async def _socket_loop(self, name: str) -> None:
+        try:
+            while not self._stopping and not self.core.is_retired(name):
+                await self._wait_for_reconnect(name)
+                if self.core.is_retired(name):
+                    break
+                await self._connect_once(name)
+        finally:
+            self._socket_tasks.pop(name, None)
+
+    async def _wait_for_reconnect(self, name: str) -> None:
+        at = self.core.reconnect_at(name)
+        if at is not None:
+            await asyncio.sleep(max(0.0, at - self._clock()))
+
+    async def _connect_once(self, name: str) -> None:
+        core = self.core
+        core.start_connect(name, self._clock())
+        self._pump()
+        timeout_s = core.config.session.connect_timeout_s
+        try:
+            conn = await self._ws.connect(self._url(name), timeout_s=timeout_s)
+        except TransportError as exc:
+            log.warning("%s: %s", name, exc)
+            core.on_close(name, self._clock(), f"connect failed: {exc.reason}")
+            self._pump()
+            return
+        if core.close_requested(name) is not None:  # the connect deadline passed meanwhile
+            await conn.close()
+            core.on_close(name, self._clock(), core.close_requested(name) or "closed")
+            self._pump()
+            return
+        await self._serve(name, conn)
+
+    async def _serve(self, name: str, conn: WsConnection) -> None:
+        core = self.core
+        self._conns[name] = conn
+        self._send_queues[name] = asyncio.Queue()
+        writer = asyncio.create_task(self._writer(name, conn), name=f"bybit-hybrid-{name}-tx")
+        core.on_open(name, self._clock())
+        self._pump()
+        reason = "closed"
+        try:
+            while True:
+                payload = await conn.receive()
+                core.on_frame(name, payload, self._clock())
+                self._pump()
+        except ConnectionClosedError as exc:
+            reason = exc.reason
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            self._conns.pop(name, None)
+            self._send_queues.pop(name, None)
+            reason = self._closing.pop(name, reason)
+        if not self._stopping:
+            log.info("%s: socket closed: %s", name, reason)
+            core.on_close(name, self._clock(), reason)
+            self._pump()
+
+    async def _writer(self, name: str, conn: WsConnection) -> None:
+        queue = self._send_queues[name]
+        while True:
+            frame = await queue.get()
+            try:
+                await conn.send_str(frame)
+            except ConnectionClosedError:
+                return  # the reader sees the close and reports it
+
+    # --- REST -------------------------------------------------------------------------------
+
+    async def _run_rest(self, request: RestRequest) -> None:
+        requested_at = self._clock()
+        try:
+            if isinstance(request, FetchPositions):
+                page = await self._rest.get_positions()
+                self.core.on_positions(
+                    request.request_id,
+                    page.positions,
+                    requested_at=requested_at,
+                    response_ts_ms=page.response_time_ms,
+                    now=self._clock(),
+                )
+            else:
+                self.core.on_tickers(
+                    request.request_id, await self._fetch_tickers(request), self._clock()
+                )
+        except BybitError as exc:
+            log.warning("rest %s failed: %s", type(request).__name__, exc)
+            self.core.on_rest_failed(request.request_id, str(exc), self._clock())
+        self._pump()
+
+    async def _fetch_tickers(self, request: FetchTickers) -> list[TickerUpdate]:
+        symbols = request.symbols
+        if symbols is None or len(symbols) > _SEED_ONE_BY_ONE_MAX:
+            return await self._rest.get_tickers()
+        updates: list[TickerUpdate] = []
+        for symbol in symbols:
+            updates.extend(await self._rest.get_tickers(symbol))
+        return updates
+
+    # --- introspection ----------------------------------------------------------------------
+
+    def open_sockets(self) -> list[str]:
+        return list(self._conns)
+
+    @property
+    def private_name(self) -> str:
+        return PRIVATE
