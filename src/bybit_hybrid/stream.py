@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -47,6 +48,8 @@ EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 CoreListener = Callable[[CoreEvent], None]
 EXCHANGE = "bybit"
 POSITION_UPDATE = "position_update"
+# Bybit's accepted range for the private stream's `max_active_time` (BYBIT_V5.md §1.2).
+MAX_ACTIVE_TIME_RANGE_S = (30, 600)
 
 
 class BybitHybridStream:
@@ -74,6 +77,8 @@ class BybitHybridStream:
             testnet=testnet, demo=demo, base_url=base_url, allow_insecure=allow_insecure
         )
         self._config = config or HybridConfig()
+        if max_active_time_s is not None:
+            self._config = _with_max_active_time(self._config, max_active_time_s)
         self._ws_backend = ws_backend
         self._http_backend = http_backend
         self._max_active_time_s = max_active_time_s
@@ -104,6 +109,10 @@ class BybitHybridStream:
             self.endpoints.rest_url, self._credentials, backend=self._http_backend
         )
         await self._sync_clock()
+        # A restart begins a new book: not ready until it is bootstrapped again, and events
+        # the previous run never delivered belong to the old book.
+        self._ready.clear()
+        self._mailbox = Mailbox()
         self._core = HybridCore(self._credentials, self._config, self._rng)
         ws_backend = self._ws_backend
         if ws_backend is None:
@@ -294,6 +303,15 @@ class BybitHybridStream:
             except Exception:
                 self.handler_errors += 1
                 log.exception("event handler %s failed", _name_of(self._handler))
+
+
+def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:
+    """Checks the private URL's `max_active_time` (30..600 s, BYBIT_V5.md §1.2) and records it
+    in the session config, whose own validation then insists that the pings beat it."""
+    if not MAX_ACTIVE_TIME_RANGE_S[0] <= seconds <= MAX_ACTIVE_TIME_RANGE_S[1]:
+        raise ValueError(f"max_active_time_s must be within 30..600, got {seconds}")
+    session = dataclasses.replace(config.session, max_active_time_s=float(seconds))
+    return dataclasses.replace(config, session=session)
 
 
 def _name_of(fn: object) -> str:

@@ -130,9 +130,13 @@ class Reconciled:
 
 @dataclass(frozen=True, slots=True)
 class RestFailed:
+    """A REST call failed; it is retried after `retry_in_s`. `permanent` marks failures that
+    retrying cannot fix (rejected keys), so a shell may stop instead of waiting."""
+
     request: RestRequest
     error: str
     retry_in_s: float
+    permanent: bool = False
 
 
 CoreEvent = PositionEvent | SessionEvent | BadFrame | Reconciled | RestFailed
@@ -302,14 +306,16 @@ class HybridCore:
                     update.symbol, mark, update.ts_ms, None, now=now, source=Source.REST
                 )
 
-    def on_rest_failed(self, request_id: int, error: str, now: float) -> None:
+    def on_rest_failed(
+        self, request_id: int, error: str, now: float, *, permanent: bool = False
+    ) -> None:
         request = self._rest_in_flight.pop(request_id, None)
         if request is None:
             return
         self.stats.rest_failures += 1
         delay_s = self._rest_backoff.next_delay()
         self._rest_retry.append((now + delay_s, request))
-        self._events.append(RestFailed(request, error, delay_s))
+        self._events.append(RestFailed(request, error, delay_s, permanent))
 
     # --- outputs ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from bybit_hybrid.protocol.hybrid import (
     RestRequest,
 )
 from bybit_hybrid.transport.endpoints import Endpoints
-from bybit_hybrid.transport.errors import BybitError, TransportError
+from bybit_hybrid.transport.errors import AuthError, BybitError, TransportError
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.ws import ConnectionClosedError, WsBackend, WsConnection
 
@@ -119,13 +119,16 @@ class StreamRunner:
     # --- timers ----------------------------------------------------------------------------
 
     async def _timer_loop(self) -> None:
-        while True:
+        while not self._stopping:
             deadline = self.core.next_deadline()
             timeout_s = None if deadline is None else max(0.0, deadline - self._clock())
             self._wake.clear()
             if timeout_s is None or timeout_s > 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # races the wake-up, and this loop would then never end.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout_s)
+                    async with asyncio.timeout(timeout_s):
+                        await self._wake.wait()
             now = self._clock()
             deadline = self.core.next_deadline()
             if deadline is not None and now >= deadline:
@@ -231,8 +234,9 @@ class StreamRunner:
                     request.request_id, await self._fetch_tickers(request), self._clock()
                 )
         except BybitError as exc:
-            log.warning("rest %s failed: %s", type(request).__name__, exc)
-            self.core.on_rest_failed(request.request_id, str(exc), self._clock())
+            self.core.on_rest_failed(
+                request.request_id, str(exc), self._clock(), permanent=isinstance(exc, AuthError)
+            )
         self._pump()
 
     async def _fetch_tickers(self, request: FetchTickers) -> list[TickerUpdate]:

@@ -80,15 +80,14 @@ class AiohttpWsBackend:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
-            ws = await asyncio.wait_for(
-                self._session.ws_connect(
+            # asyncio.timeout, not wait_for, which can swallow a racing cancel on 3.11.
+            async with asyncio.timeout(timeout_s):
+                ws = await self._session.ws_connect(
                     url,
                     autoping=True,  # answer RFC 6455 pings from the server
                     heartbeat=None,  # the core sends Bybit's JSON ping itself
                     max_msg_size=MAX_FRAME_BYTES,
-                ),
-                timeout_s,
-            )
+                )
         except TimeoutError:
             raise TransportError(url, f"connect timed out after {timeout_s:.1f}s") from None
         except aiohttp.WSServerHandshakeError as exc:

@@ -6,7 +6,7 @@ import argparse
 from types import ModuleType
 from typing import Protocol, cast
 
-from bybit_hybrid.service.commands import sim
+from bybit_hybrid.service.commands import sim, stream
 
 
 class Command(Protocol):
@@ -23,4 +23,5 @@ def _as_command(module: ModuleType) -> Command:
 
 COMMANDS: dict[str, Command] = {
     "sim": _as_command(sim),
+    "stream": _as_command(stream),
 }

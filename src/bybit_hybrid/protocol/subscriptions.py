@@ -1,0 +1,518 @@
+"""Topic bookkeeping per socket (desired, pending, confirmed, failed) and public-socket sharding.
+
+A `SubscriptionSet` reconciles what the product wants (`desired`) with what the server has
+acknowledged. Every topic it tracks is in exactly one `TopicState`, so a topic can never be both
+pending and confirmed. `take_frames(now)` turns the difference into subscribe/unsubscribe frames;
+`on_reply` and `tick` fold the server's answers (and silences) back in. Bybit quirks handled:
+
+- one bad topic fails the whole frame (§4.2, §8.7): the topic named in the error is retried alone,
+  after a growing delay, the innocent rest at once; an unnamed failure halves the batch size;
+- `error:already subscribed,topic:X` means X is live: confirmed, never fatal (§8.7);
+- private replies carry no `req_id` (F06): they are matched to the oldest request of that op;
+- `position` and `position.linear` never share a request (§4.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from bybit_hybrid.wire.decode import OpReply
+from bybit_hybrid.wire.frames import subscribe_frame, unsubscribe_frame
+
+PRIVATE_TOPIC: Final = "position"
+"""The private socket's one topic: all-in-one `position` (BYBIT_V5.md §6.1)."""
+
+PUBLIC_ARGS_LIMIT_CHARS: Final = 21_000
+"""Bybit's cap on the total length of all `args` on one public connection (§4.3)."""
+
+_ALREADY_SUBSCRIBED: Final = "already subscribed"
+_SUBSCRIBE: Final = "subscribe"
+_UNSUBSCRIBE: Final = "unsubscribe"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionConfig:
+    """Batching and retry policy; `retry_*` grows per failed attempt of one topic."""
+
+    max_topics_per_frame: int = 10
+    max_attempts: int = 3
+    retry_delay_s: float = 1.0
+    retry_max_delay_s: float = 30.0
+    ack_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_topics_per_frame < 1:
+            raise ValueError(f"max_topics_per_frame must be >= 1, got {self.max_topics_per_frame}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.retry_delay_s < 0 or self.retry_max_delay_s < self.retry_delay_s:
+            raise ValueError("need 0 <= retry_delay_s <= retry_max_delay_s")
+        if self.ack_timeout_s <= 0:
+            raise ValueError(f"ack_timeout_s must be > 0, got {self.ack_timeout_s}")
+
+    def retry_delay_after(self, attempts: int) -> float:
+        """Delay before attempt `attempts + 1`: retry_delay_s doubling, capped."""
+        growth = 2.0 ** min(attempts - 1, 32)
+        return min(self.retry_max_delay_s, self.retry_delay_s * growth)
+
+
+class TopicState(Enum):
+    """Where one tracked topic stands with the server on the current connection."""
+
+    IDLE = "idle"  # not on the server; if desired, sent when its retry time has come
+    SUBSCRIBING = "subscribing"  # subscribe sent, no reply yet
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBING = "unsubscribing"  # still live on the server until the ack
+    FAILED = "failed"  # gave up on this connection; retried after the next reconnect
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionConfirmed:
+    connection: str
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFailed:
+    """A rejected (or unanswered) subscribe; `gave_up` once `max_attempts` are spent."""
+
+    connection: str
+    topic: str
+    reason: str
+    gave_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """The server dropped a topic; `reason` is empty for a clean ack, else what went wrong."""
+
+    connection: str
+    topic: str
+    reason: str = ""
+
+
+SubscriptionEvent = SubscriptionConfirmed | SubscriptionFailed | Unsubscribed
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStatus:
+    desired: int
+    pending: int
+    confirmed: int
+    failed: dict[str, str]
+
+
+class _Topic:
+    """Mutable per-topic record; `batch_cap` shrinks when frames holding it fail."""
+
+    __slots__ = ("attempts", "batch_cap", "reason", "retry_at", "state")
+
+    def __init__(self, batch_cap: int) -> None:
+        self.state = TopicState.IDLE
+        self.attempts = 0
+        self.retry_at = 0.0
+        self.batch_cap = batch_cap
+        self.reason = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    req_id: str
+    op: str
+    topics: tuple[str, ...]
+    sent_at: float
+
+
+class SubscriptionSet:
+    """One connection's topics. Req ids are `"{name}-{n}"`, deterministic and never reused."""
+
+    def __init__(self, name: str, config: SubscriptionConfig | None = None) -> None:
+        self.name = name
+        self.config = config or SubscriptionConfig()
+        self._desired: dict[str, None] = {}  # an ordered set: frames follow insertion order
+        self._topics: dict[str, _Topic] = {}
+        self._requests: dict[str, _Request] = {}
+        self._next_req = 1
+
+    # --- what the product wants -------------------------------------------------------------
+
+    def add(self, topic: str) -> None:
+        if not topic:
+            raise ValueError("topic must be non-empty")
+        self._desired.setdefault(topic, None)
+        self._topics.setdefault(topic, _Topic(self.config.max_topics_per_frame))
+
+    def discard(self, topic: str) -> None:
+        """Stop wanting `topic`; a confirmed one is unsubscribed by the next `take_frames`."""
+        self._desired.pop(topic, None)
+        self._forget_if_unused(topic)
+
+    def set_desired(self, topics: Iterable[str]) -> None:
+        wanted = dict.fromkeys(topics)
+        for topic in [t for t in self._desired if t not in wanted]:
+            self.discard(topic)
+        for topic in wanted:
+            self.add(topic)
+
+    # --- views --------------------------------------------------------------------------------
+
+    @property
+    def desired(self) -> frozenset[str]:
+        return frozenset(self._desired)
+
+    @property
+    def confirmed(self) -> frozenset[str]:
+        """Topics live on the server, including ones whose unsubscribe is not yet acked."""
+        live = (TopicState.CONFIRMED, TopicState.UNSUBSCRIBING)
+        return frozenset(t for t, rec in self._topics.items() if rec.state in live)
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """Topics whose subscribe is in flight."""
+        return self._in(TopicState.SUBSCRIBING)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Given-up topics and the last reason the server (or its silence) gave."""
+        return {t: rec.reason for t, rec in self._topics.items() if rec.state is TopicState.FAILED}
+
+    def state_of(self, topic: str) -> TopicState | None:
+        rec = self._topics.get(topic)
+        return rec.state if rec else None
+
+    def status(self) -> SubscriptionStatus:
+        return SubscriptionStatus(
+            desired=len(self._desired),
+            pending=len(self.pending),
+            confirmed=len(self._in(TopicState.CONFIRMED) & self.desired),
+            failed=self.failed,
+        )
+
+    def has_requests_in_flight(self) -> bool:
+        return bool(self._requests)
+
+    def next_deadline(self) -> float | None:
+        """When `tick` (ack timeout) or `take_frames` (a retry coming due) has work."""
+        times = [req.sent_at + self.config.ack_timeout_s for req in self._requests.values()]
+        times += [rec.retry_at for rec in self._waiting()]
+        return min(times, default=None)
+
+    # --- frames out ---------------------------------------------------------------------------
+
+    def take_frames(self, now: float) -> list[str]:
+        """Frames that bring the server in line with `desired`; call only on an open socket."""
+        stale = [t for t, rec in self._topics.items() if rec.state is TopicState.CONFIRMED]
+        stale = [t for t in stale if t not in self._desired]
+        ready = [t for t in self._desired if self._is_ready(t, now)]
+        frames = [self._send(_UNSUBSCRIBE, batch, now) for batch in self._batches(stale)]
+        frames += [self._send(_SUBSCRIBE, batch, now) for batch in self._batches(ready)]
+        return frames
+
+    def _send(self, op: str, topics: list[str], now: float) -> str:
+        req_id = f"{self.name}-{self._next_req}"
+        self._next_req += 1
+        self._requests[req_id] = _Request(req_id, op, tuple(topics), now)
+        moving = TopicState.SUBSCRIBING if op == _SUBSCRIBE else TopicState.UNSUBSCRIBING
+        for topic in topics:
+            self._topics[topic].state = moving
+        build = subscribe_frame if op == _SUBSCRIBE else unsubscribe_frame
+        return build(topics, req_id)
+
+    def _batches(self, topics: list[str]) -> list[list[str]]:
+        """First-fit batching that honours each topic's cap and the position/position.x rule."""
+        batches: list[list[str]] = []
+        for topic in topics:
+            home = next((b for b in batches if self._fits(b, topic)), None)
+            if home is None:
+                batches.append([topic])
+            else:
+                home.append(topic)
+        return batches
+
+    def _fits(self, batch: list[str], topic: str) -> bool:
+        cap = min(self._topics[t].batch_cap for t in [*batch, topic])
+        return len(batch) < cap and not any(_must_split(topic, other) for other in batch)
+
+    # --- replies in ---------------------------------------------------------------------------
+
+    def on_reply(self, reply: OpReply, now: float) -> list[SubscriptionEvent]:
+        """Folds in a subscribe/unsubscribe reply; other ops and unknown req ids are ignored."""
+        request = self._match(reply)
+        if request is None:
+            return []
+        del self._requests[request.req_id]
+        if request.op == _UNSUBSCRIBE:
+            reason = "" if reply.success else reply.ret_msg
+            return self._unsubscribed(request.topics, reason)
+        if reply.success:
+            return self._confirm(request.topics)
+        return self._subscribe_failed(request, reply.ret_msg, now)
+
+    def _match(self, reply: OpReply) -> _Request | None:
+        if reply.op not in (_SUBSCRIBE, _UNSUBSCRIBE):
+            return None
+        if reply.req_id:
+            request = self._requests.get(reply.req_id)
+            return request if request is not None and request.op == reply.op else None
+        # No req_id echoed (private stream): Bybit answers one socket's requests in order.
+        return next((r for r in self._requests.values() if r.op == reply.op), None)
+
+    def _confirm(self, topics: Iterable[str]) -> list[SubscriptionEvent]:
+        events: list[SubscriptionEvent] = []
+        for topic in topics:
+            rec = self._topics[topic]
+            rec.state, rec.attempts, rec.reason = TopicState.CONFIRMED, 0, ""
+            rec.batch_cap = self.config.max_topics_per_frame
+            if topic in self._desired:
+                events.append(SubscriptionConfirmed(self.name, topic))
+        return events
+
+    def _subscribe_failed(
+        self, request: _Request, reason: str, now: float
+    ) -> list[SubscriptionEvent]:
+        named = _named_topic(reason)
+        topics = request.topics
+        if named in topics and _ALREADY_SUBSCRIBED in reason:
+            # Harmless: X is live. The rest of the frame is re-sent; a repeat is harmless too.
+            self._release([t for t in topics if t != named])
+            return self._confirm([named])
+        if named in topics:
+            self._release([t for t in topics if t != named])
+            return self._charge(named, reason, now, batch_cap=1)
+        if len(topics) == 1:
+            return self._charge(topics[0], reason, now, batch_cap=1)
+        # Nobody named: bisect, so a bad topic ends up alone and gets charged there.
+        self._release(topics, batch_cap=max(1, len(topics) // 2))
+        return []
+
+    def _release(self, topics: Iterable[str], batch_cap: int | None = None) -> None:
+        """Back to IDLE without charging an attempt: these topics were not at fault."""
+        for topic in topics:
+            rec = self._topics[topic]
+            rec.state = TopicState.IDLE
+            if batch_cap is not None:
+                rec.batch_cap = min(rec.batch_cap, batch_cap)
+            self._forget_if_unused(topic)
+
+    def _charge(
+        self, topic: str, reason: str, now: float, batch_cap: int
+    ) -> list[SubscriptionEvent]:
+        rec = self._topics[topic]
+        if topic not in self._desired:
+            self._release([topic])
+            return []
+        rec.attempts += 1
+        rec.reason = reason
+        rec.batch_cap = batch_cap
+        gave_up = rec.attempts >= self.config.max_attempts
+        if gave_up:
+            rec.state = TopicState.FAILED
+        else:
+            rec.state = TopicState.IDLE
+            rec.retry_at = now + self.config.retry_delay_after(rec.attempts)
+        return [SubscriptionFailed(self.name, topic, reason, gave_up)]
+
+    def _unsubscribed(self, topics: Iterable[str], reason: str) -> list[SubscriptionEvent]:
+        # A failed unsubscribe is dropped too: at worst an unwanted topic keeps pushing data.
+        events: list[SubscriptionEvent] = []
+        for topic in topics:
+            self._topics[topic].state = TopicState.IDLE
+            self._forget_if_unused(topic)
+            events.append(Unsubscribed(self.name, topic, reason))
+        return events
+
+    # --- time and reconnects ------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[SubscriptionEvent]:
+        """Treats requests unanswered for `ack_timeout_s` as failed (unnamed failures)."""
+        timeout_s = self.config.ack_timeout_s
+        overdue = [r for r in self._requests.values() if now >= r.sent_at + timeout_s]
+        events: list[SubscriptionEvent] = []
+        for request in overdue:
+            del self._requests[request.req_id]
+            reason = f"no reply within {timeout_s:g} s"
+            if request.op == _UNSUBSCRIBE:
+                events += self._unsubscribed(request.topics, reason)
+            else:
+                events += self._subscribe_failed(request, reason, now)
+        return events
+
+    def on_disconnect(self) -> None:
+        """The socket is gone: every desired topic (failed ones included) is restored later."""
+        self._requests.clear()
+        for topic in list(self._topics):
+            rec = self._topics[topic]
+            rec.state, rec.attempts, rec.retry_at = TopicState.IDLE, 0, 0.0
+            rec.batch_cap = self.config.max_topics_per_frame
+            self._forget_if_unused(topic)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _in(self, state: TopicState) -> frozenset[str]:
+        return frozenset(t for t, rec in self._topics.items() if rec.state is state)
+
+    def _is_ready(self, topic: str, now: float) -> bool:
+        rec = self._topics[topic]
+        return rec.state is TopicState.IDLE and rec.retry_at <= now
+
+    def _waiting(self) -> Iterator[_Topic]:
+        for topic in self._desired:
+            rec = self._topics[topic]
+            if rec.state is TopicState.IDLE:
+                yield rec
+
+    def _forget_if_unused(self, topic: str) -> None:
+        rec = self._topics.get(topic)
+        if rec is None or topic in self._desired:
+            return
+        if rec.state in (TopicState.IDLE, TopicState.FAILED):
+            del self._topics[topic]
+
+
+def private_subscriptions(
+    name: str = "private", config: SubscriptionConfig | None = None
+) -> SubscriptionSet:
+    """The private socket's set: just the all-in-one `position` topic."""
+    subscriptions = SubscriptionSet(name, config)
+    subscriptions.add(PRIVATE_TOPIC)
+    return subscriptions
+
+
+def _named_topic(ret_msg: str) -> str | None:
+    """`error:handler not found,topic:X` → X (Bybit names the offending topic last)."""
+    _, found, topic = ret_msg.partition("topic:")
+    return (topic.strip() or None) if found else None
+
+
+def _must_split(a: str, b: str) -> bool:
+    """All-in-one (`position`) and categorised (`position.linear`) topics can't share a frame."""
+    return a.partition(".")[0] == b.partition(".")[0] and ("." in a) != ("." in b)
+
+
+# --- public sharding ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConnection:
+    """Open a new public connection under this name (its SubscriptionSet starts empty)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """This extra public connection holds no topic any more: close it for good."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssignTopic:
+    connection: str
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnassignTopic:
+    connection: str
+    topic: str
+
+
+ShardAction = OpenConnection | CloseConnection | AssignTopic | UnassignTopic
+
+
+class PublicShards:
+    """Ref-counted public topics spread over connections so each stays under the args limit.
+
+    A topic is wanted while its count is ≥ 1 (e.g. one per open position: hedge mode gives two
+    for one ticker). It goes to the lowest-numbered connection with room and stays there while
+    wanted, so assignment is stable and deterministic. `{prefix}-1` always exists; extra
+    connections are announced by `OpenConnection` and retired by `CloseConnection` when empty.
+    The size of a connection is the sum of its topics' lengths, as the limit is worded (§4.3).
+    """
+
+    def __init__(
+        self, *, prefix: str = "public", max_args_chars: int = PUBLIC_ARGS_LIMIT_CHARS
+    ) -> None:
+        if max_args_chars < 1:
+            raise ValueError(f"max_args_chars must be >= 1, got {max_args_chars}")
+        self.prefix = prefix
+        self.max_args_chars = max_args_chars
+        self._refs: dict[str, int] = {}
+        self._home: dict[str, int] = {}  # topic -> shard number
+        self._shards: dict[int, dict[str, None]] = {1: {}}
+
+    @property
+    def primary(self) -> str:
+        return self._name(1)
+
+    @property
+    def connections(self) -> tuple[str, ...]:
+        return tuple(self._name(n) for n in sorted(self._shards))
+
+    def refcount(self, topic: str) -> int:
+        return self._refs.get(topic, 0)
+
+    def connection_of(self, topic: str) -> str | None:
+        number = self._home.get(topic)
+        return None if number is None else self._name(number)
+
+    def topics_of(self, connection: str) -> tuple[str, ...]:
+        return tuple(self._shards[self._number(connection)])
+
+    def args_chars(self, connection: str) -> int:
+        return sum(len(t) for t in self._shards[self._number(connection)])
+
+    def acquire(self, topic: str) -> list[ShardAction]:
+        """One more reason to want `topic`; actions only when it becomes wanted."""
+        if len(topic) > self.max_args_chars:
+            raise ValueError(f"topic {topic!r} is longer than max_args_chars")
+        self._refs[topic] = self._refs.get(topic, 0) + 1
+        if self._refs[topic] > 1:
+            return []
+        actions: list[ShardAction] = []
+        number = self._room_for(topic)
+        if number not in self._shards:
+            self._shards[number] = {}
+            actions.append(OpenConnection(self._name(number)))
+        self._shards[number][topic] = None
+        self._home[topic] = number
+        actions.append(AssignTopic(self._name(number), topic))
+        return actions
+
+    def release(self, topic: str) -> list[ShardAction]:
+        """One reason fewer; actions only when nothing wants `topic` any more."""
+        count = self._refs.get(topic, 0)
+        if count == 0:
+            raise ValueError(f"topic {topic!r} released more often than acquired")
+        if count > 1:
+            self._refs[topic] = count - 1
+            return []
+        del self._refs[topic]
+        number = self._home.pop(topic)
+        del self._shards[number][topic]
+        actions: list[ShardAction] = [UnassignTopic(self._name(number), topic)]
+        if number != 1 and not self._shards[number]:
+            del self._shards[number]
+            actions.append(CloseConnection(self._name(number)))
+        return actions
+
+    def _room_for(self, topic: str) -> int:
+        """The lowest-numbered shard with room, or the lowest free number for a new one."""
+        for number in sorted(self._shards):
+            used = sum(len(t) for t in self._shards[number])
+            if used + len(topic) <= self.max_args_chars:
+                return number
+        return next(n for n in range(2, len(self._shards) + 3) if n not in self._shards)
+
+    def _name(self, number: int) -> str:
+        return f"{self.prefix}-{number}"
+
+    def _number(self, connection: str) -> int:
+        prefix, _, number = connection.rpartition("-")
+        if prefix != self.prefix or not number.isdigit() or int(number) not in self._shards:
+            raise KeyError(f"no public connection named {connection!r}")
+        return int(number)

@@ -1,0 +1,36 @@
+"""The endpoint flags shared by `stream`, `run` and friends: exactly one of four choices."""
+
+from __future__ import annotations
+
+import argparse
+
+from bybit_hybrid.transport.endpoints import Endpoints
+
+
+def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--base-url", metavar="URL", help="a Bybit-compatible host, e.g. the simulator"
+    )
+    group.add_argument("--mainnet", action="store_true", help="api.bybit.com / stream.bybit.com")
+    group.add_argument("--testnet", action="store_true", help="api-testnet / stream-testnet")
+    group.add_argument(
+        "--demo", action="store_true", help="demo trading: api-demo, stream-demo private socket"
+    )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="allow a plain http base URL on a non-loopback host (keys cross the network!)",
+    )
+
+
+def endpoint_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """Keyword arguments for `BybitHybridStream` from the parsed flags (validated here)."""
+    kwargs: dict[str, object] = {
+        "testnet": bool(args.testnet),
+        "demo": bool(args.demo),
+        "base_url": args.base_url,
+        "allow_insecure": bool(args.allow_insecure),
+    }
+    Endpoints.select(**kwargs)  # type: ignore[arg-type]  # raises ConfigError early
+    return kwargs

@@ -1,0 +1,119 @@
+"""`bybit-hybrid stream`: the position stream alone, events on stdout (JSON lines with --json)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
+from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, endpoint_kwargs
+from bybit_hybrid.service.render import event_line
+from bybit_hybrid.service.settings import load_keys
+from bybit_hybrid.stream import BybitHybridStream
+
+HELP = "stream live positions (private + public WebSocket, REST bootstrap) to stdout"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_endpoint_flags(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    parser.add_argument("--duration", type=_positive_seconds, metavar="S", help="stop after S s")
+    parser.add_argument(
+        "--max-active-time",
+        type=int,
+        metavar="S",
+        help="Bybit's private-socket idle cut, 30..600 s (default: Bybit's ~600 s)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    kwargs = endpoint_kwargs(args)
+    if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
+        raise ConfigError(f"--max-active-time {args.max_active_time} is outside 30..600 s")
+    api_key, api_secret = load_keys()
+    return asyncio.run(_stream(api_key, api_secret, kwargs, args))
+
+
+class _Printer:
+    """Writes one line per event to stdout, flushed, as JSON or as a short human line.
+
+    When the reader goes away (`| head`), it calls `on_closed` once and prints nothing more.
+    """
+
+    def __init__(self, as_json: bool, on_closed: Callable[[], None]) -> None:
+        self.as_json = as_json
+        self._on_closed = on_closed
+        self.closed = False
+
+    async def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        if self.as_json:
+            line = event_line(event, payload)
+        else:
+            d = payload["data"]
+            line = (
+                f"{d['symbol']}/{d['position_idx']} {d['status']:<6} {d['side'] or '-'} "
+                f"size={d['size']} entry={d['entry_price']} mark={d['mark_price']} "
+                f"upnl={d['unrealized_pnl']} ({d['source']})"
+            )
+        if self.closed:
+            return
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.closed = True
+            # Keep the interpreter's final flush from failing on the dead pipe too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            self._on_closed()
+
+
+async def _stream(
+    api_key: str, api_secret: str, kwargs: dict[str, Any], args: argparse.Namespace
+) -> int:
+    done = asyncio.Event()
+    fatal: list[str] = []
+
+    def watch(event: CoreEvent) -> None:
+        if isinstance(event, AuthFailed):
+            fatal.append(f"Bybit rejected the API key on the private stream: {event.ret_msg}")
+        elif isinstance(event, RestFailed) and event.permanent:
+            fatal.append(f"Bybit rejected the API key: {event.error}")
+        if fatal:
+            done.set()
+
+    printer = _Printer(args.json, done.set)
+    stream = BybitHybridStream(
+        api_key, api_secret, printer, max_active_time_s=args.max_active_time, **kwargs
+    )
+    stream.add_listener(watch)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, done.set)
+    await stream.start()
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), args.duration)
+    finally:
+        await stream.stop()
+    if fatal:
+        raise ConfigError(fatal[0])
+    return 0

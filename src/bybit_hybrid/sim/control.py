@@ -1,0 +1,190 @@
+"""The /sim/ HTTP control routes: JSON mirrors of SimServer's Python control and fault API."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from bybit_hybrid.sim.numbers import parse_decimal
+
+if TYPE_CHECKING:
+    from bybit_hybrid.sim.server import SimServer
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def _dec(body: dict[str, Any], name: str) -> Decimal:
+    value = parse_decimal(body.get(name))
+    if value is None:
+        raise ValueError(f"{name} must be a decimal number")
+    return value
+
+
+def _opt_dec(body: dict[str, Any], name: str) -> Decimal | None:
+    return None if body.get(name) is None else _dec(body, name)
+
+
+def _idx(body: dict[str, Any]) -> int:
+    return int(body.get("positionIdx", 0))
+
+
+def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    """Path -> (HTTP method, handler(body) -> JSON-ready result)."""
+    routes: dict[str, tuple[str, Handler]] = {}
+    routes.update(_position_routes(sim))
+    routes.update(_price_routes(sim))
+    routes.update(_fault_routes(sim))
+    return routes
+
+
+def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    async def open_(body: dict[str, Any]) -> Any:
+        order_id = await sim.open_position(
+            str(body["symbol"]), str(body["side"]), _dec(body, "qty"), _idx(body)
+        )
+        return {"orderId": order_id}
+
+    async def close(body: dict[str, Any]) -> Any:
+        return {"orderId": await sim.close_position(str(body["symbol"]), _idx(body))}
+
+    async def change(body: dict[str, Any]) -> Any:
+        open_time = body.get("openTime")
+        await sim.change_position(
+            str(body["symbol"]),
+            _idx(body),
+            size=_opt_dec(body, "size"),
+            stop_loss=_opt_dec(body, "stopLoss"),
+            take_profit=_opt_dec(body, "takeProfit"),
+            trailing_stop=_opt_dec(body, "trailingStop"),
+            leverage=_opt_dec(body, "leverage"),
+            open_time_ms=None if open_time is None else int(open_time),
+        )
+        return {}
+
+    async def mode(body: dict[str, Any]) -> Any:
+        await sim.set_position_mode(str(body["symbol"]), str(body["mode"]))
+        return {}
+
+    async def touch(body: dict[str, Any]) -> Any:
+        await sim.touch(str(body["symbol"]))
+        return {}
+
+    async def state(body: dict[str, Any]) -> Any:
+        return sim.state()
+
+    async def history(body: dict[str, Any]) -> Any:
+        return sim.exchange.history.to_json(int(body.get("since", 0)))
+
+    return {
+        "/sim/position/open": ("POST", open_),
+        "/sim/position/close": ("POST", close),
+        "/sim/position/change": ("POST", change),
+        "/sim/position/mode": ("POST", mode),
+        "/sim/position/touch": ("POST", touch),
+        "/sim/state": ("GET", state),
+        "/sim/history": ("GET", history),
+    }
+
+
+def _price_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    async def mark(body: dict[str, Any]) -> Any:
+        await sim.set_mark(str(body["symbol"]), _dec(body, "price"))
+        return {}
+
+    async def prices(body: dict[str, Any]) -> Any:
+        await sim.set_prices(
+            str(body["symbol"]),
+            mark=_opt_dec(body, "mark"),
+            last=_opt_dec(body, "last"),
+            index=_opt_dec(body, "index"),
+        )
+        return {}
+
+    async def trend(body: dict[str, Any]) -> Any:
+        sim.set_trend(str(body["symbol"]), int(body["ticks"]))
+        return {}
+
+    async def pause(body: dict[str, Any]) -> Any:
+        sim.pause_ticks(body.get("symbol"))
+        return {}
+
+    async def resume(body: dict[str, Any]) -> Any:
+        sim.resume_ticks(body.get("symbol"))
+        return {}
+
+    return {
+        "/sim/mark": ("POST", mark),
+        "/sim/prices": ("POST", prices),
+        "/sim/trend": ("POST", trend),
+        "/sim/ticks/pause": ("POST", pause),
+        "/sim/ticks/resume": ("POST", resume),
+    }
+
+
+def _fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    faults = sim.faults
+
+    async def drop(body: dict[str, Any]) -> Any:
+        count = await faults.drop(body.get("target", "all"), abrupt=bool(body.get("abrupt")))
+        return {"connections": count}
+
+    async def silence(body: dict[str, Any]) -> Any:
+        return {"connections": faults.silence(body.get("target", "all"))}
+
+    async def refuse(body: dict[str, Any]) -> Any:
+        faults.refuse_connections(float(body["seconds"]))
+        return {}
+
+    async def reject_auth(body: dict[str, Any]) -> Any:
+        faults.reject_auth(count=int(body.get("count", 0)), seconds=float(body.get("seconds", 0)))
+        return {}
+
+    async def delay(body: dict[str, Any]) -> Any:
+        faults.delay_frames(int(body["ms"]))
+        return {}
+
+    async def malformed(body: dict[str, Any]) -> Any:
+        return {"connections": faults.send_malformed(body.get("target", "all"))}
+
+    async def unknown_topic(body: dict[str, Any]) -> Any:
+        count = faults.send_unknown_topic(body.get("target", "all"), str(body.get("topic", "")))
+        return {"connections": count}
+
+    async def idle_cut(body: dict[str, Any]) -> Any:
+        return {"connections": faults.cut_idle(float(body["idle_s"]))}
+
+    async def rest_error(body: dict[str, Any]) -> Any:
+        faults.rest_errors(str(body["mode"]), int(body.get("count", 1)), body.get("path"))
+        return {}
+
+    async def stale_mark(body: dict[str, Any]) -> Any:
+        faults.stale_mark(str(body["symbol"]), bool(body.get("on", True)))
+        return {}
+
+    async def mute(body: dict[str, Any]) -> Any:
+        faults.mute(str(body["symbol"]), bool(body.get("on", True)))
+        return {}
+
+    async def clear(body: dict[str, Any]) -> Any:
+        faults.clear()
+        return {}
+
+    async def show(body: dict[str, Any]) -> Any:
+        return faults.to_json()
+
+    return {
+        "/sim/fault/drop": ("POST", drop),
+        "/sim/fault/silence": ("POST", silence),
+        "/sim/fault/refuse": ("POST", refuse),
+        "/sim/fault/reject_auth": ("POST", reject_auth),
+        "/sim/fault/delay": ("POST", delay),
+        "/sim/fault/malformed": ("POST", malformed),
+        "/sim/fault/unknown_topic": ("POST", unknown_topic),
+        "/sim/fault/idle_cut": ("POST", idle_cut),
+        "/sim/fault/rest_error": ("POST", rest_error),
+        "/sim/fault/stale_mark": ("POST", stale_mark),
+        "/sim/fault/mute": ("POST", mute),
+        "/sim/fault/clear": ("POST", clear),
+        "/sim/fault": ("GET", show),
+    }
