@@ -237,6 +237,10 @@ class StreamRunner:
             self.core.on_rest_failed(
                 request.request_id, str(exc), self._clock(), permanent=isinstance(exc, AuthError)
             )
+        except Exception as exc:
+            # A bug below us must not leave the request in flight forever: log it, retry later.
+            log.exception("rest %s raised unexpectedly", type(request).__name__)
+            self.core.on_rest_failed(request.request_id, f"unexpected {exc!r}", self._clock())
         self._pump()
 
     async def _fetch_tickers(self, request: FetchTickers) -> list[TickerUpdate]:

@@ -1,0 +1,49 @@
+"""Integration fixtures: the simulator, a started stream, a guard on the loop's error handler."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bybit_hybrid.sim import SimServer
+from tests.integration.stream_harness import StreamHarness, sim_config, start_stream
+
+
+@pytest.fixture(autouse=True)
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """Fails the test if anything reached the event loop's exception handler.
+
+    That is where "Task exception was never retrieved", exceptions in callbacks and
+    unclosed-transport errors end up; they never fail a test by themselves.
+    """
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        yield errors
+        gc.collect()  # a dropped task reports its unretrieved exception when collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert not errors, f"the event loop's exception handler was called: {errors}"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    async with SimServer(sim_config()) as server:
+        yield server
+
+
+@pytest.fixture
+async def h(sim: SimServer) -> AsyncIterator[StreamHarness]:
+    """A stream bootstrapped and LIVE against `sim`; closing it checks the common invariants."""
+    harness = await start_stream(sim)
+    try:
+        yield harness
+    finally:
+        await harness.close()
