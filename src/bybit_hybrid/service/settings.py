@@ -1,35 +1,48 @@
-"""Settings read from the environment and `.env`: API keys and stream options.
+"""The one settings model: defaults < TOML file < `.env` < environment < command-line flags.
 
-Keys come only from `BYBIT_API_KEY` / `BYBIT_API_SECRET` (environment or `.env`), never from
-flags, so they do not end up in shell history or process listings.
+Environment names are the field names upper-cased with the `BYBIT_HYBRID_` prefix
+(`BYBIT_HYBRID_TRAILING_ACTIVATION_PCT`). A TOML file may use the same flat names or group
+them in tables (`[trailing] activation_pct = 2.0` is `trailing_activation_pct`). API keys come
+only from `BYBIT_API_KEY` / `BYBIT_API_SECRET` (environment or `.env`), never from flags, so
+they do not end up in shell history or process listings.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bybit_hybrid.errors import ConfigError
+
+Mode = Literal["hybrid", "rest", "canary", "parallel", "cutover"]
+TriggerBy = Literal["MarkPrice", "LastPrice", "IndexPrice"]
+_SECTIONS = ("trailing", "aged", "rollout", "rest", "metrics", "log")
 
 
 class KeySettings(BaseSettings):
     """The account's API key pair; the secret is a SecretStr and never printed."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=False)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     api_key: SecretStr | None = Field(default=None, validation_alias="BYBIT_API_KEY")
     api_secret: SecretStr | None = Field(default=None, validation_alias="BYBIT_API_SECRET")
 
     def require(self) -> tuple[str, str]:
         """Both keys, or a one-line error naming the missing variables."""
-        missing = [
-            name
-            for name, value in (
-                ("BYBIT_API_KEY", self.api_key),
-                ("BYBIT_API_SECRET", self.api_secret),
-            )
-            if value is None or not value.get_secret_value()
-        ]
+        pairs = (("BYBIT_API_KEY", self.api_key), ("BYBIT_API_SECRET", self.api_secret))
+        missing = [name for name, value in pairs if value is None or not value.get_secret_value()]
         if missing:
             raise ConfigError(f"{' and '.join(missing)} must be set (environment or .env)")
         assert self.api_key is not None and self.api_secret is not None
@@ -37,7 +50,131 @@ class KeySettings(BaseSettings):
 
 
 def load_keys() -> tuple[str, str]:
+    return KeySettings().require()
+
+
+class AppSettings(BaseSettings):
+    """Every tunable of the service. Units are in the names; percentages are plain percent."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BYBIT_HYBRID_", env_file=".env", extra="forbid", validate_default=True
+    )
+
+    # --- rollout (issue: rollout modes and fallback) ---
+    mode: Mode = "hybrid"
+    cutover_pct: float = Field(default=0.0, ge=0, le=100)
+    rollout_mark_stale_s: float = Field(default=5.0, gt=0)
+    rollout_socket_down_warning_s: float = Field(default=30.0, gt=0)
+    rollout_socket_down_critical_s: float = Field(default=120.0, gt=0)
+    rollout_no_events_warning_s: float = Field(default=60.0, gt=0)
+    rollout_no_events_critical_s: float = Field(default=300.0, gt=0)
+    rollout_reconnects_per_hour_critical: int = Field(default=5, ge=1)
+    rollout_subscription_failures_warning: int = Field(default=5, ge=1)
+    rollout_healthy_for_s: float = Field(default=30.0, gt=0)
+    rest_poll_fast_s: float = Field(default=1.5, gt=0)
+    rest_poll_slow_s: float = Field(default=10.0, gt=0)
+
+    # --- trailing stop ---
+    trailing_activation_pct: Decimal = Field(default=Decimal("2.0"), gt=0, le=100)
+    trailing_callback_pct: Decimal = Field(default=Decimal("0.5"), gt=0, lt=100)
+    trailing_breakeven_trigger_pct: Decimal | None = Field(default=None, gt=0, le=100)
+    trailing_min_update_interval_s: float = Field(default=30.0, ge=0)
+    trailing_min_improvement_pct: Decimal = Field(default=Decimal("0.05"), ge=0)
+    trailing_bypass_improvement_pct: Decimal = Field(default=Decimal("1.0"), ge=0)
+    trailing_sl_trigger_by: TriggerBy = "MarkPrice"
+    trailing_monitor_only: bool = False
+    trailing_monitor_only_symbols: list[str] = Field(default_factory=list)
+    # Per-symbol overrides: {"BTCUSDT": {"activation_pct": 1.0, "callback_pct": 0.3}}.
+    trailing_symbol_overrides: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
+
+    # --- aged-position monitor ---
+    aged_max_age_h: float = Field(default=3.0, gt=0)
+    aged_grace_h: float = Field(default=1.0, ge=0)
+    aged_fee_pct_per_side: Decimal = Field(default=Decimal("0.05"), ge=0, lt=10)
+    aged_step_pct_per_h: Decimal = Field(default=Decimal("0.5"), ge=0)
+    aged_max_loss_pct: Decimal = Field(default=Decimal("10"), ge=0, le=100)
+    aged_monitor_only: bool = False
+
+    # --- service ---
+    state_db: Path = Path("bybit-hybrid.sqlite3")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> AppSettings:
+        if self.rollout_socket_down_critical_s < self.rollout_socket_down_warning_s:
+            raise ValueError("rollout_socket_down_critical_s must be >= the warning threshold")
+        if self.rollout_no_events_critical_s < self.rollout_no_events_warning_s:
+            raise ValueError("rollout_no_events_critical_s must be >= the warning threshold")
+        if self.rest_poll_slow_s < self.rest_poll_fast_s:
+            raise ValueError("rest_poll_slow_s must be >= rest_poll_fast_s")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags (init) beat the environment, which beats .env, which beats the TOML file.
+        toml = InitSettingsSource(settings_cls, init_kwargs=_TOML_VALUES.get() or {})
+        return init_settings, env_settings, dotenv_settings, toml
+
+
+# The TOML values of the `load_settings` call in progress, read by the source above.
+_TOML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("bybit_hybrid_toml", default=None)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Reads a settings file, flattening `[section] key` into `section_key`."""
     try:
-        return KeySettings().require()
-    except ValidationError as exc:  # pragma: no cover - only malformed .env files reach here
-        raise ConfigError(f"cannot read keys: {exc.errors()[0]['msg']}") from None
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS and isinstance(value, Mapping):
+            flat.update({f"{key}_{inner}": item for inner, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> AppSettings:
+    """The effective settings; any invalid value raises a one-line `ConfigError` naming it."""
+    toml_values = read_toml(config_file) if config_file is not None else {}
+    token = _TOML_VALUES.set(toml_values)
+    try:
+        kwargs = {k: v for k, v in (overrides or {}).items() if v is not None}
+        return AppSettings(**kwargs)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    finally:
+        _TOML_VALUES.reset(token)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """`setting trailing_activation_pct: got '-1', must be greater than 0` (first error)."""
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting {location!r}"
+    if "input" in error and error["loc"]:
+        return f"setting {location}: got {error['input']!r}, {message.lower()}"
+    return f"settings: {message}"
+
+
+def masked(settings: AppSettings) -> dict[str, Any]:
+    """The effective settings as JSON-ready values (no secrets live in AppSettings)."""
+    return settings.model_dump(mode="json")
