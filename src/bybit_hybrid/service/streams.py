@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.service.settings import AppSettings
 from bybit_hybrid.stream import BybitHybridStream, EventHandler
@@ -39,7 +40,5 @@ def make_position_stream(
 ) -> PositionStream:
     """The stream for `settings.mode`; only `hybrid` exists until the rollout modes land."""
     if settings.mode != "hybrid":
-        from bybit_hybrid.errors import ConfigError
-
         raise ConfigError(f"setting mode: {settings.mode!r} is not available yet")
     return BybitHybridStream(api_key, api_secret, event_handler, **endpoint_kwargs)
