@@ -66,9 +66,9 @@ def _live_private(core: HybridCore, now: float = T0) -> None:
     _ack(core, PRIVATE, sub, now)
 
 
-def _live_public(core: HybridCore, now: float = T0) -> None:
-    core.start_connect(PUB, now)
-    core.on_open(PUB, now)
+def _live_public(core: HybridCore, now: float = T0, name: str = PUB) -> None:
+    core.start_connect(name, now)
+    core.on_open(name, now)
 
 
 def _ack_all(core: HybridCore, name: str, now: float = T0) -> list[dict[str, Any]]:
@@ -359,6 +359,7 @@ def test_tickers_shard_over_public_connections_under_the_args_limit(limit: int) 
     for name in publics:
         topics = core.session(name).subscriptions.desired
         assert sum(len(t) for t in topics) <= limit
+        _live_public(core, T0, name)  # connected shards must close before they retire
     # Closing every position retires the extra shards, keeping public-1.
     flat = (_row(s, size="0", side="", seq=50 + i) for i, s in enumerate(symbols))
     core.on_frame(PRIVATE, _push(*flat), T0 + 1)
