@@ -146,7 +146,18 @@ class TickerState:
     # -- moves ------------------------------------------------------------------------------
 
     def step(self, rng: random.Random) -> tuple[str, ...]:
-        """Advances one tick; returns the names of the fields that changed (maybe none)."""
+        """Advances one tick; returns the names of the fields that changed (maybe none).
+
+        A move that lands on the same tick changes nothing, and Bybit's deltas carry only
+        fields whose value changed, so names are filtered by value, not by intent.
+        """
+        before = self.fields.copy()
+        return self._really_changed(before, self._move(rng))
+
+    def _really_changed(self, before: dict[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name for name in names if self.fields[name] != before.get(name))
+
+    def _move(self, rng: random.Random) -> tuple[str, ...]:
         roll = rng.random()
         if self.trend_ticks:
             return self._trend_move(rng)
@@ -213,7 +224,8 @@ class TickerState:
     def set_prices(
         self, mark: Decimal | None, last: Decimal | None, index: Decimal | None
     ) -> tuple[str, ...]:
-        """Forces prices (already on tick); returns the changed field names."""
+        """Forces prices (already on tick); returns the names whose value changed."""
+        before = self.fields.copy()
         changed: list[str] = []
         if last is not None:
             changed.extend(self._trade_move(int(last / self.inst.tick_size) - self.last))
@@ -225,7 +237,7 @@ class TickerState:
             self.index = int(index / self.inst.tick_size)
             self.fields["indexPrice"] = self.price_str(self.index)
             changed.append("indexPrice")
-        return tuple(dict.fromkeys(changed))
+        return self._really_changed(before, tuple(dict.fromkeys(changed)))
 
 
 def _tick_direction(delta_ticks: int, previous: str) -> str:

@@ -93,3 +93,20 @@ def test_generated_symbols_and_settle_coins() -> None:
     assert len(set(names)) == 20
     assert {i.settle_coin for i in insts} == {"USDT", "USDC"}
     assert {i.settle_coin for i in build_instruments(5)} == {"USDT", "USDC"}
+
+
+@pytest.mark.parametrize("trend", [0, 2])
+def test_a_delta_names_only_fields_whose_value_changed(trend: int) -> None:
+    # Bybit deltas carry changed fields only; naming an unchanged markPrice would inflate the
+    # exchange's apparent mark rate and hide a client that drops real changes.
+    book = PriceBook(build_instruments(10), 11, T0_MS)
+    for symbol in book.tickers:
+        book.set_trend(symbol, trend)
+    for _ in range(500):
+        before = {s: t.fields.copy() for s, t in book.tickers.items()}
+        for symbol, names in book.step().items():
+            after = book.tickers[symbol].fields
+            assert all(after[n] != before[symbol][n] for n in names), (symbol, names)
+    ticker = next(iter(book.tickers))
+    same = book.mark(ticker)
+    assert book.set_prices(ticker, mark=same) == ()
