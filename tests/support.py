@@ -7,6 +7,29 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
+# DESIGN §4: the keys of an event's `data`, no more, no fewer. Written out here, not imported
+# from the product, so a test comparing against it can fail.
+CONTRACT_KEYS = frozenset(
+    {
+        "symbol",
+        "position_idx",
+        "side",
+        "size",
+        "entry_price",
+        "mark_price",
+        "unrealized_pnl",
+        "leverage",
+        "position_status",
+        "stop_loss",
+        "take_profit",
+        "source",
+        "exchange_ts",
+        "cs",
+        "seq",
+        "status",
+    }
+)
+
 # Every integration timeout is a multiple of this unit; raise it on a slow machine.
 UNIT_S = float(os.environ.get("BYBIT_HYBRID_TEST_UNIT_S", "1.0"))
 

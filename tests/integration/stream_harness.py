@@ -21,30 +21,9 @@ from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChanged
 from bybit_hybrid.sim import ConnKind, EventKind, SimConfig, SimServer
 from bybit_hybrid.sim.connections import SimConnection
-from tests.support import UNIT_S, wait_for
+from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 PUBLIC: Final = "public-1"
-# DESIGN §4: the keys of `data`, no more, no fewer.
-CONTRACT_KEYS: Final = frozenset(
-    {
-        "symbol",
-        "position_idx",
-        "side",
-        "size",
-        "entry_price",
-        "mark_price",
-        "unrealized_pnl",
-        "leverage",
-        "position_status",
-        "stop_loss",
-        "take_profit",
-        "source",
-        "exchange_ts",
-        "cs",
-        "seq",
-        "status",
-    }
-)
 DECIMAL_KEYS: Final = (
     "size",
     "entry_price",

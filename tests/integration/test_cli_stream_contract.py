@@ -12,26 +12,7 @@ from pathlib import Path
 import pytest
 
 from bybit_hybrid.sim import SimConfig, SimServer
-from tests.support import UNIT_S
-
-CONTRACT_KEYS = {
-    "symbol",
-    "position_idx",
-    "side",
-    "size",
-    "entry_price",
-    "mark_price",
-    "unrealized_pnl",
-    "leverage",
-    "position_status",
-    "stop_loss",
-    "take_profit",
-    "source",
-    "exchange_ts",
-    "cs",
-    "seq",
-    "status",
-}
+from tests.support import CONTRACT_KEYS, UNIT_S
 
 
 @pytest.fixture

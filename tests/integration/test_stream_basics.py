@@ -12,7 +12,6 @@ from bybit_hybrid.protocol.events import PositionChanged
 from bybit_hybrid.protocol.hybrid import PRIVATE, Reconciled, RestFailed
 from bybit_hybrid.sim import ConnKind, EventKind, PositionMode, RestErrorMode, SimServer
 from tests.integration.stream_harness import (
-    CONTRACT_KEYS,
     PUBLIC,
     Recorder,
     StreamHarness,
@@ -20,7 +19,7 @@ from tests.integration.stream_harness import (
     is_server_task,
     start_stream,
 )
-from tests.support import UNIT_S, wait_for
+from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 D = Decimal
 

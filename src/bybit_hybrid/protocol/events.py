@@ -59,11 +59,10 @@ class PositionView:
         return self.status == "open"
 
 
-@dataclass(frozen=True, slots=True)
-class PositionOpened:
-    """A position appeared: flat or unknown → size > 0 (or the new side of a flip)."""
+class _ViewEvent:
+    """What every position event shares: a view, and the key it is about."""
 
-    kind: ClassVar[str] = "opened"
+    __slots__ = ()
     view: PositionView
 
     @property
@@ -72,40 +71,36 @@ class PositionOpened:
 
 
 @dataclass(frozen=True, slots=True)
-class PositionChanged:
+class PositionOpened(_ViewEvent):
+    """A position appeared: flat or unknown → size > 0 (or the new side of a flip)."""
+
+    kind: ClassVar[str] = "opened"
+    view: PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChanged(_ViewEvent):
     """An open position changed; `changed` names the PositionView fields that differ."""
 
     kind: ClassVar[str] = "changed"
     view: PositionView
     changed: frozenset[str]
 
-    @property
-    def key(self) -> PositionKey:
-        return self.view.key
-
 
 @dataclass(frozen=True, slots=True)
-class PositionClosed:
+class PositionClosed(_ViewEvent):
     """A position went flat (or its old side ended in a flip); the view has size 0."""
 
     kind: ClassVar[str] = "closed"
     view: PositionView
 
-    @property
-    def key(self) -> PositionKey:
-        return self.view.key
-
 
 @dataclass(frozen=True, slots=True)
-class MarkUpdated:
+class MarkUpdated(_ViewEvent):
     """An open position revalued at a new mark price; nothing else about it changed."""
 
     kind: ClassVar[str] = "mark"
     view: PositionView
-
-    @property
-    def key(self) -> PositionKey:
-        return self.view.key
 
 
 PositionEvent = PositionOpened | PositionChanged | PositionClosed | MarkUpdated

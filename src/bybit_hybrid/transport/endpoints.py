@@ -59,7 +59,7 @@ class Endpoints:
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"base url {base_url!r} must look like http(s)://HOST[:PORT]")
-        if parts.scheme == "http" and not allow_insecure and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname):
             raise ConfigError(
                 f"base url {base_url!r} uses plain http for a non-loopback host; use https"
             )
@@ -91,7 +91,8 @@ class Endpoints:
         return cls.demo() if demo else cls.mainnet()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:

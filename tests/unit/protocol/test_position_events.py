@@ -18,25 +18,7 @@ from bybit_hybrid.protocol.events import (
     to_contract,
     unrealised_pnl,
 )
-
-CONTRACT_KEYS = {
-    "symbol",
-    "position_idx",
-    "side",
-    "size",
-    "entry_price",
-    "mark_price",
-    "unrealized_pnl",
-    "leverage",
-    "position_status",
-    "stop_loss",
-    "take_profit",
-    "source",
-    "exchange_ts",
-    "cs",
-    "seq",
-    "status",
-}
+from tests.support import CONTRACT_KEYS
 
 
 def _view(**overrides: object) -> PositionView:

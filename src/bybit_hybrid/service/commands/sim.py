@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import sys
 
-# cli imports this module while it loads, so bind the module (resolved through sys.modules)
-# rather than the name; UsageError is looked up when a flag is actually bad.
-from bybit_hybrid.service import cli
+from bybit_hybrid.service.errors import UsageError
 from bybit_hybrid.sim.scenarios import SCENARIOS
 from bybit_hybrid.sim.server import DEMO_API_KEY, DEMO_API_SECRET, SimConfig, SimServer
+from bybit_hybrid.transport.endpoints import is_loopback
 
 HELP = "run the embedded Bybit V5 simulator"
 log = logging.getLogger(__name__)
@@ -40,9 +38,9 @@ def _int(args: argparse.Namespace, name: str, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise cli.UsageError(f"--{name} must be an integer, got {raw!r}") from None
+        raise UsageError(f"--{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
-        raise cli.UsageError(f"--{name} must be between {low} and {high}, got {value}")
+        raise UsageError(f"--{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -50,9 +48,9 @@ def _positive_float(raw: str, flag: str, high: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise cli.UsageError(f"--{flag} must be a number, got {raw!r}") from None
+        raise UsageError(f"--{flag} must be a number, got {raw!r}") from None
     if not 0 < value <= high:
-        raise cli.UsageError(f"--{flag} must be in (0, {high:g}], got {raw}")
+        raise UsageError(f"--{flag} must be in (0, {high:g}], got {raw}")
     return value
 
 
@@ -61,13 +59,11 @@ def build_config(args: argparse.Namespace) -> SimConfig:
     symbols = _int(args, "symbols", 1, 100_000)
     positions = _int(args, "positions", 0, symbols)
     if (args.api_key is None) != (args.api_secret is None):
-        raise cli.UsageError("--api-key and --api-secret must be given together")
+        raise UsageError("--api-key and --api-secret must be given together")
     if args.api_key == "" or args.api_secret == "":
-        raise cli.UsageError("--api-key and --api-secret must be non-empty")
+        raise UsageError("--api-key and --api-secret must be non-empty")
     if args.scenario not in SCENARIOS:
-        raise cli.UsageError(
-            f"--scenario must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}"
-        )
+        raise UsageError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}")
     return SimConfig(
         symbols=symbols,
         positions=positions,
@@ -81,19 +77,10 @@ def build_config(args: argparse.Namespace) -> SimConfig:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     duration_s = None if args.duration is None else _positive_float(args.duration, "duration", 1e9)
-    if not _is_loopback(config.host):
+    if not is_loopback(config.host):
         log.warning(
             "sim: binding %s, which is not loopback; anyone who can reach it can use it",
             config.host,
