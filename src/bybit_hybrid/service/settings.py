@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.service.logs import REDACTOR
 
 Mode = Literal["hybrid", "rest", "canary", "parallel", "cutover"]
 TriggerBy = Literal["MarkPrice", "LastPrice", "IndexPrice"]
@@ -50,7 +51,11 @@ class KeySettings(BaseSettings):
 
 
 def load_keys() -> tuple[str, str]:
-    return KeySettings().require()
+    """The key pair; both are registered with the log redactor before anyone can log them."""
+    api_key, api_secret = KeySettings().require()
+    REDACTOR.add_secret(api_secret)
+    REDACTOR.add_secret(api_key)
+    return api_key, api_secret
 
 
 class AppSettings(BaseSettings):
@@ -61,46 +66,154 @@ class AppSettings(BaseSettings):
     )
 
     # --- rollout (issue: rollout modes and fallback) ---
-    mode: Mode = "hybrid"
-    cutover_pct: float = Field(default=0.0, ge=0, le=100)
-    rollout_mark_stale_s: float = Field(default=5.0, gt=0)
-    rollout_socket_down_warning_s: float = Field(default=30.0, gt=0)
-    rollout_socket_down_critical_s: float = Field(default=120.0, gt=0)
-    rollout_no_events_warning_s: float = Field(default=60.0, gt=0)
-    rollout_no_events_critical_s: float = Field(default=300.0, gt=0)
-    rollout_reconnects_per_hour_critical: int = Field(default=5, ge=1)
-    rollout_subscription_failures_warning: int = Field(default=5, ge=1)
-    rollout_healthy_for_s: float = Field(default=30.0, gt=0)
-    rest_poll_fast_s: float = Field(default=1.5, gt=0)
-    rest_poll_slow_s: float = Field(default=10.0, gt=0)
+    mode: Mode = Field(
+        default="hybrid",
+        description=(
+            "which source drives events: hybrid (streams, REST reconciles), rest (polling "
+            "only), canary (REST drives, hybrid measured), parallel (REST drives, hybrid "
+            "compared), cutover (hybrid for cutover_pct of symbols)"
+        ),
+    )
+    cutover_pct: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="cutover mode: share of symbols (by stable hash) using the hybrid stream",
+    )
+    rollout_mark_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="a position mark older than this falls back to REST for that symbol",
+    )
+    rollout_socket_down_warning_s: float = Field(
+        default=30.0, gt=0, description="socket down this long: warning alert"
+    )
+    rollout_socket_down_critical_s: float = Field(
+        default=120.0, gt=0, description="socket down this long: critical alert"
+    )
+    rollout_no_events_warning_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="no stream events for this long while positions are open: warning",
+    )
+    rollout_no_events_critical_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="no stream events for this long while positions are open: critical",
+    )
+    rollout_reconnects_per_hour_critical: int = Field(
+        default=5, ge=1, description="more reconnects than this per hour: critical alert"
+    )
+    rollout_subscription_failures_warning: int = Field(
+        default=5, ge=1, description="more failed subscriptions than this: warning alert"
+    )
+    rollout_healthy_for_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="streams healthy this long before a fallback returns to them",
+    )
+    rest_poll_fast_s: float = Field(
+        default=1.5,
+        gt=0,
+        description="REST poll interval while positions are open or streams degraded",
+    )
+    rest_poll_slow_s: float = Field(default=10.0, gt=0, description="REST poll interval while flat")
 
     # --- trailing stop ---
-    trailing_activation_pct: Decimal = Field(default=Decimal("2.0"), gt=0, le=100)
-    trailing_callback_pct: Decimal = Field(default=Decimal("0.5"), gt=0, lt=100)
-    trailing_breakeven_trigger_pct: Decimal | None = Field(default=None, gt=0, le=100)
-    trailing_min_update_interval_s: float = Field(default=30.0, ge=0)
-    trailing_min_improvement_pct: Decimal = Field(default=Decimal("0.05"), ge=0)
-    trailing_bypass_improvement_pct: Decimal = Field(default=Decimal("1.0"), ge=0)
-    trailing_sl_trigger_by: TriggerBy = "MarkPrice"
-    trailing_monitor_only: bool = False
-    trailing_monitor_only_symbols: list[str] = Field(default_factory=list)
+    trailing_activation_pct: Decimal = Field(
+        default=Decimal("2.0"),
+        gt=0,
+        le=100,
+        description="the trail activates when the mark is this % in profit from entry",
+    )
+    trailing_callback_pct: Decimal = Field(
+        default=Decimal("0.5"),
+        gt=0,
+        lt=100,
+        description="distance of the stop behind the peak (long) or trough (short), in %",
+    )
+    trailing_breakeven_trigger_pct: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="optional: at this % profit, move the stop to entry first",
+    )
+    trailing_min_update_interval_s: float = Field(
+        default=30.0, ge=0, description="minimum time between stop updates sent to the exchange"
+    )
+    trailing_min_improvement_pct: Decimal = Field(
+        default=Decimal("0.05"),
+        ge=0,
+        description="minimum stop improvement worth an exchange update",
+    )
+    trailing_bypass_improvement_pct: Decimal = Field(
+        default=Decimal("1.0"),
+        ge=0,
+        description="an improvement this large ignores the interval and minimum",
+    )
+    trailing_sl_trigger_by: TriggerBy = Field(
+        default="MarkPrice", description="price type that triggers the exchange stop-loss"
+    )
+    trailing_monitor_only: bool = Field(
+        default=False, description="compute and log trailing decisions, send nothing"
+    )
+    trailing_monitor_only_symbols: list[str] = Field(
+        default_factory=list, description="symbols whose trailing decisions are only logged"
+    )
     # Per-symbol overrides: {"BTCUSDT": {"activation_pct": 1.0, "callback_pct": 0.3}}.
-    trailing_symbol_overrides: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
+    trailing_symbol_overrides: dict[str, dict[str, Decimal]] = Field(
+        default_factory=dict,
+        description='per-symbol trailing parameters, e.g. {"BTCUSDT": {"callback_pct": 0.3}}',
+    )
 
     # --- aged-position monitor ---
-    aged_max_age_h: float = Field(default=3.0, gt=0)
-    aged_grace_h: float = Field(default=1.0, ge=0)
-    aged_fee_pct_per_side: Decimal = Field(default=Decimal("0.05"), ge=0, lt=10)
-    aged_step_pct_per_h: Decimal = Field(default=Decimal("0.5"), ge=0)
-    aged_max_loss_pct: Decimal = Field(default=Decimal("10"), ge=0, le=100)
-    aged_monitor_only: bool = False
+    aged_max_age_h: float = Field(
+        default=3.0,
+        gt=0,
+        description="a position older than this without an active trail enters the grace period",
+    )
+    aged_grace_h: float = Field(
+        default=1.0, ge=0, description="grace period aiming at breakeven plus round-trip fees"
+    )
+    aged_fee_pct_per_side: Decimal = Field(
+        default=Decimal("0.05"),
+        ge=0,
+        lt=10,
+        description="fee per side added to the breakeven target, in %",
+    )
+    aged_step_pct_per_h: Decimal = Field(
+        default=Decimal("0.5"),
+        ge=0,
+        description="after grace, accepted loss grows by this % per hour",
+    )
+    aged_max_loss_pct: Decimal = Field(
+        default=Decimal("10"), ge=0, le=100, description="cap on the accepted loss, in %"
+    )
+    aged_monitor_only: bool = Field(
+        default=False, description="compute and log aged exits, send nothing"
+    )
 
     # --- service ---
-    state_db: Path = Path("bybit-hybrid.sqlite3")
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = Field(default=None, ge=0, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["console", "json"] = "console"
+    state_db: Path = Field(
+        default=Path("bybit-hybrid.sqlite3"),
+        description="SQLite file holding trailing and aged state across restarts",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address of the metrics/health server (loopback by default)",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of /metrics, /health and /status (off when unset)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
+    log_format: Literal["console", "json"] = Field(
+        default="console", description="console (human) or json (one object per line) on stderr"
+    )
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> AppSettings:

@@ -6,7 +6,7 @@ import argparse
 from types import ModuleType
 from typing import Protocol, cast
 
-from bybit_hybrid.service.commands import demo, sim, stream
+from bybit_hybrid.service.commands import config, demo, sim, stream
 
 
 class Command(Protocol):
@@ -22,6 +22,7 @@ def _as_command(module: ModuleType) -> Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "config": _as_command(config),
     "demo": _as_command(demo),
     "sim": _as_command(sim),
     "stream": _as_command(stream),

@@ -1,0 +1,110 @@
+"""Settings: precedence, TOML sections, one-line errors, masked `config show`, docs in sync."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.service.cli import main
+from bybit_hybrid.service.commands.config import reference
+from bybit_hybrid.service.settings import load_settings
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("BYBIT_API_KEY", "BYBIT_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_precedence_defaults_toml_env_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = tmp_path / "s.toml"
+    toml.write_text(
+        'mode = "parallel"\naged_max_age_h = 5\n[trailing]\nactivation_pct = 1.5\n'
+        "callback_pct = 0.4\n"
+    )
+    monkeypatch.setenv("BYBIT_HYBRID_TRAILING_CALLBACK_PCT", "0.3")
+    settings = load_settings(toml, {"mode": "rest"})
+    assert settings.mode == "rest"  # flag beats file
+    assert settings.trailing_activation_pct == Decimal("1.5")  # file beats default
+    assert settings.trailing_callback_pct == Decimal("0.3")  # environment beats file
+    assert settings.aged_max_age_h == 5
+    assert settings.aged_grace_h == 1.0  # default
+
+
+def test_dotenv_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BYBIT_HYBRID_MODE=canary\n")
+    assert load_settings().mode == "canary"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"BYBIT_HYBRID_TRAILING_ACTIVATION_PCT": "-1"},
+            "setting trailing_activation_pct: got '-1', input should be greater than 0",
+        ),
+        ({"BYBIT_HYBRID_MODE": "yolo"}, "setting mode: got 'yolo', input should be"),
+        ({"BYBIT_HYBRID_METRICS_PORT": "99999"}, "setting metrics_port: got '99999'"),
+        (
+            {"BYBIT_HYBRID_REST_POLL_FAST_S": "20"},
+            "settings: rest_poll_slow_s must be >= rest_poll",
+        ),
+    ],
+)
+def test_invalid_values_name_the_setting(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_and_broken_files(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text("bogus = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'bogus'"):
+        load_settings(tmp_path / "a.toml")
+    (tmp_path / "b.toml").write_text("mode = \n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings(tmp_path / "b.toml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_config_show_masks_keys(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYBIT_API_KEY", "KEY123456789")
+    monkeypatch.setenv("BYBIT_API_SECRET", "CANARY-SECRET-fa17")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out)
+    assert shown["BYBIT_API_KEY"] == "KEY1…" and shown["BYBIT_API_SECRET"] == "***"
+    assert "CANARY-SECRET-fa17" not in out and "KEY123456789" not in out
+    assert shown["trailing_activation_pct"] == "2.0"
+
+
+def test_config_show_bad_value_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYBIT_HYBRID_AGED_MAX_AGE_H", "-3")
+    assert main(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "bybit-hybrid: error: setting aged_max_age_h: got '-3', input should be greater than 0"
+    ]
+
+
+def test_reference_doc_is_generated_from_the_model() -> None:
+    assert DOCS.read_text() == reference(), "run: bybit-hybrid config docs > docs/configuration.md"
