@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -66,6 +67,7 @@ async def test_json_lines_follow_the_contract(sim: SimServer, tmp_path: Path) ->
     expected = {(p.symbol, p.idx) for p in sim.exchange.open_positions()}
     assert opened == expected
     assert sim.api_secret not in err  # not even at debug level
+    assert not re.search(r"\b[0-9a-f]{64}\b", err)  # nor any signature
 
 
 async def test_missing_keys_is_one_line_and_exit_2(sim: SimServer, tmp_path: Path) -> None:

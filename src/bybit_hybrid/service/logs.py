@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Final
 
-from bybit_hybrid.service.errors import UsageError
+from bybit_hybrid.errors import ConfigError
 
 LOG_FORMATS: Final = ("console", "json")
 
@@ -66,12 +66,12 @@ def configure_logging(level: str | None, fmt: str | None) -> None:
     """Configures the root logger once; library modules never call this."""
     level_name = (level or os.environ.get("BYBIT_HYBRID_LOG_LEVEL") or "INFO").upper()
     if level_name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise UsageError(
+        raise ConfigError(
             f"log level {level_name!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
         )
     fmt_name = fmt or os.environ.get("BYBIT_HYBRID_LOG_FORMAT") or "console"
     if fmt_name not in LOG_FORMATS:
-        raise UsageError(f"log format {fmt_name!r} is not one of console, json")
+        raise ConfigError(f"log format {fmt_name!r} is not one of console, json")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(REDACTOR)
     if fmt_name == "json":
