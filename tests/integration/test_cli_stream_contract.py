@@ -79,9 +79,12 @@ async def test_missing_keys_is_one_line_and_exit_2(sim: SimServer, tmp_path: Pat
 
 
 async def test_keys_from_dotenv(sim: SimServer, tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(
-        f"BYBIT_API_KEY={sim.api_key}\nBYBIT_API_SECRET={sim.api_secret}\n"
-    )
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"BYBIT_API_KEY={sim.api_key}\nBYBIT_API_SECRET={sim.api_secret}\n")
+    dotenv.chmod(0o644)
+    code, _, err = await _run(tmp_path, {}, "stream", "--base-url", sim.base_url)
+    assert code == 2 and "readable by others (mode 644); run: chmod 600" in err
+    dotenv.chmod(0o600)
     code, out, err = await _run(
         tmp_path, {}, "stream", "--base-url", sim.base_url, "--json", "--duration", str(UNIT_S)
     )

@@ -9,6 +9,7 @@ they do not end up in shell history or process listings.
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -50,8 +51,23 @@ class KeySettings(BaseSettings):
         return self.api_key.get_secret_value(), self.api_secret.get_secret_value()
 
 
+def check_dotenv_permissions(path: Path = Path(".env")) -> None:
+    """Refuses a `.env` holding the API secret that others on the machine can read."""
+    try:
+        mode = path.stat().st_mode
+        holds_secret = "BYBIT_API_SECRET" in path.read_text(errors="replace")
+    except OSError:
+        return
+    if holds_secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} holds BYBIT_API_SECRET but is readable by others "
+            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
+        )
+
+
 def load_keys() -> tuple[str, str]:
     """The key pair; both are registered with the log redactor before anyone can log them."""
+    check_dotenv_permissions()
     api_key, api_secret = KeySettings().require()
     REDACTOR.add_secret(api_secret)
     REDACTOR.add_secret(api_key)
