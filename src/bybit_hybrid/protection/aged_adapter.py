@@ -1,0 +1,233 @@
+"""Aged-position adapter: runs the pure aged core on every mark and closes aged positions.
+
+A close first asks REST whether the position still exists: if it is already gone it is only
+recorded as closed; otherwise a reduce-only market order for the exchange's size goes out.
+The CLOSING phase is persisted before either call, so a crash mid-close is decided afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from bybit_hybrid.protection import aged as core
+from bybit_hybrid.protection.aged import AgedClose, AgedPhase, AgedState
+from bybit_hybrid.protection.config import AgedConfig
+from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.position_manager import (
+    MANAGED_MARK,
+    MANAGED_POSITION,
+    MANAGED_RECONCILED,
+    AgeSource,
+    ManagedEvent,
+    ManagedKind,
+    ManagedPosition,
+    ReconciledPositions,
+)
+from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone
+from bybit_hybrid.protection.store import ProtectionStore
+from bybit_hybrid.protocol.domain import PositionKey
+from bybit_hybrid.router.router import EventRouter, RoutedEvent
+from bybit_hybrid.transport.errors import BybitError
+
+log = logging.getLogger(__name__)
+
+HANDLER_NAME: Final = "aged"
+
+
+@dataclass
+class AgedStats:
+    closes: int = 0
+    already_gone: int = 0
+    close_failures: int = 0
+    monitor_only: int = 0
+    phase_changes: int = 0
+    pruned: int = 0
+
+
+class AgedAdapter:
+    """The aged-position consumer; `trailing_active(key)` says whether a trail owns the exit."""
+
+    def __init__(
+        self,
+        config: AgedConfig,
+        exchange: ProtectionExchange,
+        store: ProtectionStore | None,
+        trailing_active: Callable[[PositionKey], bool],
+        *,
+        retry: RetryPolicy | None = None,
+        clock_ms: Callable[[], int] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self._exchange = exchange
+        self._store = store
+        self._trailing_active = trailing_active
+        self._retry = retry or RetryPolicy()
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._sleep = sleep
+        self._stored: dict[PositionKey, AgedState] = store.load_aged() if store else {}
+        self._states: dict[PositionKey, AgedState] = {}
+        self._retry_at_ms: dict[PositionKey, int] = {}
+        self._reported: set[tuple[PositionKey, AgedPhase]] = set()
+        self._tasks: dict[PositionKey, asyncio.Task[None]] = {}
+        self.stats = AgedStats()
+
+    def register(self, router: EventRouter) -> None:
+        for event in (MANAGED_POSITION, MANAGED_MARK, MANAGED_RECONCILED):
+            router.on(event, self.handle, name=HANDLER_NAME)
+
+    def state(self, key: PositionKey) -> AgedState | None:
+        return self._states.get(key)
+
+    def states(self) -> dict[PositionKey, AgedState]:
+        return dict(self._states)
+
+    def idle(self) -> bool:
+        return all(task.done() for task in self._tasks.values())
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def handle(self, routed: RoutedEvent) -> None:
+        data = routed.data
+        if isinstance(data, ReconciledPositions):
+            self._prune(data.open_keys)
+            return
+        event: ManagedEvent = data
+        key = event.position.key
+        if event.kind is ManagedKind.CLOSED:
+            self._forget(key)
+            return
+        state = self._states.get(key) or self._create(event.position)
+        if state is None:
+            return
+        self._step(key, self._with_age(state, event.position), event.position)
+
+    def _step(self, key: PositionKey, state: AgedState, position: ManagedPosition) -> None:
+        before = self._states.get(key)
+        mark = position.view.mark_price
+        now_ms = self._clock_ms()
+        decision: core.AgedDecision | None = None
+        if mark is not None and now_ms >= self._retry_at_ms.get(key, 0):
+            active = self._trailing_active(key)
+            state, decision = core.on_mark(state, self.config.params, mark, now_ms, active)
+            if isinstance(decision, AgedClose) and self.config.monitor_only.applies(key.symbol):
+                state = core.close_failed(state, self.config.params, now_ms)
+                self._report_monitor_only(key, decision)
+                decision = None
+        self._states[key] = state
+        if state != before:
+            self._save(key, state, before)  # CLOSING is on disk before any call goes out
+        if isinstance(decision, AgedClose):
+            self._tasks[key] = asyncio.create_task(
+                self._close(key, decision, position), name=f"aged-close-{key}"
+            )
+
+    def _create(self, position: ManagedPosition) -> AgedState | None:
+        view = position.view
+        if view.side is None or not view.entry_price:
+            return None
+        stored = self._stored.pop(position.key, None)
+        if stored is not None and (stored.side, stored.entry_price) == (
+            view.side,
+            view.entry_price,
+        ):
+            return core.resumed(stored, self.config.params, self._clock_ms())
+        return AgedState(view.side, view.entry_price, position.opened_at_ms)
+
+    def _with_age(self, state: AgedState, position: ManagedPosition) -> AgedState:
+        """The exchange's openTime wins; a first-seen time never makes a resumed state younger."""
+        exchange_time = position.age_source is AgeSource.EXCHANGE
+        if exchange_time and position.opened_at_ms != state.opened_at_ms:
+            return core.with_open_time(state, position.opened_at_ms)
+        return state
+
+    # --- closing ---------------------------------------------------------------------------
+
+    async def _close(
+        self, key: PositionKey, decision: AgedClose, position: ManagedPosition
+    ) -> None:
+        try:
+            row = await self._exchange.open_row(key)
+            if row is None or row.side is None or row.side is not position.view.side:
+                self.stats.already_gone += 1
+                self._mark_closed(key, "already gone on the exchange; no order sent")
+                return
+            order_id = await self._exchange.close_at_market(key, row.side, row.size)
+        except BybitError as exc:
+            if is_position_gone(exc):
+                self.stats.already_gone += 1
+                self._mark_closed(key, "nothing left to close")
+                return
+            self._close_failed(key, exc)
+            return
+        self.stats.closes += 1
+        self._mark_closed(
+            key,
+            f"closed at market (order {order_id}) in {decision.phase}: mark "
+            f"{decision.mark_price} reached target {decision.target_price:.8f} "
+            f"(accepted loss {decision.accepted_loss_pct:.4f} %)",
+        )
+
+    def _mark_closed(self, key: PositionKey, why: str) -> None:
+        state = self._states.get(key)
+        if state is not None:
+            self._states[key] = closed = core.closed(state)
+            self._save(key, closed, state)
+        log.warning("%s: aged position %s", key, why)
+
+    def _close_failed(self, key: PositionKey, exc: BybitError) -> None:
+        self.stats.close_failures += 1
+        now_ms = self._clock_ms()
+        state = self._states.get(key)
+        if state is not None:
+            self._states[key] = reverted = core.close_failed(state, self.config.params, now_ms)
+            self._save(key, reverted, state)
+        # Wait a little before the next mark may try again: never a tight loop of orders.
+        self._retry_at_ms[key] = now_ms + round(self._retry.base_delay_s * 1000)
+        log.error("%s: aged close failed, will retry: %s", key, exc)
+
+    def _report_monitor_only(self, key: PositionKey, decision: AgedClose) -> None:
+        self.stats.monitor_only += 1
+        if (key, decision.phase) not in self._reported:
+            self._reported.add((key, decision.phase))
+            log.info("%s: monitor-only, not closing: %s", key, decision)
+
+    # --- forgetting ------------------------------------------------------------------------
+
+    def _forget(self, key: PositionKey) -> None:
+        self._states.pop(key, None)
+        self._stored.pop(key, None)
+        self._retry_at_ms.pop(key, None)
+        task = self._tasks.pop(key, None)
+        if task is not None and not task.done():
+            task.cancel()
+        if self._store is not None:
+            self._store.delete_aged(key)
+
+    def _prune(self, open_keys: Iterable[PositionKey]) -> None:
+        keep = set(open_keys)
+        for key in [k for k in (*self._stored, *self._states) if k not in keep]:
+            self.stats.pruned += 1
+            self._forget(key)
+
+    def _save(self, key: PositionKey, state: AgedState, before: AgedState | None) -> None:
+        if before is not None and before.phase is not state.phase:
+            self.stats.phase_changes += 1
+            log.info("%s: aged phase %s -> %s", key, before.phase, state.phase)
+        if self._store is not None:
+            self._store.save_aged(key, state)

@@ -1,0 +1,94 @@
+"""Protection settings from `AppSettings`: per-symbol trailing parameters, aged parameters,
+monitor-only scopes. Bad overrides fail at startup with a one-line error naming them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from typing import Any
+
+from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.protection.aged import MS_PER_HOUR, AgedParams
+from bybit_hybrid.protection.trailing import TrailingParams
+
+_FLOAT_FIELDS = frozenset({"min_update_interval_s"})
+_OVERRIDABLE = frozenset(f.name for f in fields(TrailingParams))
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorOnly:
+    """Decisions are computed, logged and counted, but nothing is sent, for these scopes."""
+
+    everything: bool = False
+    symbols: frozenset[str] = frozenset()
+
+    def applies(self, symbol: str) -> bool:
+        return self.everything or symbol in self.symbols
+
+
+@dataclass(frozen=True, slots=True)
+class TrailingConfig:
+    defaults: TrailingParams = field(default_factory=TrailingParams)
+    overrides: Mapping[str, TrailingParams] = field(default_factory=dict)
+    monitor_only: MonitorOnly = MonitorOnly()
+    sl_trigger_by: str = "MarkPrice"
+
+    def params_for(self, symbol: str) -> TrailingParams:
+        return self.overrides.get(symbol, self.defaults)
+
+
+@dataclass(frozen=True, slots=True)
+class AgedConfig:
+    params: AgedParams = field(default_factory=AgedParams)
+    monitor_only: MonitorOnly = MonitorOnly()
+
+
+def trailing_config(settings: Any) -> TrailingConfig:
+    """From an `AppSettings` (typed loosely so tests can pass a namespace)."""
+    defaults = TrailingParams(
+        activation_pct=settings.trailing_activation_pct,
+        callback_pct=settings.trailing_callback_pct,
+        breakeven_trigger_pct=settings.trailing_breakeven_trigger_pct,
+        min_update_interval_s=settings.trailing_min_update_interval_s,
+        min_improvement_pct=settings.trailing_min_improvement_pct,
+        bypass_improvement_pct=settings.trailing_bypass_improvement_pct,
+    )
+    overrides = {
+        symbol: _override(defaults, symbol, values)
+        for symbol, values in settings.trailing_symbol_overrides.items()
+    }
+    monitor = MonitorOnly(
+        settings.trailing_monitor_only, frozenset(settings.trailing_monitor_only_symbols)
+    )
+    return TrailingConfig(defaults, overrides, monitor, settings.trailing_sl_trigger_by)
+
+
+def aged_config(settings: Any) -> AgedConfig:
+    params = AgedParams(
+        max_age_ms=round(settings.aged_max_age_h * MS_PER_HOUR),
+        grace_ms=round(settings.aged_grace_h * MS_PER_HOUR),
+        fee_pct_per_side=settings.aged_fee_pct_per_side,
+        step_pct_per_h=settings.aged_step_pct_per_h,
+        max_loss_pct=settings.aged_max_loss_pct,
+    )
+    symbols = frozenset(getattr(settings, "aged_monitor_only_symbols", ()))
+    return AgedConfig(params, MonitorOnly(settings.aged_monitor_only, symbols))
+
+
+def _override(
+    defaults: TrailingParams, symbol: str, values: Mapping[str, Decimal]
+) -> TrailingParams:
+    unknown = sorted(set(values) - _OVERRIDABLE)
+    if unknown:
+        raise ConfigError(
+            f"setting trailing_symbol_overrides.{symbol}: unknown key {unknown[0]!r} "
+            f"(one of {', '.join(sorted(_OVERRIDABLE))})"
+        )
+    changes: dict[str, Any] = {
+        k: float(v) if k in _FLOAT_FIELDS else Decimal(v) for k, v in values.items()
+    }
+    try:
+        return replace(defaults, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"setting trailing_symbol_overrides.{symbol}: {exc}") from None

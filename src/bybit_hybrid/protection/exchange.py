@@ -1,0 +1,76 @@
+"""The protection's exchange calls: move a stop, confirm a position, close it at market.
+
+Single attempts only, each behind the shared account limiter; retry policy belongs to the
+adapters, which know whether a newer stop has superseded the one that failed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from decimal import Decimal
+from typing import Final
+
+from bybit_hybrid.protection.limiter import AccountLimiter
+from bybit_hybrid.protection.prices import price_text
+from bybit_hybrid.protocol.domain import Instrument, PositionKey, PositionSnapshot, Side
+from bybit_hybrid.transport.ratelimit import ORDER_CREATE, POSITION_LIST, TRADING_STOP
+from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.wire.messages import OrderCreateRequest, TradingStopRequest
+
+CATEGORY: Final = "linear"
+_link_ids = itertools.count(1)
+
+
+class ProtectionExchange:
+    """Thin, rate-limited wrapper of the REST client for stops and reduce-only closes."""
+
+    def __init__(
+        self, rest: BybitRestClient, limiter: AccountLimiter, sl_trigger_by: str = "MarkPrice"
+    ) -> None:
+        self.rest = rest
+        self.limiter = limiter
+        self.sl_trigger_by = sl_trigger_by
+
+    def stop_request(self, key: PositionKey, stop_price: Decimal) -> TradingStopRequest:
+        return TradingStopRequest(
+            category=CATEGORY,
+            symbol=key.symbol,
+            positionIdx=key.idx,
+            tpslMode="Full",
+            stopLoss=price_text(stop_price),
+            slTriggerBy=self.sl_trigger_by,
+        )
+
+    async def set_stop(self, key: PositionKey, stop_price: Decimal) -> bool:
+        """True if the stop changed, False on 34040 (already there); other errors raise."""
+        request = self.stop_request(key, stop_price)
+        await self.limiter.acquire(TRADING_STOP)
+        return await self.rest.apply_trading_stop(request)
+
+    async def open_row(self, key: PositionKey) -> PositionSnapshot | None:
+        """The exchange's row for `key` if that position is open now, else None."""
+        await self.limiter.acquire(POSITION_LIST)
+        page = await self.rest.get_positions(symbol=key.symbol)
+        for row in page.positions:
+            if row.key == key and row.is_open:
+                return row
+        return None
+
+    async def close_at_market(self, key: PositionKey, side: Side, qty: Decimal) -> str:
+        """A reduce-only market order for `qty` against a `side` position; returns orderId."""
+        request = OrderCreateRequest(
+            category=CATEGORY,
+            symbol=key.symbol,
+            side=(Side.SELL if side is Side.BUY else Side.BUY).value,
+            orderType="Market",
+            qty=price_text(qty),
+            positionIdx=key.idx,
+            reduceOnly=True,
+            orderLinkId=f"bh-prot-{time.time_ns() // 1_000_000}-{next(_link_ids)}",
+        )
+        await self.limiter.acquire(ORDER_CREATE)
+        return await self.rest.create_order(request)
+
+    async def instruments(self) -> dict[str, Instrument]:
+        return await self.rest.get_instruments()

@@ -1,0 +1,155 @@
+"""Position manager: the authoritative position view (price, PnL, age) that protection acts on.
+
+It consumes the router's raw position events and re-emits each as a `ManagedEvent` carrying a
+`ManagedPosition`: the stream's view plus when the position opened (the exchange's `openTime`
+when it has one, else when this process first saw it). Trailing and aged consume those.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+from bybit_hybrid.protection.prices import HUNDRED
+from bybit_hybrid.protocol.domain import PositionKey, Side
+from bybit_hybrid.protocol.events import PositionChanged, PositionEvent, PositionView
+from bybit_hybrid.protocol.hybrid import Reconciled
+from bybit_hybrid.router.router import (
+    POSITION_CHANGED,
+    POSITION_CLOSED,
+    POSITION_MARK,
+    POSITION_OPENED,
+    STREAM_RECONCILED,
+    EventRouter,
+    RoutedEvent,
+)
+
+MANAGED_POSITION: Final = "managed.position"  # opened / changed / closed: lifecycle
+MANAGED_MARK: Final = "managed.mark"  # revaluations: conflated per position
+MANAGED_RECONCILED: Final = "managed.reconciled"  # the book now equals the exchange
+_HANDLER_NAME: Final = "position_manager"
+
+
+class ManagedKind(StrEnum):
+    OPENED = "opened"
+    CHANGED = "changed"
+    MARK = "mark"
+    CLOSED = "closed"
+
+
+class AgeSource(StrEnum):
+    EXCHANGE = "exchange"  # the position's openTime
+    FIRST_SEEN = "first_seen"  # openTime absent (0): when this process first saw it
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedPosition:
+    view: PositionView
+    opened_at_ms: int
+    age_source: AgeSource
+
+    @property
+    def key(self) -> PositionKey:
+        return self.view.key
+
+    @property
+    def side(self) -> Side | None:
+        return self.view.side
+
+    def age_ms(self, now_ms: int) -> int:
+        return now_ms - self.opened_at_ms
+
+    @property
+    def pnl(self) -> Decimal | None:
+        return self.view.unrealised_pnl
+
+    @property
+    def pnl_pct(self) -> Decimal | None:
+        """Price move in the position's favour, percent of entry (leverage not applied)."""
+        view = self.view
+        if view.side is None or view.entry_price is None or view.mark_price is None:
+            return None
+        if not view.entry_price:
+            return None
+        return view.side.sign * (view.mark_price - view.entry_price) / view.entry_price * HUNDRED
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedEvent:
+    kind: ManagedKind
+    position: ManagedPosition
+    changed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciledPositions:
+    """After a REST reconcile: the keys open right now (stored state of others is stale)."""
+
+    open_keys: frozenset[PositionKey]
+
+
+class PositionManager:
+    """Registers itself on `router` and keeps one ManagedPosition per open key."""
+
+    def __init__(self, router: EventRouter, clock_ms: Callable[[], int] | None = None) -> None:
+        self._router = router
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._positions: dict[PositionKey, ManagedPosition] = {}
+        self._first_seen_ms: dict[PositionKey, int] = {}
+        for event in (POSITION_OPENED, POSITION_CHANGED, POSITION_CLOSED, POSITION_MARK):
+            router.on(event, self.handle, name=_HANDLER_NAME)
+        router.on(STREAM_RECONCILED, self.handle, name=_HANDLER_NAME)
+
+    def positions(self) -> list[ManagedPosition]:
+        return sorted(self._positions.values(), key=lambda p: p.key)
+
+    def get(self, key: PositionKey) -> ManagedPosition | None:
+        return self._positions.get(key)
+
+    async def handle(self, routed: RoutedEvent) -> None:
+        data = routed.data
+        if isinstance(data, Reconciled):
+            self._emit_reconciled(routed)
+            return
+        event: PositionEvent = data
+        kind = ManagedKind(event.kind)
+        managed = self._update(kind, event.view)
+        changed = event.changed if isinstance(event, PositionChanged) else frozenset()
+        self._router.emit(
+            MANAGED_MARK if kind is ManagedKind.MARK else MANAGED_POSITION,
+            ManagedEvent(kind, managed, changed),
+            routed.source,
+            key=managed.key,
+            conflate=kind is ManagedKind.MARK,
+            received_at_s=routed.received_at_s,
+        )
+
+    def _update(self, kind: ManagedKind, view: PositionView) -> ManagedPosition:
+        key = view.key
+        if kind is ManagedKind.OPENED:
+            # A flip closes the old side and opens a new one: its age starts again.
+            self._first_seen_ms[key] = self._clock_ms()
+        first_seen_ms = self._first_seen_ms.setdefault(key, self._clock_ms())
+        if view.open_time_ms:
+            managed = ManagedPosition(view, view.open_time_ms, AgeSource.EXCHANGE)
+        else:
+            managed = ManagedPosition(view, first_seen_ms, AgeSource.FIRST_SEEN)
+        if kind is ManagedKind.CLOSED:
+            self._positions.pop(key, None)
+            self._first_seen_ms.pop(key, None)
+        else:
+            self._positions[key] = managed
+        return managed
+
+    def _emit_reconciled(self, routed: RoutedEvent) -> None:
+        self._router.emit(
+            MANAGED_RECONCILED,
+            ReconciledPositions(frozenset(self._positions)),
+            routed.source,
+            key=MANAGED_RECONCILED,
+            received_at_s=routed.received_at_s,
+        )

@@ -1,0 +1,144 @@
+"""Unified protection: router + position manager + trailing stop + aged monitor, wired as one.
+
+protection = UnifiedProtection(settings, rest, store=ProtectionStore(settings.state_db))
+protection.attach(stream)          # any PositionStream
+await protection.start()           # loads instruments, starts the consumers
+await stream.start()
+...
+await protection.stop()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bybit_hybrid.protection.aged_adapter import AgedAdapter
+from bybit_hybrid.protection.config import aged_config, trailing_config
+from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.limiter import AccountLimiter
+from bybit_hybrid.protection.position_manager import PositionManager
+from bybit_hybrid.protection.retry import RetryPolicy
+from bybit_hybrid.protection.store import ProtectionStore
+from bybit_hybrid.protection.trailing_adapter import TrailingAdapter
+from bybit_hybrid.protocol.domain import Instrument
+from bybit_hybrid.router.router import EventRouter
+from bybit_hybrid.transport.rest import BybitRestClient
+
+
+class UnifiedProtection:
+    """One account's protection. `settings` is an `AppSettings` (or anything shaped like it)."""
+
+    def __init__(
+        self,
+        settings: Any,
+        rest: BybitRestClient,
+        *,
+        store: ProtectionStore | None = None,
+        limiter: AccountLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        instruments: dict[str, Instrument] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.router = EventRouter()
+        self.manager = PositionManager(self.router, lambda: int(clock() * 1000))
+        self.exchange = ProtectionExchange(
+            rest, limiter or AccountLimiter(), settings.trailing_sl_trigger_by
+        )
+        self.store = store
+        extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+        self.trailing = TrailingAdapter(
+            trailing_config(settings),
+            self.exchange,
+            store,
+            instruments=instruments,
+            retry=retry,
+            clock=clock,
+            **extra,
+        )
+        self.aged = AgedAdapter(
+            aged_config(settings),
+            self.exchange,
+            store,
+            self.trailing.is_active,
+            retry=retry,
+            clock_ms=lambda: int(clock() * 1000),
+            **extra,
+        )
+        self.trailing.register(self.router)
+        self.aged.register(self.router)
+        self._started = False
+
+    def attach(self, stream: Any) -> None:
+        """Listens to a `PositionStream`; call before `stream.start()` to see the bootstrap."""
+        self.router.attach(stream)
+
+    async def start(self, *, load_instruments: bool = True) -> None:
+        if load_instruments:
+            await self.trailing.load_instruments()
+        await self.router.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        await self.router.stop()
+        await self.trailing.stop()
+        await self.aged.stop()
+        self._started = False
+
+    def idle(self) -> bool:
+        """Nothing queued in the router and no exchange call waiting or in flight."""
+        return self.router.idle() and self.trailing.idle() and self.aged.idle()
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready picture of every protected position and the counters."""
+        positions = []
+        for managed in self.manager.positions():
+            key = managed.key
+            trail = self.trailing.trail(key)
+            aged = self.aged.state(key)
+            positions.append(
+                {
+                    "symbol": key.symbol,
+                    "position_idx": key.idx,
+                    "side": None if managed.side is None else managed.side.value,
+                    "mark_price": _text(managed.view.mark_price),
+                    "pnl_pct": _text(managed.pnl_pct),
+                    "opened_at_ms": managed.opened_at_ms,
+                    "age_source": managed.age_source.value,
+                    "trail_phase": None if trail is None else trail.phase.value,
+                    "trail_extreme": None if trail is None else str(trail.extreme_price),
+                    "trail_stop": None if trail is None else _text(trail.stop_price),
+                    "aged_phase": None if aged is None else aged.phase.value,
+                }
+            )
+        t, a = self.trailing.stats, self.aged.stats
+        return {
+            "running": self._started,
+            "positions": positions,
+            "trailing": {
+                "decisions": dict(t.decisions),
+                "stops_sent": t.stops_sent,
+                "not_modified": t.not_modified,
+                "retries": t.retries,
+                "failures": t.failures,
+                "gone": t.gone,
+                "closes": t.closes,
+                "adopted": t.adopted,
+                "monitor_only": t.monitor_only,
+                "resumed": t.resumed,
+            },
+            "aged": {
+                "closes": a.closes,
+                "already_gone": a.already_gone,
+                "close_failures": a.close_failures,
+                "monitor_only": a.monitor_only,
+            },
+            "router": self.router.stats(),
+            "limiter_waits": self.exchange.limiter.waits,
+        }
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

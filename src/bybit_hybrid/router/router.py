@@ -1,0 +1,232 @@
+"""Event router: named events fanned out to async consumers, each with its own mailbox and task.
+
+Lifecycle events queue FIFO and are never dropped; conflatable events (marks) keep only the
+newest per key while they wait, and never overtake a lifecycle event of the same key (that is
+the `Mailbox` contract). A handler that raises is logged with its name and counted; the other
+consumers, and its own next events, carry on. Per consumer the router measures latency (from
+the router's receipt of the original event to the handler's completion) and backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bybit_hybrid.protocol.events import (
+    MarkUpdated,
+    PositionChanged,
+    PositionClosed,
+    PositionOpened,
+)
+from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled
+from bybit_hybrid.router.mailbox import Mailbox
+
+log = logging.getLogger(__name__)
+
+POSITION_OPENED: Final = "position.opened"
+POSITION_CHANGED: Final = "position.changed"
+POSITION_CLOSED: Final = "position.closed"
+POSITION_MARK: Final = "position.mark"
+STREAM_RECONCILED: Final = "stream.reconciled"
+_LATENCY_SAMPLES: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedEvent:
+    """What a handler receives. `received_at_s` is `time.perf_counter()` at the router's
+    receipt of the event this one derives from (kept across re-emits, so latency is end to end).
+    """
+
+    name: str
+    data: Any
+    source: str
+    received_at_s: float
+
+
+Handler = Callable[[RoutedEvent], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    errors: int = 0
+    latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
+    max_latency_s: float = 0.0
+
+    def record(self, latency_s: float) -> None:
+        self.handled += 1
+        self.latency_s.append(latency_s)
+        self.max_latency_s = max(self.max_latency_s, latency_s)
+
+
+@dataclass
+class _Consumer:
+    name: str
+    handler: Handler
+    events: set[str]
+    mailbox: Mailbox[RoutedEvent] = field(default_factory=Mailbox)
+    stats: ConsumerStats = field(default_factory=ConsumerStats)
+    task: asyncio.Task[None] | None = None
+    busy: bool = False
+
+
+class EventRouter:
+    """`on(event, handler)` registers, `emit(event, data, source)` delivers; `start()` runs."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._consumers: dict[str, _Consumer] = {}
+        self._by_event: dict[str, list[_Consumer]] = {}
+        self._running = False
+        self.emitted = 0
+
+    # --- registration ----------------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler, *, name: str | None = None) -> None:
+        """Subscribes `handler` to `event`. One handler (by name) is one consumer, whatever
+        the number of events it takes, so its events stay in one ordered mailbox."""
+        name = name or _name_of(handler)
+        consumer = self._consumers.get(name)
+        if consumer is None:
+            consumer = self._consumers[name] = _Consumer(name, handler, set())
+            if self._running:
+                self._spawn(consumer)
+        elif consumer.handler != handler:  # bound methods are equal, not identical
+            raise ValueError(f"another handler is already registered as {name!r}")
+        if event not in consumer.events:
+            consumer.events.add(event)
+            self._by_event.setdefault(event, []).append(consumer)
+
+    # --- delivery --------------------------------------------------------------------------
+
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        source: str,
+        *,
+        key: Hashable = None,
+        conflate: bool = False,
+        received_at_s: float | None = None,
+    ) -> None:
+        """Queues `data` for every consumer of `event`; never blocks, never drops lifecycle.
+
+        `conflate=True` marks a replaceable update (a mark): only the newest per `key` waits.
+        """
+        routed = RoutedEvent(event, data, source, received_at_s or self._clock())
+        self.emitted += 1
+        for consumer in self._by_event.get(event, ()):
+            if conflate:
+                consumer.mailbox.put_mark(key, routed)
+            else:
+                consumer.mailbox.put_lifecycle(key, routed)
+
+    def on_core_event(self, event: CoreEvent) -> None:
+        """A `PositionStream` listener: typed core events become named router events."""
+        if isinstance(event, MarkUpdated):
+            self.emit(POSITION_MARK, event, event.view.source.value, key=event.key, conflate=True)
+        elif isinstance(event, PositionOpened):
+            self.emit(POSITION_OPENED, event, event.view.source.value, key=event.key)
+        elif isinstance(event, PositionChanged):
+            self.emit(POSITION_CHANGED, event, event.view.source.value, key=event.key)
+        elif isinstance(event, PositionClosed):
+            self.emit(POSITION_CLOSED, event, event.view.source.value, key=event.key)
+        elif isinstance(event, Reconciled):
+            self.emit(STREAM_RECONCILED, event, "rest", key=STREAM_RECONCILED)
+
+    def attach(self, stream: Any) -> None:
+        """Listens to a `PositionStream` (anything with `add_listener`)."""
+        stream.add_listener(self.on_core_event)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._running = True
+        for consumer in self._consumers.values():
+            if consumer.task is None:
+                self._spawn(consumer)
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [c.task for c in self._consumers.values() if c.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for consumer in self._consumers.values():
+            consumer.task = None
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Waits until every mailbox is empty and no handler is running (tests, shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.idle():
+            if loop.time() > deadline:
+                raise TimeoutError("router did not drain")
+            await asyncio.sleep(0.001)
+
+    def idle(self) -> bool:
+        return all(not c.busy and len(c.mailbox) == 0 for c in self._consumers.values())
+
+    # --- measurements ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per consumer: handled, errors, backlog now and at most, conflated marks, latency."""
+        return {name: _consumer_stats(c) for name, c in self._consumers.items()}
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _spawn(self, consumer: _Consumer) -> None:
+        consumer.task = asyncio.create_task(self._consume(consumer), name=f"router-{consumer.name}")
+
+    async def _consume(self, consumer: _Consumer) -> None:
+        while True:
+            routed = await consumer.mailbox.get()
+            consumer.busy = True
+            try:
+                await consumer.handler(routed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                consumer.stats.errors += 1
+                log.exception("handler %s failed on %s", consumer.name, routed.name)
+            else:
+                consumer.stats.record(self._clock() - routed.received_at_s)
+            finally:
+                consumer.busy = False
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile of `samples` (0.0 when empty)."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def _consumer_stats(consumer: _Consumer) -> dict[str, Any]:
+    samples = list(consumer.stats.latency_s)
+    box = consumer.mailbox.stats
+    return {
+        "handled": consumer.stats.handled,
+        "errors": consumer.stats.errors,
+        "backlog": len(consumer.mailbox),
+        "max_backlog": box.max_backlog,
+        "marks_conflated": box.marks_conflated,
+        "latency_p50_ms": percentile(samples, 50) * 1000,
+        "latency_p99_ms": percentile(samples, 99) * 1000,
+        "latency_max_ms": consumer.stats.max_latency_s * 1000,
+    }
+
+
+def _name_of(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__

@@ -1,0 +1,143 @@
+"""`bybit-hybrid run`: the position stream plus unified protection (trailing stop, aged monitor).
+
+Settings come from `BYBIT_HYBRID_*` / `.env` / `--config FILE` (see docs/protection.md); the
+trail and aged state lives in `state_db`, so a restart resumes every trail where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.protection.store import ProtectionStore
+from bybit_hybrid.protection.unified import UnifiedProtection
+from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
+from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, endpoint_kwargs
+from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
+from bybit_hybrid.service.streams import make_position_stream
+from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.wire.signing import Credentials
+
+HELP = "stream positions and protect them: trailing stop-loss and aged-position exits"
+STATUS_EVERY_S = 60.0
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_endpoint_flags(parser)
+    parser.add_argument("--duration", type=_positive_seconds, metavar="S", help="stop after S s")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    kwargs = endpoint_kwargs(args)
+    settings = load_settings(args.config)
+    api_key, api_secret = load_keys()
+    return asyncio.run(_run(settings, api_key, api_secret, kwargs, args.duration))
+
+
+async def _run(
+    settings: AppSettings,
+    api_key: str,
+    api_secret: str,
+    kwargs: dict[str, Any],
+    duration_s: float | None,
+) -> int:
+    done = asyncio.Event()
+    fatal: list[str] = []
+
+    def watch(event: CoreEvent) -> None:
+        if isinstance(event, AuthFailed):
+            fatal.append(f"Bybit rejected the API key on the private stream: {event.ret_msg}")
+        elif isinstance(event, RestFailed) and event.permanent:
+            fatal.append(f"Bybit rejected the API key: {event.error}")
+        if fatal:
+            done.set()
+
+    endpoints = Endpoints.select(**kwargs)
+    # The protection's own client: single attempts (the adapters retry), no client-side
+    # limiter (the protection's rolling-window limiter is the account's one).
+    rest = BybitRestClient(
+        endpoints.rest_url, Credentials(api_key, api_secret), max_retries=0, limits_per_s={}
+    )
+    store = ProtectionStore(settings.state_db)
+    protection = UnifiedProtection(settings, rest, store=store)
+    stream = make_position_stream(settings, api_key, api_secret, None, kwargs)
+    stream.add_listener(watch)
+    protection.attach(stream)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, done.set)
+    reporter: asyncio.Task[None] | None = None
+    try:
+        await _sync_clock(rest)
+        await protection.start()
+        await stream.start()
+        log.info("protecting positions (state in %s, mode %s)", settings.state_db, settings.mode)
+        reporter = asyncio.create_task(_report(protection), name="run-status")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), duration_s)
+    except BybitError as exc:
+        fatal.append(f"could not start protection: {exc}")
+    finally:
+        if reporter is not None:
+            reporter.cancel()
+        await stream.stop()
+        await protection.stop()
+        await rest.close()
+        _log_status(protection)
+        store.close()
+    if fatal:
+        raise ConfigError(fatal[0])
+    return 0
+
+
+async def _sync_clock(rest: BybitRestClient) -> None:
+    try:
+        await rest.sync_clock()
+    except BybitError as exc:
+        log.warning("could not read the server clock, using the local one: %s", exc)
+
+
+async def _report(protection: UnifiedProtection) -> None:
+    while True:
+        await asyncio.sleep(STATUS_EVERY_S)
+        _log_status(protection)
+
+
+def _log_status(protection: UnifiedProtection) -> None:
+    status = protection.status()
+    t, a = status["trailing"], status["aged"]
+    log.info(
+        "protection: %d positions, %d stops sent (%d not modified, %d retries, %d failures), "
+        "%d trailing closes, %d aged closes, %d monitor-only decisions",
+        len(status["positions"]),
+        t["stops_sent"],
+        t["not_modified"],
+        t["retries"],
+        t["failures"],
+        t["closes"],
+        a["closes"],
+        t["monitor_only"] + a["monitor_only"],
+    )

@@ -1,0 +1,156 @@
+"""A stream + unified protection wired to the simulator, with a clock the test can move forward.
+
+Prices are forced with `set_prices(mark=, last=)` on paused symbols (or with a trend), so every
+decision is deterministic; waits go through `wait_for` with multiples of `UNIT_S`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bybit_hybrid import BybitHybridStream
+from bybit_hybrid.protection.retry import RetryPolicy
+from bybit_hybrid.protection.store import ProtectionStore
+from bybit_hybrid.protection.unified import UnifiedProtection
+from bybit_hybrid.protocol.domain import PositionKey
+from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.sim import EventKind, HistoryEvent, SimServer
+from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.wire.signing import Credentials
+from tests.integration.stream_harness import CONFIG
+from tests.support import UNIT_S, wait_for
+
+FAST_RETRY = RetryPolicy(max_retries=3, base_delay_s=0.05, max_delay_s=0.3)
+
+
+@dataclass
+class SkewClock:
+    """Wall clock plus an offset the test advances instead of sleeping."""
+
+    offset_s: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
+
+
+@dataclass
+class Rig:
+    sim: SimServer
+    stream: BybitHybridStream
+    rest: BybitRestClient
+    protection: UnifiedProtection
+    store: ProtectionStore
+    clock: SkewClock
+    closed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- exchange side -------------------------------------------------------------------
+
+    def stop_requests(self, symbol: str | None = None) -> list[HistoryEvent]:
+        return [
+            e
+            for e in self.sim.exchange.history.of_kind(EventKind.TRADING_STOP)
+            if symbol is None or e.symbol == symbol
+        ]
+
+    def sent_stops(self, symbol: str) -> list[Decimal]:
+        """stopLoss of every accepted trading-stop request for `symbol`, in order."""
+        return [
+            Decimal(e.details["body"]["stopLoss"])
+            for e in self.stop_requests(symbol)
+            if e.details["ret_code"] == 0
+        ]
+
+    def orders(self, symbol: str) -> list[HistoryEvent]:
+        """Orders the client placed (control-route opens are excluded)."""
+        return [
+            e
+            for e in self.sim.exchange.history.of_kind(EventKind.ORDER)
+            if e.symbol == symbol and e.reason is not None and e.reason.value == "order"
+        ]
+
+    def closes(self, symbol: str) -> list[HistoryEvent]:
+        return [e for e in self.sim.exchange.history.of_kind(EventKind.CLOSE) if e.symbol == symbol]
+
+    async def open(self, symbol: str, side: str, qty: str, idx: int = 0) -> Decimal:
+        """Opens on a paused symbol and waits until protection tracks it with a mark."""
+        self.sim.pause_ticks(symbol)
+        await self.sim.open_position(symbol, side, Decimal(qty), idx)
+        key = PositionKey(symbol, idx)
+        await wait_for(
+            lambda: (
+                (m := self.protection.manager.get(key)) is not None
+                and m.view.mark_price is not None
+            ),
+            3 * UNIT_S,
+            f"protection to track {key}",
+        )
+        return self.sim.exchange.positions[(symbol, idx)].avg_price
+
+    async def move(self, symbol: str, price: Decimal) -> None:
+        """Mark and last to `price` (the trend walk moves last, and mark follows it)."""
+        await self.sim.set_prices(symbol, mark=price, last=price)
+
+    async def move_and_settle(self, symbol: str, price: Decimal, idx: int = 0) -> None:
+        """Moves the price and waits until protection saw that mark and went idle."""
+        await self.move(symbol, price)
+        key = PositionKey(symbol, idx)
+        await wait_for(
+            lambda: (m := self.protection.manager.get(key)) is None or m.view.mark_price == price,
+            3 * UNIT_S,
+            f"mark {price} for {key}",
+        )
+        await self.settle()
+
+    async def settle(self) -> None:
+        await wait_for(self.protection.idle, 3 * UNIT_S, "protection to go idle")
+
+    # --- teardown --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await self.stream.stop()
+        await self.protection.stop()
+        await self.rest.close()
+        self.store.close()
+
+
+async def start_rig(
+    sim: SimServer,
+    db_path: Path,
+    *,
+    clock: SkewClock | None = None,
+    retry: RetryPolicy = FAST_RETRY,
+    **overrides: Any,
+) -> Rig:
+    """Stream + protection against `sim`, state in `db_path`; `overrides` are AppSettings."""
+    settings = load_settings(overrides={"state_db": db_path, **overrides})
+    clock = clock or SkewClock()
+    stream = BybitHybridStream(
+        sim.api_key, sim.api_secret, base_url=sim.base_url, config=CONFIG, rng=random.Random(7)
+    )
+    rest = BybitRestClient(
+        sim.base_url, Credentials(sim.api_key, sim.api_secret), max_retries=0, limits_per_s={}
+    )
+    store = ProtectionStore(db_path)
+    protection = UnifiedProtection(settings, rest, store=store, retry=retry, clock=clock)
+    protection.attach(stream)
+    rig = Rig(sim, stream, rest, protection, store, clock)
+    try:
+        await protection.start()
+        await stream.start()
+        await stream.wait_ready(3 * UNIT_S)
+    except BaseException:
+        await rig.close()
+        raise
+    return rig
