@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -160,3 +161,25 @@ async def test_every_subscriber_gets_the_same_frame(
     assert first == second
     await one.close()
     await two.close()
+
+
+async def test_stamp_send_us_is_off_by_default_and_stamps_each_write_when_on(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    """`stamp_send_us` (benchmark-only): ticker data carries the µs time of the socket write."""
+    plain = await session.ws_connect(sim.public_ws_url)
+    await send(plain, {"op": "subscribe", "args": ["tickers.BTCUSDT"], "req_id": "s"})
+    await recv_json(plain)
+    assert "simSendUs" not in (await recv_json(plain))["data"]
+    await plain.close()
+    async with SimServer(SimConfig(symbols=2, rate_hz=50, seed=3, stamp_send_us=True)) as stamped:
+        ws = await session.ws_connect(stamped.public_ws_url)
+        before_us = time.time_ns() // 1000
+        await send(ws, {"op": "subscribe", "args": ["tickers.BTCUSDT"], "req_id": "s"})
+        assert (await recv_json(ws))["success"] is True
+        for _ in range(3):  # the snapshot, then deltas
+            frame = await recv_json(ws)
+            stamp = frame["data"]["simSendUs"]
+            assert isinstance(stamp, int) and before_us <= stamp <= time.time_ns() // 1000
+            assert frame["data"]["symbol"] == "BTCUSDT"
+        await ws.close()

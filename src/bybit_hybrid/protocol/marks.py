@@ -1,4 +1,10 @@
-"""Per-symbol ticker state merged from `tickers.{symbol}` snapshots and deltas (BYBIT_V5 §5)."""
+"""Per-symbol ticker state merged from `tickers.{symbol}` snapshots and deltas (BYBIT_V5 §5).
+
+The cache keeps one mutable record per symbol and updates it in place: a ticker frame is the
+hottest input of the product (10 per second per symbol), so `apply_frame` reads the decoded
+wire message directly and allocates nothing but the Decimals the frame carries. `state()`
+hands out an immutable `TickerState` copy.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from bybit_hybrid.protocol.domain import TickerUpdate
+from bybit_hybrid.wire.convert import decimal_or_none
+from bybit_hybrid.wire.decode import TickerMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,32 +50,122 @@ class MarkStats:
         return asdict(self)
 
 
+class _Entry:
+    """The mutable merged state of one symbol (see `TickerState` for the meaning)."""
+
+    __slots__ = ("cs", "index_price", "last_price", "mark_price", "received_at", "ts_ms")
+
+    def __init__(
+        self,
+        mark_price: Decimal | None,
+        last_price: Decimal | None,
+        index_price: Decimal | None,
+        cs: int | None,
+        ts_ms: int,
+        *,
+        received_at: float,
+    ) -> None:
+        self.mark_price = mark_price
+        self.last_price = last_price
+        self.index_price = index_price
+        self.cs = cs
+        self.ts_ms = ts_ms
+        self.received_at = received_at
+
+
 class MarkCache:
     """Merged ticker state per symbol; answers "what is the mark now, and how old is it"."""
 
     def __init__(self) -> None:
-        self._states: dict[str, TickerState] = {}
+        self._states: dict[str, _Entry] = {}
         self.stats = MarkStats()
 
     def apply(self, update: TickerUpdate, now: float) -> Decimal | None:
         """Applies one WS ticker frame; returns the new mark only if the mark changed."""
-        old = self._states.get(update.symbol)
-        if not update.is_snapshot and _is_out_of_order(update.cs, old):
-            self.stats.stale_dropped += 1
+        return self._apply(
+            update.symbol,
+            update.is_snapshot,
+            update.mark_price,
+            update.last_price,
+            update.index_price,
+            cs=update.cs,
+            ts_ms=update.ts_ms,
+            now=now,
+        )
+
+    def apply_frame(self, message: TickerMessage, now: float) -> Decimal | None:
+        """`apply` straight from the decoded wire message (the hot path: no `TickerUpdate`).
+
+        Prices are converted (and checked) before anything changes, so a bad value raises
+        `WireDecodeError` and leaves the cache as it was, as `ticker_from_wire` + `apply` do.
+        """
+        data = message.data
+        mark_raw, last_raw, index_raw = data.markPrice, data.lastPrice, data.indexPrice
+        return self._apply(
+            data.symbol,
+            message.is_snapshot,
+            decimal_or_none(mark_raw, "markPrice") if mark_raw else None,
+            decimal_or_none(last_raw, "lastPrice") if last_raw else None,
+            decimal_or_none(index_raw, "indexPrice") if index_raw else None,
+            cs=message.cs,
+            ts_ms=message.ts_ms,
+            now=now,
+        )
+
+    def _apply(
+        self,
+        symbol: str,
+        is_snapshot: bool,
+        mark: Decimal | None,
+        last: Decimal | None,
+        index: Decimal | None,
+        *,
+        cs: int | None,
+        ts_ms: int,
+        now: float,
+    ) -> Decimal | None:
+        stats = self.stats
+        entry = self._states.get(symbol)
+        # Equal cs is not stale: the mark moves with the index even when no trade bumps cs.
+        if (
+            not is_snapshot
+            and cs is not None
+            and entry is not None
+            and entry.cs is not None
+            and cs < entry.cs
+        ):
+            stats.stale_dropped += 1
             return None
-        self.stats.frames += 1
-        if update.is_snapshot:
+        stats.frames += 1
+        if entry is None:
+            if is_snapshot:
+                stats.snapshots += 1
+            else:
+                stats.deltas += 1
+                stats.deltas_before_snapshot += 1
+            self._states[symbol] = _Entry(mark, last, index, cs, ts_ms, received_at=now)
+            return self._changed_mark(None, mark)
+        old_mark = entry.mark_price
+        if is_snapshot:
             # A snapshot replaces everything, even at a lower cs: Bybit resends one when its own
             # state was reset, so the old cs is no longer a valid reference.
-            self.stats.snapshots += 1
-            new = _from_snapshot(update, now)
+            stats.snapshots += 1
+            entry.mark_price, entry.last_price, entry.index_price = mark, last, index
+            entry.cs, entry.ts_ms = cs, ts_ms
         else:
-            self.stats.deltas += 1
-            if old is None:
-                self.stats.deltas_before_snapshot += 1
-            new = _merge_delta(old, update, now)
-        self._states[update.symbol] = new
-        return self._changed_mark(old, new)
+            # A field missing from a delta is unchanged, not unknown (BYBIT_V5 §5.1, F11).
+            stats.deltas += 1
+            if mark is not None:
+                entry.mark_price = mark
+            if last is not None:
+                entry.last_price = last
+            if index is not None:
+                entry.index_price = index
+            if cs is not None:
+                entry.cs = cs
+            entry.ts_ms = max(entry.ts_ms, ts_ms)
+        entry.received_at = now
+        return self._changed_mark(old_mark, entry.mark_price)
 
     def seed(self, symbol: str, mark: Decimal, ts_ms: int, now: float) -> Decimal | None:
         """Seeds the mark from REST `market/tickers`; ignored if the cache holds a newer value.
@@ -80,18 +178,29 @@ class MarkCache:
             return None
         self.stats.seeds += 1
         if old is None:
-            new = TickerState(symbol, mark, None, None, None, ts_ms, now)
-        else:
-            new = TickerState(symbol, mark, old.last_price, old.index_price, old.cs, ts_ms, now)
-        self._states[symbol] = new
-        return self._changed_mark(old, new)
+            self._states[symbol] = _Entry(mark, None, None, None, ts_ms, received_at=now)
+            return self._changed_mark(None, mark)
+        old_mark = old.mark_price
+        old.mark_price, old.ts_ms, old.received_at = mark, ts_ms, now
+        return self._changed_mark(old_mark, mark)
 
     def mark(self, symbol: str) -> Decimal | None:
         state = self._states.get(symbol)
         return state.mark_price if state is not None else None
 
     def state(self, symbol: str) -> TickerState | None:
-        return self._states.get(symbol)
+        entry = self._states.get(symbol)
+        if entry is None:
+            return None
+        return TickerState(
+            symbol,
+            entry.mark_price,
+            entry.last_price,
+            entry.index_price,
+            entry.cs,
+            entry.ts_ms,
+            entry.received_at,
+        )
 
     def age_s(self, symbol: str, now: float) -> float | None:
         """Seconds since the symbol's last applied frame or seed; None if never heard of."""
@@ -120,45 +229,8 @@ class MarkCache:
         """Symbols with a known mark (the seed's `cached_prices`)."""
         return sum(1 for state in self._states.values() if state.mark_price is not None)
 
-    def _changed_mark(self, old: TickerState | None, new: TickerState) -> Decimal | None:
-        old_mark = old.mark_price if old is not None else None
-        if new.mark_price is None or new.mark_price == old_mark:
+    def _changed_mark(self, old_mark: Decimal | None, new_mark: Decimal | None) -> Decimal | None:
+        if new_mark is None or new_mark == old_mark:
             return None
         self.stats.mark_changes += 1
-        return new.mark_price
-
-
-def _is_out_of_order(cs: int | None, old: TickerState | None) -> bool:
-    # Equal cs is not stale: the mark moves with the index even when no trade bumps cs.
-    return cs is not None and old is not None and old.cs is not None and cs < old.cs
-
-
-def _from_snapshot(update: TickerUpdate, now: float) -> TickerState:
-    return TickerState(
-        symbol=update.symbol,
-        mark_price=update.mark_price,
-        last_price=update.last_price,
-        index_price=update.index_price,
-        cs=update.cs,
-        ts_ms=update.ts_ms,
-        received_at=now,
-    )
-
-
-def _merge_delta(old: TickerState | None, update: TickerUpdate, now: float) -> TickerState:
-    """A field missing from a delta is unchanged, not unknown (BYBIT_V5 §5.1, F11)."""
-    if old is None:
-        return _from_snapshot(update, now)
-    return TickerState(
-        symbol=update.symbol,
-        mark_price=_newer(update.mark_price, old.mark_price),
-        last_price=_newer(update.last_price, old.last_price),
-        index_price=_newer(update.index_price, old.index_price),
-        cs=update.cs if update.cs is not None else old.cs,
-        ts_ms=max(update.ts_ms, old.ts_ms),
-        received_at=now,
-    )
-
-
-def _newer(value: Decimal | None, cached: Decimal | None) -> Decimal | None:
-    return value if value is not None else cached
+        return new_mark

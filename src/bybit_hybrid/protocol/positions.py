@@ -24,6 +24,7 @@ from bybit_hybrid.protocol.events import (
     PositionEvent,
     PositionOpened,
     PositionView,
+    revalue,
     unrealised_pnl,
 )
 
@@ -40,6 +41,8 @@ WATCHED_FIELDS = frozenset(
         "leverage",
         "position_status",
         "liq_price",
+        # A position's age counts from it; consumers (the aged monitor) must see it change.
+        "open_time_ms",
     }
 )
 
@@ -105,6 +108,7 @@ class PositionBook:
         self._open = _Indexes()
         self._marks: dict[str, MarkQuote] = {}
         self.stats = BookStats()
+        self._touched: dict[str, None] = {}  # symbols whose open keys changed, in order
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -142,21 +146,17 @@ class PositionBook:
     ) -> list[PositionEvent]:
         """Records the symbol's mark and revalues its open positions (both hedge sides)."""
         self._marks[symbol] = MarkQuote(mark, ts_ms, cs, source)
+        keys = self._open.by_symbol.get(symbol)
+        if not keys:
+            return []
         events: list[PositionEvent] = []
-        for key in sorted(self._open.by_symbol.get(symbol, ())):
-            view = self._open.views[key]
+        views = self._open.views
+        for key in sorted(keys) if len(keys) > 1 else keys:
+            view = views[key]
             if view.mark_price == mark:
                 continue
-            revalued = replace(
-                view,
-                mark_price=mark,
-                unrealised_pnl=unrealised_pnl(view.side, view.entry_price, mark, view.size),
-                source=source,
-                exchange_ts_ms=ts_ms,
-                cs=cs,
-                received_at=now,
-            )
-            self._open.views[key] = revalued
+            revalued = revalue(view, mark, source, ts_ms, cs, received_at=now)
+            views[key] = revalued
             events.append(MarkUpdated(revalued))
         self.stats.mark_updates += len(events)
         return events
@@ -208,6 +208,19 @@ class PositionBook:
     def open_symbols(self) -> set[str]:
         return set(self._open.by_symbol)
 
+    def take_touched_symbols(self) -> list[str]:
+        """Symbols where a key opened or closed since the last call, in order: only their
+        `refcount` can have changed, so demand is reconciled in O(changes), not O(book)."""
+        if not self._touched:
+            return []
+        touched, self._touched = list(self._touched), {}
+        return touched
+
+    def refcount(self, symbol: str) -> int:
+        """Open positions in `symbol` (two at most, in hedge mode)."""
+        keys = self._open.by_symbol.get(symbol)
+        return 0 if keys is None else len(keys)
+
     def symbol_refcounts(self) -> dict[str, int]:
         """Open positions per symbol: the ticker subscription demand."""
         return {symbol: len(keys) for symbol, keys in self._open.by_symbol.items()}
@@ -248,6 +261,7 @@ class PositionBook:
         view = self._view(snapshot, now)
         self._open.views[snapshot.key] = view
         self._open.by_symbol.setdefault(snapshot.key.symbol, set()).add(snapshot.key)
+        self._touched[snapshot.key.symbol] = None
         self.stats.opens += 1
         return PositionOpened(view)
 
@@ -288,6 +302,7 @@ class PositionBook:
 
     def _remove(self, key: PositionKey) -> None:
         del self._open.views[key]
+        self._touched[key.symbol] = None
         keys = self._open.by_symbol[key.symbol]
         keys.discard(key)
         if not keys:

@@ -297,6 +297,11 @@ class ConnectionSession:
         return events + self._flush(now)
 
     def on_message(self, message: WsMessage, now: float) -> list[SessionEvent]:
+        if self._state is _S.LIVE and not isinstance(message, Pong | OpReply):
+            # The steady state, once per data frame: LIVE stays LIVE and nothing else applies.
+            self._last_rx_at = now
+            self._pong_due_at = None
+            return []
         if self._state is _S.CLOSING:
             return []  # frames already in flight when we asked for the close
         events = self._move(_T.MESSAGE, "data resumed")

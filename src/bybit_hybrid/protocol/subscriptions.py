@@ -10,6 +10,10 @@ pending and confirmed. `take_frames(now)` turns the difference into subscribe/un
 - `error:already subscribed,topic:X` means X is live: confirmed, never fatal (§8.7);
 - private replies carry no `req_id` (F06): they are matched to the oldest request of that op;
 - `position` and `position.linear` never share a request (§4.1).
+
+Cost: a reply or a new topic costs O(topics it touches), not O(all topics): the set keeps the
+few topics that may need a frame (`_candidates`), so a connection holding ~1,100 tickers
+restores after a reconnect in O(n) overall, and `next_deadline` stays cheap on every frame.
 """
 
 from __future__ import annotations
@@ -106,16 +110,18 @@ class SubscriptionStatus:
 
 
 class _Topic:
-    """Mutable per-topic record; `batch_cap` shrinks when frames holding it fail."""
+    """Mutable per-topic record; `batch_cap` shrinks when frames holding it fail. `serial`
+    orders records by creation (unsubscribe frames follow it)."""
 
-    __slots__ = ("attempts", "batch_cap", "reason", "retry_at", "state")
+    __slots__ = ("attempts", "batch_cap", "reason", "retry_at", "serial", "state")
 
-    def __init__(self, batch_cap: int) -> None:
+    def __init__(self, batch_cap: int, serial: int) -> None:
         self.state = TopicState.IDLE
         self.attempts = 0
         self.retry_at = 0.0
         self.batch_cap = batch_cap
         self.reason = ""
+        self.serial = serial
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,22 +138,33 @@ class SubscriptionSet:
     def __init__(self, name: str, config: SubscriptionConfig | None = None) -> None:
         self.name = name
         self.config = config or SubscriptionConfig()
-        self._desired: dict[str, None] = {}  # an ordered set: frames follow insertion order
+        # An ordered set (topic -> insertion serial): subscribe frames follow insertion order.
+        self._desired: dict[str, int] = {}
         self._topics: dict[str, _Topic] = {}
         self._requests: dict[str, _Request] = {}
         self._next_req = 1
+        self._serial = 0
+        # Every topic that is desired and IDLE, or CONFIRMED and no longer desired, is in here
+        # (a superset: others are pruned by `take_frames`).
+        self._candidates: set[str] = set()
 
     # --- what the product wants -------------------------------------------------------------
 
     def add(self, topic: str) -> None:
         if not topic:
             raise ValueError("topic must be non-empty")
-        self._desired.setdefault(topic, None)
-        self._topics.setdefault(topic, _Topic(self.config.max_topics_per_frame))
+        if topic not in self._desired:
+            self._serial += 1
+            self._desired[topic] = self._serial
+        if topic not in self._topics:
+            self._serial += 1
+            self._topics[topic] = _Topic(self.config.max_topics_per_frame, self._serial)
+        self._candidates.add(topic)
 
     def discard(self, topic: str) -> None:
         """Stop wanting `topic`; a confirmed one is unsubscribed by the next `take_frames`."""
         self._desired.pop(topic, None)
+        self._candidates.add(topic)
         self._forget_if_unused(topic)
 
     def set_desired(self, topics: Iterable[str]) -> None:
@@ -196,6 +213,8 @@ class SubscriptionSet:
 
     def next_deadline(self) -> float | None:
         """When `tick` (ack timeout) or `take_frames` (a retry coming due) has work."""
+        if not self._requests and not self._candidates:
+            return None  # the steady state: checked on every frame, so kept O(1)
         times = [req.sent_at + self.config.ack_timeout_s for req in self._requests.values()]
         times += [rec.retry_at for rec in self._waiting()]
         return min(times, default=None)
@@ -204,9 +223,27 @@ class SubscriptionSet:
 
     def take_frames(self, now: float) -> list[str]:
         """Frames that bring the server in line with `desired`; call only on an open socket."""
-        stale = [t for t, rec in self._topics.items() if rec.state is TopicState.CONFIRMED]
-        stale = [t for t in stale if t not in self._desired]
-        ready = [t for t in self._desired if self._is_ready(t, now)]
+        if not self._candidates:
+            return []
+        topics, desired = self._topics, self._desired
+        stale: list[str] = []
+        ready: list[str] = []
+        waiting: set[str] = set()
+        for topic in self._candidates:
+            rec = topics.get(topic)
+            if rec is None:
+                continue
+            if topic in desired:
+                if rec.state is TopicState.IDLE:
+                    if rec.retry_at <= now:
+                        ready.append(topic)
+                    else:
+                        waiting.add(topic)
+            elif rec.state is TopicState.CONFIRMED:
+                stale.append(topic)
+        self._candidates = waiting
+        stale.sort(key=lambda t: topics[t].serial)
+        ready.sort(key=desired.__getitem__)
         frames = [self._send(_UNSUBSCRIBE, batch, now) for batch in self._batches(stale)]
         frames += [self._send(_SUBSCRIBE, batch, now) for batch in self._batches(ready)]
         return frames
@@ -222,19 +259,31 @@ class SubscriptionSet:
         return build(topics, req_id)
 
     def _batches(self, topics: list[str]) -> list[list[str]]:
-        """First-fit batching that honours each topic's cap and the position/position.x rule."""
-        batches: list[list[str]] = []
-        for topic in topics:
-            home = next((b for b in batches if self._fits(b, topic)), None)
-            if home is None:
-                batches.append([topic])
-            else:
-                home.append(topic)
-        return batches
+        """First-fit batching that honours each topic's cap and the position/position.x rule.
 
-    def _fits(self, batch: list[str], topic: str) -> bool:
-        cap = min(self._topics[t].batch_cap for t in [*batch, topic])
-        return len(batch) < cap and not any(_must_split(topic, other) for other in batch)
+        A batch at its cap (the least `batch_cap` of its topics) can take nothing more, so only
+        batches with room are scanned: O(topics) for the usual single open batch.
+        """
+        batches: list[list[str]] = []
+        open_batches: list[tuple[list[str], int]] = []  # (batch, its cap), in creation order
+        records = self._topics
+        for topic in topics:
+            topic_cap = records[topic].batch_cap
+            for i, (batch, batch_cap) in enumerate(open_batches):
+                cap = min(batch_cap, topic_cap)
+                if len(batch) < cap and not any(_must_split(topic, other) for other in batch):
+                    batch.append(topic)
+                    if len(batch) >= cap:
+                        del open_batches[i]
+                    else:
+                        open_batches[i] = (batch, cap)
+                    break
+            else:
+                batch = [topic]
+                batches.append(batch)
+                if topic_cap > 1:
+                    open_batches.append((batch, topic_cap))
+        return batches
 
     # --- replies in ---------------------------------------------------------------------------
 
@@ -268,6 +317,8 @@ class SubscriptionSet:
             rec.batch_cap = self.config.max_topics_per_frame
             if topic in self._desired:
                 events.append(SubscriptionConfirmed(self.name, topic))
+            else:
+                self._candidates.add(topic)  # discarded while subscribing: unsubscribe it
         return events
 
     def _subscribe_failed(
@@ -293,6 +344,7 @@ class SubscriptionSet:
         for topic in topics:
             rec = self._topics[topic]
             rec.state = TopicState.IDLE
+            self._candidates.add(topic)
             if batch_cap is not None:
                 rec.batch_cap = min(rec.batch_cap, batch_cap)
             self._forget_if_unused(topic)
@@ -308,6 +360,7 @@ class SubscriptionSet:
         rec.reason = reason
         rec.batch_cap = batch_cap
         gave_up = rec.attempts >= self.config.max_attempts
+        self._candidates.add(topic)
         if gave_up:
             rec.state = TopicState.FAILED
         else:
@@ -320,6 +373,7 @@ class SubscriptionSet:
         events: list[SubscriptionEvent] = []
         for topic in topics:
             self._topics[topic].state = TopicState.IDLE
+            self._candidates.add(topic)
             self._forget_if_unused(topic)
             events.append(Unsubscribed(self.name, topic, reason))
         return events
@@ -348,20 +402,18 @@ class SubscriptionSet:
             rec.state, rec.attempts, rec.retry_at = TopicState.IDLE, 0, 0.0
             rec.batch_cap = self.config.max_topics_per_frame
             self._forget_if_unused(topic)
+        self._candidates = set(self._topics)
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _in(self, state: TopicState) -> frozenset[str]:
         return frozenset(t for t, rec in self._topics.items() if rec.state is state)
 
-    def _is_ready(self, topic: str, now: float) -> bool:
-        rec = self._topics[topic]
-        return rec.state is TopicState.IDLE and rec.retry_at <= now
-
     def _waiting(self) -> Iterator[_Topic]:
-        for topic in self._desired:
-            rec = self._topics[topic]
-            if rec.state is TopicState.IDLE:
+        """Desired IDLE topics (all of them are candidates)."""
+        for topic in self._candidates:
+            rec = self._topics.get(topic)
+            if rec is not None and rec.state is TopicState.IDLE and topic in self._desired:
                 yield rec
 
     def _forget_if_unused(self, topic: str) -> None:
@@ -444,6 +496,7 @@ class PublicShards:
         self._refs: dict[str, int] = {}
         self._home: dict[str, int] = {}  # topic -> shard number
         self._shards: dict[int, dict[str, None]] = {1: {}}
+        self._used: dict[int, int] = {1: 0}  # shard number -> sum of its topics' lengths
 
     @property
     def primary(self) -> str:
@@ -464,7 +517,7 @@ class PublicShards:
         return tuple(self._shards[self._number(connection)])
 
     def args_chars(self, connection: str) -> int:
-        return sum(len(t) for t in self._shards[self._number(connection)])
+        return self._used[self._number(connection)]
 
     def acquire(self, topic: str) -> list[ShardAction]:
         """One more reason to want `topic`; actions only when it becomes wanted."""
@@ -477,8 +530,10 @@ class PublicShards:
         number = self._room_for(topic)
         if number not in self._shards:
             self._shards[number] = {}
+            self._used[number] = 0
             actions.append(OpenConnection(self._name(number)))
         self._shards[number][topic] = None
+        self._used[number] += len(topic)
         self._home[topic] = number
         actions.append(AssignTopic(self._name(number), topic))
         return actions
@@ -494,17 +549,21 @@ class PublicShards:
         del self._refs[topic]
         number = self._home.pop(topic)
         del self._shards[number][topic]
+        self._used[number] -= len(topic)
         actions: list[ShardAction] = [UnassignTopic(self._name(number), topic)]
         if number != 1 and not self._shards[number]:
             del self._shards[number]
+            del self._used[number]
             actions.append(CloseConnection(self._name(number)))
         return actions
 
     def _room_for(self, topic: str) -> int:
-        """The lowest-numbered shard with room, or the lowest free number for a new one."""
-        for number in sorted(self._shards):
-            used = sum(len(t) for t in self._shards[number])
-            if used + len(topic) <= self.max_args_chars:
+        """The lowest-numbered shard with room, or the lowest free number for a new one.
+
+        O(shards): each shard's size is kept up to date, never re-summed.
+        """
+        for number in sorted(self._used):
+            if self._used[number] + len(topic) <= self.max_args_chars:
                 return number
         return next(n for n in range(2, len(self._shards) + 3) if n not in self._shards)
 

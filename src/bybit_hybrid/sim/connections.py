@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from enum import Enum
 
 from aiohttp import web
 
 from bybit_hybrid.sim.faults import ConnKind
+from bybit_hybrid.sim.frames import SEND_STAMP_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class SimConnection:
         queue_max: int,
         clock_s: Callable[[], float],
         delay_ms: Callable[[], int],
+        stamp_send_us: bool = False,
     ) -> None:
         self.kind = kind
         self.conn_id = conn_id
@@ -50,6 +53,7 @@ class SimConnection:
         self._request = request
         self._clock_s = clock_s
         self._delay_ms = delay_ms
+        self._stamp_send_us = stamp_send_us
         self.last_activity_s = clock_s()
         self._queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue(maxsize=queue_max)
         self._writer = asyncio.create_task(self._write_loop(), name=f"sim-ws-writer-{conn_id}")
@@ -94,6 +98,8 @@ class SimConnection:
                 wait_s = queued_s + delay_ms / 1000 - self._clock_s()
                 if wait_s > 0:
                     await asyncio.sleep(wait_s)
+            if self._stamp_send_us:
+                text = text.replace(SEND_STAMP_TEXT, str(time.time_ns() // 1000), 1)
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):

@@ -8,6 +8,11 @@ import msgspec
 
 _encoder = msgspec.json.Encoder()
 
+# `simSendUs` (benchmark-only, `SimConfig.stamp_send_us`): frames are built once per tick with
+# this placeholder value, and each connection's writer swaps in its own send time.
+SEND_STAMP_PLACEHOLDER = "#SEND_US#"
+SEND_STAMP_TEXT = '"#SEND_US#"'
+
 
 def encode(obj: Any) -> str:
     """Compact JSON text, as Bybit sends it."""
@@ -56,7 +61,7 @@ def decode_error_text(raw: str) -> str:
     )
 
 
-def ticker_frame(symbol: str, kind: str, data: dict[str, str], cs: int, ts_ms: int) -> str:
+def ticker_frame(symbol: str, kind: str, data: dict[str, Any], cs: int, ts_ms: int) -> str:
     """`tickers.{symbol}` snapshot or delta; data is an object, cs/ts are integers."""
     return encode({"topic": f"tickers.{symbol}", "type": kind, "data": data, "cs": cs, "ts": ts_ms})
 

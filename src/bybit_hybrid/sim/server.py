@@ -72,6 +72,10 @@ class SimConfig:
     scenario_period_s: float = 2.0
     send_queue_max: int = 10_000
     rate_limits_per_s: Mapping[str, int] = field(default_factory=lambda: DEFAULT_LIMITS_PER_S)
+    # Benchmark-only extension (not Bybit's): ticker data carries `simSendUs`, the epoch time in
+    # microseconds at which the frame was handed to the socket, so a client on the same machine
+    # can measure sim-write -> callback latency below the 1 ms resolution of `ts`.
+    stamp_send_us: bool = False
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -362,6 +366,8 @@ class SimServer:
                 data.pop("markPrice", None)
                 if len(data) == 1:
                     continue
+            if self.config.stamp_send_us:
+                data["simSendUs"] = frames.SEND_STAMP_PLACEHOLDER
             text = frames.ticker_frame(symbol, "delta", data, ticker.cs, now_ms)
             for conn in subs:
                 conn.push(text)
@@ -372,6 +378,8 @@ class SimServer:
         stale = self.faults.state.stale_marks.get(symbol)
         if stale is not None:
             data["markPrice"] = stale
+        if self.config.stamp_send_us:
+            data["simSendUs"] = frames.SEND_STAMP_PLACEHOLDER
         return frames.ticker_frame(symbol, "snapshot", data, ticker.cs, now_ms)
 
     def _flush_pushes(self) -> None:
@@ -425,6 +433,7 @@ class SimServer:
             queue_max=self.config.send_queue_max,
             clock_s=time.monotonic,
             delay_ms=lambda: self.faults.state.delay_ms,
+            stamp_send_us=self.config.stamp_send_us,
         )
         self.connections.add(conn)
         try:

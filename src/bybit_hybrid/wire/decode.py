@@ -62,12 +62,27 @@ class OtherTopic(msgspec.Struct, frozen=True):
 
 WsMessage = Pong | OpReply | TickerMessage | PositionMessage | OtherTopic
 
+
+class _TickerFrame(msgspec.Struct, frozen=True):
+    """A whole `tickers.*` push in one typed pass (the hot path: most frames are these)."""
+
+    topic: str
+    type: str = ""
+    ts: int | None = None
+    cs: int | None = None
+    data: TickerData | None = None
+
+
 _ENVELOPE: Final = msgspec.json.Decoder(WsEnvelope)
 _TICKER_DATA: Final = msgspec.json.Decoder(TickerData)
 _POSITIONS: Final = msgspec.json.Decoder(list[WsPosition])
 _REST_ENVELOPE: Final = msgspec.json.Decoder(RestEnvelope)
 _RESULT_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _TICKER_TYPES: Final = {"snapshot": True, "delta": False}
+_TICKER_FRAME: Final = msgspec.json.Decoder(_TickerFrame)
+# Bybit (and the simulator) put `topic` first; other layouts take the general path.
+_TICKER_PREFIX_STR: Final = '{"topic":"tickers.'
+_TICKER_PREFIX_BYTES: Final = _TICKER_PREFIX_STR.encode()
 
 
 def _wrap(exc: Exception, payload: bytes | str, prefix: str = "$") -> WireDecodeError:
@@ -94,12 +109,33 @@ def decode_ws(payload: bytes | str) -> WsMessage:
     """Decodes one WebSocket frame from either Bybit socket."""
     if payload in (b"pong", "pong"):
         return Pong(private_shape=False, req_id=None, conn_id=None, server_time_ms=None)
+    if payload.startswith(
+        _TICKER_PREFIX_STR if isinstance(payload, str) else _TICKER_PREFIX_BYTES  # type: ignore[arg-type]
+    ):
+        ticker = _fast_ticker(payload)
+        if ticker is not None:
+            return ticker
     env = _decode(_ENVELOPE, payload)
     if env.topic is not None:
         return _decode_push(env, payload)
     if env.op is not None or env.success is not None or env.retCode is not None:
         return _decode_reply(env, payload)
     raise WireDecodeError("frame has neither op nor topic", payload)
+
+
+def _fast_ticker(payload: bytes | str) -> TickerMessage | None:
+    """One typed pass over a well-formed ticker push; None sends anything unusual (bad JSON,
+    wrong types, missing fields) down the general path, which names the problem."""
+    try:
+        frame = _TICKER_FRAME.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    is_snapshot = _TICKER_TYPES.get(frame.type)
+    if is_snapshot is None or frame.ts is None or frame.data is None:
+        return None
+    return TickerMessage(
+        topic=frame.topic, is_snapshot=is_snapshot, cs=frame.cs, ts_ms=frame.ts, data=frame.data
+    )
 
 
 def _decode_reply(env: WsEnvelope, payload: bytes | str) -> Pong | OpReply:

@@ -119,3 +119,25 @@ def test_events_are_frozen_and_expose_their_key() -> None:
     assert all(e.key == PositionKey("ETHUSDT", 2) for e in events)
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.size = Decimal(1)  # type: ignore[misc]
+
+
+def test_revalue_equals_dataclasses_replace() -> None:
+    """`revalue` builds views field by field for speed; it must give what `replace` gives."""
+    from bybit_hybrid.protocol.events import revalue  # noqa: PLC0415
+
+    base = _view()
+    mark = Decimal("66000.5")
+    fast = revalue(base, mark, Source.REST, 123, 7, received_at=9.5)
+    slow = dataclasses.replace(
+        base,
+        mark_price=mark,
+        unrealised_pnl=unrealised_pnl(base.side, base.entry_price, mark, base.size),
+        source=Source.REST,
+        exchange_ts_ms=123,
+        cs=7,
+        received_at=9.5,
+    )
+    assert fast == slow
+    assert [f.name for f in dataclasses.fields(PositionView)] == list(PositionView.__slots__)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.mark_price = mark  # type: ignore[misc]
