@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.stream import BybitHybridStream
 
-__all__ = ["BybitHybridStream", "__version__"]
+__all__ = ["AdaptiveBybitStream", "BybitHybridStream", "__version__"]

@@ -162,6 +162,18 @@ class BybitHybridStream:
         """Receives every core event synchronously (position, socket, subscription, REST)."""
         self._listeners.append(listener)
 
+    def apply(self, feed: Callable[[HybridCore, float], None]) -> None:
+        """Hands the core an input from outside (a failover poll's answer) with the stream's
+        clock, then delivers whatever it caused, as for the stream's own inputs."""
+        if self._runner is None:
+            raise RuntimeError("stream is not started")
+        feed(self.core, self._clock())
+        self._runner.pump()
+
+    def now(self) -> float:
+        """The stream's clock (epoch seconds corrected by the server offset)."""
+        return self._clock()
+
     # --- queries -----------------------------------------------------------------------------
 
     @property
@@ -281,7 +293,10 @@ class BybitHybridStream:
                 event.error,
             )
         elif isinstance(event, Reconciled):
-            log.info(
+            # A failover poll reconciles every few seconds: only bootstraps and reconnects
+            # are worth an info line.
+            log.log(
+                logging.DEBUG if event.reason == "poll" else logging.INFO,
                 "reconciled from rest (%s): %d open, %d events",
                 event.reason,
                 event.positions,

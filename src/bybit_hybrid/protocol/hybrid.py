@@ -30,19 +30,28 @@ Rules:
 - A new position without a known mark gets its mark seeded from REST tickers, so it has a
   price before its first ticker frame.
 - A frame that fails to decode is counted and reported as `BadFrame`; the socket stays up.
+- `HybridConfig.stream_symbol`, when set, limits the streams to the symbols it accepts (a
+  cutover share): other symbols get no ticker subscription and their private pushes are
+  ignored, so REST polling (`on_positions(reason="poll")`, `on_tickers`) alone drives them.
+- `mark_frame_at(symbol)` and `last_frame_at` let a failover shell judge the sockets'
+  freshness: a ticker whose frames flow without a mark price still leaves the mark stale.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
+from bybit_hybrid.protocol.alerts import AlertEvent
 from bybit_hybrid.protocol.backoff import Backoff, BackoffPolicy
+from bybit_hybrid.protocol.compare import Divergence
 from bybit_hybrid.protocol.domain import PositionSnapshot, Socket, Source, TickerUpdate
 from bybit_hybrid.protocol.events import PositionEvent, PositionOpened
+from bybit_hybrid.protocol.failover import FailoverSwitched
 from bybit_hybrid.protocol.marks import MarkCache
 from bybit_hybrid.protocol.positions import PositionBook
 from bybit_hybrid.protocol.session import (
@@ -65,7 +74,7 @@ from bybit_hybrid.protocol.subscriptions import (
     Unsubscribed,
     private_subscriptions,
 )
-from bybit_hybrid.wire.convert import position_from_ws, ticker_from_wire
+from bybit_hybrid.wire.convert import position_from_ws
 from bybit_hybrid.wire.decode import OtherTopic, PositionMessage, TickerMessage, decode_ws
 from bybit_hybrid.wire.errors import WireDecodeError
 from bybit_hybrid.wire.signing import Credentials
@@ -87,6 +96,8 @@ class HybridConfig:
     max_args_chars: int = PUBLIC_ARGS_LIMIT_CHARS
     # REST retries after a failed bootstrap/reconcile/seed call.
     rest_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # None: every symbol is streamed. Otherwise only symbols it accepts (cutover).
+    stream_symbol: Callable[[str], bool] | None = None
 
 
 # --- REST requests the core wants, and events it reports besides position events -------------
@@ -139,7 +150,18 @@ class RestFailed:
     permanent: bool = False
 
 
-CoreEvent = PositionEvent | SessionEvent | BadFrame | Reconciled | RestFailed
+# The rollout events (failover switches, alerts, parallel-run divergences) are raised by the
+# rollout shells, not by this core; they share the union so every listener has one type.
+CoreEvent = (
+    PositionEvent
+    | SessionEvent
+    | BadFrame
+    | Reconciled
+    | RestFailed
+    | FailoverSwitched
+    | AlertEvent
+    | Divergence
+)
 
 
 @dataclass
@@ -155,6 +177,7 @@ class CoreStats:
     bad_frames: Counter[str] = field(default_factory=Counter)
     ignored_frames: int = 0
     rest_failures: int = 0
+    unstreamed_rows: int = 0
 
 
 class HybridCore:
@@ -182,6 +205,8 @@ class HybridCore:
         self._rest_retry: list[tuple[float, RestRequest]] = []
         self._rest_backoff = Backoff(self.config.rest_backoff, self._rng)
         self._request_serial = 0
+        self._mark_frame_at: dict[str, float] = {}
+        self.last_frame_at: float | None = None
         self._add_session(
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
         )
@@ -236,11 +261,14 @@ class HybridCore:
         session = self._sessions.get(name)
         if session is None:
             return
+        self.last_frame_at = now
         try:
             message = decode_ws(payload)
             self._collect(session.on_message(message, now))
             if isinstance(message, TickerMessage):
                 self._on_ticker(name, message, now)
+                if self.config.stream_symbol is None:
+                    return  # a ticker opens and closes nothing: demand cannot have changed
             elif isinstance(message, PositionMessage):
                 self._on_positions(name, message, now)
             elif isinstance(message, OtherTopic):
@@ -278,9 +306,13 @@ class HybridCore:
         requested_at: float,
         response_ts_ms: int | None,
         now: float,
+        reason: str | None = None,
     ) -> None:
+        """A complete `position/list` answer; `reason` names an answer nobody here requested
+        (a failover poll), which is merged the same way."""
         request = self._rest_in_flight.pop(request_id, None)
-        reason = request.reason if isinstance(request, FetchPositions) else "unrequested"
+        if reason is None:
+            reason = request.reason if isinstance(request, FetchPositions) else "unrequested"
         self._rest_backoff.reset()
         events = self.book.reconcile(
             snapshots,
@@ -322,6 +354,16 @@ class HybridCore:
     def take_events(self) -> list[CoreEvent]:
         events, self._events = self._events, []
         return events
+
+    def mark_frame_at(self, symbol: str) -> float | None:
+        """When the symbol's last ticker frame carrying a mark price arrived (REST seeds and
+        mark-less deltas do not count)."""
+        return self._mark_frame_at.get(symbol)
+
+    def streams(self, symbol: str) -> bool:
+        """True if the sockets serve this symbol (always, unless a cutover excludes it)."""
+        accept = self.config.stream_symbol
+        return accept is None or accept(symbol)
 
     def is_connected(self, kind: Socket) -> bool:
         return any(s.state in _CONNECTED for n, s in self._sessions.items() if self.kind(n) is kind)
@@ -397,11 +439,14 @@ class HybridCore:
 
     def _on_ticker(self, name: str, message: TickerMessage, now: float) -> None:
         self.stats.ticker_updates += 1
-        update = ticker_from_wire(message)
-        mark = self.marks.apply(update, now)
+        # Straight from the wire message (no TickerUpdate): the hottest path of the product.
+        mark = self.marks.apply_frame(message, now)  # raises on a bad price, changing nothing
+        data = message.data
+        if data.markPrice:
+            self._mark_frame_at[data.symbol] = now
         if mark is not None:
             self._apply_mark(
-                update.symbol, mark, update.ts_ms, update.cs, now=now, source=Source.TICKER
+                data.symbol, mark, message.ts_ms, message.cs, now=now, source=Source.TICKER
             )
 
     def _apply_mark(
@@ -413,6 +458,9 @@ class HybridCore:
     def _on_positions(self, name: str, message: PositionMessage, now: float) -> None:
         for row in message.data:
             self.stats.position_updates += 1
+            if not self.streams(row.symbol):
+                self.stats.unstreamed_rows += 1  # its cutover share is served by REST
+                continue
             try:
                 snapshot = position_from_ws(row, message.creation_time_ms)
             except WireDecodeError as exc:
@@ -424,34 +472,67 @@ class HybridCore:
     def _emit_positions(self, events: list[PositionEvent]) -> None:
         self.stats.combined_events += len(events)
         self._events.extend(events)
-        for event in events:
-            if isinstance(event, PositionOpened) and self.book.mark(event.key.symbol) is None:
-                self._want_seed(event.key.symbol)
+        unpriced = [
+            event.key.symbol
+            for event in events
+            if isinstance(event, PositionOpened) and self.book.mark(event.key.symbol) is None
+        ]
+        if unpriced:
+            self._want_seed(unpriced)
 
-    def _want_seed(self, symbol: str) -> None:
+    def _want_seed(self, symbols: list[str]) -> None:
+        """One seed request for every symbol not already being fetched (a bootstrap opening
+        1,000 positions asks once, not 1,000 times)."""
+        covered: set[str] = set()
         for request in (*self._rest_queue, *self._rest_in_flight.values()):
-            if isinstance(request, FetchTickers) and (
-                request.symbols is None or symbol in request.symbols
-            ):
-                return
-        self._want_rest(FetchTickers(self._next_request_id(), (symbol,)))
+            if isinstance(request, FetchTickers):
+                if request.symbols is None:
+                    return
+                covered.update(request.symbols)
+        missing = tuple(dict.fromkeys(s for s in symbols if s not in covered))
+        if missing:
+            self._want_rest(FetchTickers(self._next_request_id(), missing))
 
     def _sync_ticker_demand(self, now: float) -> None:
         """Acquire/release ticker topics by the net change in open positions per symbol."""
-        wanted = self.book.symbol_refcounts()
-        if wanted == self._ticker_refs:
-            return
+        touched = self.book.take_touched_symbols()
+        if self.config.stream_symbol is None:
+            # Only symbols where a key opened or closed can have changed: O(changes), and
+            # nothing at all for the ticker frames that make up almost all inputs.
+            if not touched:
+                return
+            symbols: Iterable[str] = touched
+            wanted_of: Callable[[str], int] = self.book.refcount
+        else:
+            wanted = {s: n for s, n in self.book.symbol_refcounts().items() if self.streams(s)}
+            self._forget_unstreamed_marks()
+            if wanted == self._ticker_refs:
+                return
+            symbols = wanted.keys() | self._ticker_refs.keys()
+            wanted_of = lambda symbol: wanted.get(symbol, 0)  # noqa: E731
         actions: list[ShardAction] = []
-        for symbol in wanted.keys() | self._ticker_refs.keys():
-            delta = wanted.get(symbol, 0) - self._ticker_refs.get(symbol, 0)
+        for symbol in symbols:
+            count = wanted_of(symbol)
+            delta = count - self._ticker_refs.get(symbol, 0)
             topic = ticker_topic(symbol)
             for _ in range(delta):
                 actions += self._shards.acquire(topic)
             for _ in range(-delta):
                 actions += self._shards.release(topic)
-        self._ticker_refs = dict(wanted)
+            if count:
+                self._ticker_refs[symbol] = count
+            else:
+                self._ticker_refs.pop(symbol, None)
         for action in actions:
             self._apply_shard_action(action, now)
+
+    def _forget_unstreamed_marks(self) -> None:
+        """REST-served symbols have no unsubscribe to drop their mark when they go flat."""
+        held = self.book.open_symbols()
+        for symbol in self.marks.symbols() - held:
+            if not self.streams(symbol):
+                self.marks.drop(symbol)
+                self.book.forget_mark(symbol)
 
     def _apply_shard_action(self, action: ShardAction, now: float) -> None:
         if isinstance(action, OpenConnection):
@@ -463,6 +544,7 @@ class HybridCore:
             symbol = action.topic.removeprefix(TICKER_PREFIX)
             self.marks.drop(symbol)
             self.book.forget_mark(symbol)
+            self._mark_frame_at.pop(symbol, None)
         elif isinstance(action, CloseConnection):
             session = self._sessions[action.name]
             if session.state is SessionState.DISCONNECTED:

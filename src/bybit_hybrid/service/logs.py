@@ -48,15 +48,22 @@ REDACTOR: Final = RedactingFilter()
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg (+ exc)."""
+    """One JSON object per line: ts, level, logger, msg (+ exc, + structured `event_fields`).
+
+    Library code attaches machine-readable fields with `extra={"event_fields": {...}}` (the
+    rollout's alerts, failover switches and divergences); they become top-level keys.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, object] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "event_fields", None)
+        if isinstance(fields, dict):
+            payload.update({k: v for k, v in fields.items() if k not in payload})
         if record.exc_text:
             payload["exc"] = record.exc_text
         return json.dumps(payload, ensure_ascii=False)

@@ -128,6 +128,17 @@ class AppSettings(BaseSettings):
         gt=0,
         description="streams healthy this long before a fallback returns to them",
     )
+    rollout_private_down_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="private stream down (or its subscription failing) this long: account to REST",
+    )
+    rollout_divergence_warning_pct: Decimal = Field(
+        default=Decimal("0.1"), gt=0, description="parallel mode: mark divergence warning, %"
+    )
+    rollout_divergence_critical_pct: Decimal = Field(
+        default=Decimal("1"), gt=0, description="parallel mode: mark divergence critical, %"
+    )
     rest_poll_fast_s: float = Field(
         default=1.5,
         gt=0,
@@ -208,6 +219,9 @@ class AppSettings(BaseSettings):
     aged_monitor_only: bool = Field(
         default=False, description="compute and log aged exits, send nothing"
     )
+    aged_monitor_only_symbols: list[str] = Field(
+        default_factory=list, description="symbols whose aged exits are only logged, never sent"
+    )
 
     # --- service ---
     state_db: Path = Field(
@@ -237,6 +251,8 @@ class AppSettings(BaseSettings):
             raise ValueError("rollout_socket_down_critical_s must be >= the warning threshold")
         if self.rollout_no_events_critical_s < self.rollout_no_events_warning_s:
             raise ValueError("rollout_no_events_critical_s must be >= the warning threshold")
+        if self.rollout_divergence_critical_pct < self.rollout_divergence_warning_pct:
+            raise ValueError("rollout_divergence_critical_pct must be >= the warning threshold")
         if self.rest_poll_slow_s < self.rest_poll_fast_s:
             raise ValueError("rest_poll_slow_s must be >= rest_poll_fast_s")
         return self
@@ -252,7 +268,27 @@ class AppSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Flags (init) beat the environment, which beats .env, which beats the TOML file.
         toml = InitSettingsSource(settings_cls, init_kwargs=_TOML_VALUES.get() or {})
-        return init_settings, env_settings, dotenv_settings, toml
+        return init_settings, env_settings, _OursOnly(dotenv_settings), toml
+
+
+class _OursOnly(PydanticBaseSettingsSource):
+    """The `.env` source without variables of others: `.env` also holds BYBIT_API_KEY/SECRET,
+    which `extra="forbid"` would otherwise reject. A mistyped BYBIT_HYBRID_* still fails."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ delegates
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {
+            name: value
+            for name, value in self._inner().items()
+            if name in fields or name.lower().startswith("bybit_hybrid_")
+        }
 
 
 # The TOML values of the `load_settings` call in progress, read by the source above.

@@ -61,6 +61,8 @@ class StreamRunner:
         self._aux_tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[str, str] = {}
         self._wake = asyncio.Event()
+        # When the timer loop will wake by itself (None: not sleeping on a deadline yet).
+        self._timer_due: float | None = None
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -88,6 +90,10 @@ class StreamRunner:
 
     # --- the pump: carry out the core's outputs ------------------------------------------
 
+    def pump(self) -> None:
+        """Carries out the core's outputs after an input fed from outside (a failover poll)."""
+        self._pump()
+
     def _pump(self) -> None:
         if self._stopping:
             return
@@ -109,7 +115,11 @@ class StreamRunner:
         events = core.take_events()
         if events:
             self._on_events(events)
-        self._wake.set()
+        # Wake the timer only if the core now has an earlier deadline than the one it sleeps
+        # towards; a data frame only pushes deadlines later, so most frames skip the wake-up.
+        deadline = core.next_deadline()
+        if deadline is not None and (self._timer_due is None or deadline < self._timer_due):
+            self._wake.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -122,6 +132,7 @@ class StreamRunner:
         while not self._stopping:
             deadline = self.core.next_deadline()
             timeout_s = None if deadline is None else max(0.0, deadline - self._clock())
+            self._timer_due = deadline
             self._wake.clear()
             if timeout_s is None or timeout_s > 0:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that

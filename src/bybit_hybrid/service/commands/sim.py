@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario", default="quiet", help=f"script to run: {', '.join(SCENARIOS)} (default quiet)"
     )
     parser.add_argument("--duration", default=None, help="stop after this many seconds")
+    parser.add_argument(
+        "--stamp-send-us",
+        action="store_true",
+        help="benchmark-only: ticker data carries simSendUs, the µs epoch time of the socket write",
+    )
 
 
 def _int(args: argparse.Namespace, name: str, low: int, high: int) -> int:
@@ -74,6 +79,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         api_key=args.api_key or DEMO_API_KEY,
         api_secret=args.api_secret or DEMO_API_SECRET,
         scenario=args.scenario,
+        stamp_send_us=bool(getattr(args, "stamp_send_us", False)),
     )
 
 

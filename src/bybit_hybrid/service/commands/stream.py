@@ -1,4 +1,8 @@
-"""`bybit-hybrid stream`: the position stream alone, events on stdout (JSON lines with --json)."""
+"""`bybit-hybrid stream`: the position stream alone, events on stdout (JSON lines with --json).
+
+`--mode` picks the rollout mode (default: `BYBIT_HYBRID_MODE`, else hybrid); in `parallel`
+mode the comparison summary is printed when the run ends (stderr with --json, else stdout).
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,20 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, get_args
 
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
 from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, endpoint_kwargs
 from bybit_hybrid.service.render import event_line
-from bybit_hybrid.service.settings import load_keys
-from bybit_hybrid.stream import BybitHybridStream
+from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
+from bybit_hybrid.service.streams import make_position_stream
 
 HELP = "stream live positions (private + public WebSocket, REST bootstrap) to stdout"
+MODES = get_args(Mode)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="Bybit's private-socket idle cut, 30..600 s (default: Bybit's ~600 s)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        help="rollout mode (default: $BYBIT_HYBRID_MODE or hybrid); see docs/rollout.md",
+    )
+    parser.add_argument(
+        "--cutover-pct",
+        type=float,
+        metavar="PCT",
+        help="cutover mode: share of symbols (stable hash) on the streams, 0..100",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
 
 
 def _positive_seconds(text: str) -> float:
@@ -48,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     kwargs = endpoint_kwargs(args)
     if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
         raise ConfigError(f"--max-active-time {args.max_active_time} is outside 30..600 s")
+    settings = load_settings(args.config, {"mode": args.mode, "cutover_pct": args.cutover_pct})
     api_key, api_secret = load_keys()
-    return asyncio.run(_stream(api_key, api_secret, kwargs, args))
+    return asyncio.run(_stream(settings, api_key, api_secret, kwargs, args))
 
 
 class _Printer:
@@ -86,7 +105,11 @@ class _Printer:
 
 
 async def _stream(
-    api_key: str, api_secret: str, kwargs: dict[str, Any], args: argparse.Namespace
+    settings: AppSettings,
+    api_key: str,
+    api_secret: str,
+    kwargs: dict[str, Any],
+    args: argparse.Namespace,
 ) -> int:
     done = asyncio.Event()
     fatal: list[str] = []
@@ -100,9 +123,8 @@ async def _stream(
             done.set()
 
     printer = _Printer(args.json, done.set)
-    stream = BybitHybridStream(
-        api_key, api_secret, printer, max_active_time_s=args.max_active_time, **kwargs
-    )
+    options = {} if settings.mode == "rest" else {"max_active_time_s": args.max_active_time}
+    stream = make_position_stream(settings, api_key, api_secret, printer, kwargs, **options)
     stream.add_listener(watch)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -114,6 +136,23 @@ async def _stream(
             await asyncio.wait_for(done.wait(), args.duration)
     finally:
         await stream.stop()
+    summary = stream.get_status().get("comparison")
+    if settings.mode == "parallel" and isinstance(summary, Mapping) and not printer.closed:
+        _print_summary(summary, sys.stderr if args.json else sys.stdout)
     if fatal:
         raise ConfigError(fatal[0])
     return 0
+
+
+def _print_summary(summary: Mapping[str, Any], out: Any) -> None:
+    """The parallel run's comparison, one `name: value` line each, under a header."""
+    lines = ["parallel comparison summary (hybrid vs rest):"]
+    lines += [f"  {name}: {_flat(value)}" for name, value in summary.items()]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_flat(v)}" for k, v in value.items()) or "-"
+    return str(value)

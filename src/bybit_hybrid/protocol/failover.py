@@ -1,0 +1,320 @@
+"""Failover between the streams and REST polling: STREAMING / DEGRADED / POLLING per scope.
+
+Theory of operation
+===================
+
+There is one scope for the account (the private stream: opens, changes, closes; POLLING
+means REST polls positions fast) and one per held symbol (its public ticker: the mark;
+POLLING means REST polls that symbol's mark). Each scope is a small state machine:
+
+    STREAMING --suspect--> DEGRADED      trouble seen, below its threshold: poll fast, be ready
+    DEGRADED  --healthy--> STREAMING     the trouble cleared before the threshold
+    STREAMING --breach---> POLLING       threshold crossed: REST serves this scope at once
+    DEGRADED  --breach---> POLLING
+    POLLING   --recovered--> STREAMING   the streams were healthy for `healthy_for_s` in a row
+
+`TRANSITIONS` is the whole table; anything else raises `IllegalTransition`. The shell builds
+an observation per scope from the hybrid core (is the private socket up, when did the symbol's
+last ticker frame with a mark price arrive, did subscriptions fail) and calls
+`evaluate(now, ...)`; the machine keeps the timers (down since, healthy since) and returns a
+`FailoverSwitched` per switch, with its reason. It reads no clock.
+
+Why the last mark-bearing ticker frame and not the cached mark's age: REST seeds refresh the
+cached mark while a symbol is POLLING, so judging recovery by the cache would declare a dead
+ticker healthy; and frames that keep coming without a mark price (a frozen mark) must count
+as stale, or the position would be valued at a price nobody updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from bybit_hybrid.protocol.errors import IllegalTransition
+
+ACCOUNT: Final = "account"
+_BUCKETS: Final = 10_000
+
+
+def cutover_streams(symbol: str, pct: float) -> bool:
+    """True if `symbol` is in the `pct` % share the streams serve during a cutover.
+
+    The bucket comes from sha256 of the symbol, not Python's `hash` (salted per process), so
+    every run and every host puts a symbol on the same side, and raising `pct` only ever moves
+    symbols from REST to the streams.
+    """
+    digest = hashlib.sha256(symbol.encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") % _BUCKETS
+    return bucket < pct * _BUCKETS / 100
+
+
+class FeedMode(Enum):
+    """Where one scope's data comes from right now."""
+
+    STREAMING = "streaming"
+    DEGRADED = "degraded"
+    POLLING = "polling"
+
+
+class FailoverTrigger(Enum):
+    SUSPECT = "suspect"
+    HEALTHY = "healthy"
+    BREACH = "breach"
+    RECOVERED = "recovered"
+
+
+class Condition(Enum):
+    """What one observation says about a scope's streams."""
+
+    HEALTHY = "healthy"
+    SUSPECT = "suspect"
+    BREACH = "breach"
+
+
+_M = FeedMode
+_T = FailoverTrigger
+
+TRANSITIONS: Final[Mapping[tuple[FeedMode, FailoverTrigger], FeedMode]] = {
+    (_M.STREAMING, _T.SUSPECT): _M.DEGRADED,
+    (_M.STREAMING, _T.BREACH): _M.POLLING,
+    (_M.DEGRADED, _T.HEALTHY): _M.STREAMING,
+    (_M.DEGRADED, _T.BREACH): _M.POLLING,
+    (_M.POLLING, _T.RECOVERED): _M.STREAMING,
+}
+
+
+def transition(mode: FeedMode, trigger: FailoverTrigger) -> FeedMode:
+    """The table lookup; raises `IllegalTransition` for a pair the table lacks."""
+    try:
+        return TRANSITIONS[(mode, trigger)]
+    except KeyError:
+        raise IllegalTransition(trigger, mode) from None
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverConfig:
+    """Thresholds in seconds (AppSettings `rollout_*`)."""
+
+    mark_stale_s: float = 5.0
+    private_down_s: float = 5.0
+    healthy_for_s: float = 30.0
+    # Failed subscribes of the private `position` topic before the account polls.
+    subscription_failures: int = 5
+    # A scope turns DEGRADED (fast polling, no switch yet) at this share of its threshold.
+    suspect_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if min(self.mark_stale_s, self.private_down_s, self.healthy_for_s) <= 0:
+            raise ValueError("failover thresholds must be positive")
+        if not 0 < self.suspect_fraction <= 1:
+            raise ValueError("suspect_fraction must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountObservation:
+    """The private stream as the shell sees it now."""
+
+    # Connected and the `position` topic confirmed: pushes are flowing.
+    private_up: bool
+    # Failed subscribes of `position` since it was last confirmed.
+    subscription_failures: int = 0
+    gave_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolObservation:
+    """One held symbol's ticker: when its last frame with a mark price arrived (None: never)."""
+
+    mark_at: float | None
+    gave_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverSwitched:
+    """One scope changed mode; `scope` is "account" or a symbol."""
+
+    scope: str
+    old: FeedMode
+    new: FeedMode
+    reason: str
+    at: float
+
+
+@dataclass(slots=True)
+class _Scope:
+    mode: FeedMode = FeedMode.STREAMING
+    reason: str = ""
+    since: float = 0.0
+    watch_since: float = 0.0
+    down_since: float | None = None
+    healthy_since: float | None = None
+    switches: int = 0
+
+
+@dataclass(slots=True)
+class FailoverStats:
+    to_polling: int = 0
+    to_streaming: int = 0
+    to_degraded: int = 0
+
+
+class Failover:
+    """Modes for the account and every held symbol; see the module docstring."""
+
+    def __init__(self, config: FailoverConfig | None = None) -> None:
+        self.config = config or FailoverConfig()
+        self._account = _Scope()
+        self._symbols: dict[str, _Scope] = {}
+        self.stats = FailoverStats()
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        now: float,
+        account: AccountObservation,
+        symbols: Mapping[str, SymbolObservation],
+    ) -> list[FailoverSwitched]:
+        """Judges every scope at `now`; symbols no longer held are forgotten."""
+        switches: list[FailoverSwitched] = []
+        self._forget_except(symbols.keys())
+        condition, reason = self._account_condition(now, account)
+        switches += self._step(ACCOUNT, self._account, condition, reason, now)
+        for symbol, observation in sorted(symbols.items()):
+            scope = self._symbols.get(symbol)
+            if scope is None:
+                scope = self._symbols[symbol] = _Scope(since=now, watch_since=now)
+            condition, reason = self._symbol_condition(now, scope, observation)
+            switches += self._step(symbol, scope, condition, reason, now)
+        return switches
+
+    # --- queries ----------------------------------------------------------------------------
+
+    @property
+    def account_mode(self) -> FeedMode:
+        return self._account.mode
+
+    def symbol_mode(self, symbol: str) -> FeedMode:
+        scope = self._symbols.get(symbol)
+        return FeedMode.STREAMING if scope is None else scope.mode
+
+    def polls_marks(self, symbol: str) -> bool:
+        """The account scope is the private stream (positions), so a symbol's marks go to REST
+        only by its own scope: a dead public socket makes every ticker stale anyway."""
+        return self.symbol_mode(symbol) is FeedMode.POLLING
+
+    def polls_positions(self) -> bool:
+        return self._account.mode is FeedMode.POLLING
+
+    def polling_symbols(self) -> set[str]:
+        """Held symbols whose marks REST must serve now."""
+        return {s for s in self._symbols if self.polls_marks(s)}
+
+    def degraded(self) -> bool:
+        """True while any scope is not STREAMING: the poller then runs fast."""
+        scopes = (self._account, *self._symbols.values())
+        return any(scope.mode is not FeedMode.STREAMING for scope in scopes)
+
+    def status(self, now: float) -> dict[str, object]:
+        return {
+            "account": self._scope_status(self._account, now),
+            "symbols": {s: self._scope_status(v, now) for s, v in sorted(self._symbols.items())},
+            "polling_symbols": sorted(self.polling_symbols()),
+            "to_polling": self.stats.to_polling,
+            "to_streaming": self.stats.to_streaming,
+        }
+
+    # --- conditions -------------------------------------------------------------------------
+
+    def _account_condition(self, now: float, obs: AccountObservation) -> tuple[Condition, str]:
+        cfg = self.config
+        scope = self._account
+        if obs.private_up:
+            scope.down_since = None
+        elif scope.down_since is None:
+            scope.down_since = now
+        if obs.gave_up or obs.subscription_failures >= cfg.subscription_failures:
+            return Condition.BREACH, f"position subscription failed {obs.subscription_failures}x"
+        if scope.down_since is not None:
+            down_s = now - scope.down_since
+            if down_s >= cfg.private_down_s:
+                return Condition.BREACH, f"private stream down {down_s:.1f}s"
+            return Condition.SUSPECT, f"private stream down {down_s:.1f}s"
+        if obs.subscription_failures:
+            return Condition.SUSPECT, f"position subscription failed {obs.subscription_failures}x"
+        return Condition.HEALTHY, "private stream live"
+
+    def _symbol_condition(
+        self, now: float, scope: _Scope, obs: SymbolObservation
+    ) -> tuple[Condition, str]:
+        cfg = self.config
+        if obs.gave_up:
+            return Condition.BREACH, "ticker subscription failed"
+        # A ticker frame from before this symbol was held says nothing about now.
+        heard_at = max(obs.mark_at or scope.watch_since, scope.watch_since)
+        age_s = now - heard_at
+        if age_s >= cfg.mark_stale_s:
+            return Condition.BREACH, f"mark {age_s:.1f}s old"
+        if age_s >= cfg.mark_stale_s * cfg.suspect_fraction:
+            return Condition.SUSPECT, f"mark {age_s:.1f}s old"
+        return Condition.HEALTHY, "ticker live"
+
+    # --- the machine ------------------------------------------------------------------------
+
+    def _step(
+        self, name: str, scope: _Scope, condition: Condition, reason: str, now: float
+    ) -> list[FailoverSwitched]:
+        trigger = self._trigger(scope, condition, now)
+        if trigger is None:
+            return []
+        old = scope.mode
+        scope.mode = transition(old, trigger)
+        scope.since = now
+        scope.healthy_since = None
+        scope.switches += 1
+        if trigger is FailoverTrigger.RECOVERED:
+            reason = f"streams healthy for {self.config.healthy_for_s:g}s"
+        scope.reason = reason
+        self._count(scope.mode)
+        return [FailoverSwitched(name, old, scope.mode, reason, now)]
+
+    def _trigger(self, scope: _Scope, condition: Condition, now: float) -> FailoverTrigger | None:
+        """The trigger this condition fires in the scope's mode; None when nothing changes."""
+        if scope.mode is FeedMode.POLLING:
+            if condition is not Condition.HEALTHY:
+                scope.healthy_since = None  # the healthy run must be unbroken
+                return None
+            if scope.healthy_since is None:
+                scope.healthy_since = now
+            healthy_s = now - scope.healthy_since
+            return FailoverTrigger.RECOVERED if healthy_s >= self.config.healthy_for_s else None
+        if condition is Condition.BREACH:
+            return FailoverTrigger.BREACH
+        if condition is Condition.SUSPECT:
+            return FailoverTrigger.SUSPECT if scope.mode is FeedMode.STREAMING else None
+        return FailoverTrigger.HEALTHY if scope.mode is FeedMode.DEGRADED else None
+
+    def _count(self, mode: FeedMode) -> None:
+        stats = self.stats
+        if mode is FeedMode.POLLING:
+            stats.to_polling += 1
+        elif mode is FeedMode.STREAMING:
+            stats.to_streaming += 1
+        else:
+            stats.to_degraded += 1
+
+    def _forget_except(self, held: Iterable[str]) -> None:
+        keep = set(held)
+        for symbol in [s for s in self._symbols if s not in keep]:
+            del self._symbols[symbol]
+
+    def _scope_status(self, scope: _Scope, now: float) -> dict[str, object]:
+        return {
+            "mode": scope.mode.value,
+            "reason": scope.reason,
+            "for_s": round(now - scope.since, 3),
+            "switches": scope.switches,
+        }

@@ -1,0 +1,1 @@
+"""Rollout: the REST polling stream, the rollout modes, parallel comparison and failover shells."""

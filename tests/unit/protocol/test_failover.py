@@ -1,0 +1,209 @@
+"""The failover machine: every transition of the table, illegal ones, and its timing rules."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from bybit_hybrid.protocol.errors import IllegalTransition
+from bybit_hybrid.protocol.failover import (
+    ACCOUNT,
+    TRANSITIONS,
+    AccountObservation,
+    Failover,
+    FailoverConfig,
+    FailoverSwitched,
+    FailoverTrigger,
+    FeedMode,
+    SymbolObservation,
+    cutover_streams,
+    transition,
+)
+
+M = FeedMode
+T = FailoverTrigger
+CONFIG = FailoverConfig(mark_stale_s=5.0, private_down_s=4.0, healthy_for_s=10.0)
+UP = AccountObservation(private_up=True)
+DOWN = AccountObservation(private_up=False)
+
+EXPECTED = {
+    (M.STREAMING, T.SUSPECT): M.DEGRADED,
+    (M.STREAMING, T.BREACH): M.POLLING,
+    (M.DEGRADED, T.HEALTHY): M.STREAMING,
+    (M.DEGRADED, T.BREACH): M.POLLING,
+    (M.POLLING, T.RECOVERED): M.STREAMING,
+}
+
+
+@pytest.mark.parametrize(("pair", "new"), EXPECTED.items(), ids=str)
+def test_every_legal_transition(pair: tuple[FeedMode, FailoverTrigger], new: FeedMode) -> None:
+    assert transition(*pair) is new
+
+
+def test_the_table_is_exactly_the_documented_one() -> None:
+    assert dict(TRANSITIONS) == EXPECTED
+
+
+ILLEGAL = [p for p in itertools.product(FeedMode, FailoverTrigger) if p not in EXPECTED]
+
+
+@pytest.mark.parametrize("pair", ILLEGAL, ids=lambda p: f"{p[0].value}-{p[1].value}")
+def test_illegal_transitions_raise(pair: tuple[FeedMode, FailoverTrigger]) -> None:
+    with pytest.raises(IllegalTransition):
+        transition(*pair)
+
+
+def _marks(now: float, **mark_at: float | None) -> dict[str, SymbolObservation]:
+    return {symbol: SymbolObservation(at) for symbol, at in mark_at.items()}
+
+
+def _modes(switches: list[FailoverSwitched]) -> list[tuple[str, FeedMode, FeedMode]]:
+    return [(s.scope, s.old, s.new) for s in switches]
+
+
+def test_a_stale_mark_switches_that_symbol_alone_and_recovers_after_healthy_for() -> None:
+    f = Failover(CONFIG)
+    assert f.evaluate(0.0, UP, _marks(0, BTC=0.0, ETH=0.0)) == []
+    # 2.5 s of silence is half the threshold: DEGRADED (fast polling), not yet REST.
+    switches = f.evaluate(2.5, UP, _marks(2.5, BTC=0.0, ETH=2.4))
+    assert _modes(switches) == [("BTC", M.STREAMING, M.DEGRADED)]
+    assert f.degraded() and f.polling_symbols() == set()
+    switches = f.evaluate(5.0, UP, _marks(5, BTC=0.0, ETH=4.9))
+    assert _modes(switches) == [("BTC", M.DEGRADED, M.POLLING)]
+    assert switches[0].reason == "mark 5.0s old"
+    assert f.polling_symbols() == {"BTC"} and f.symbol_mode("ETH") is M.STREAMING
+    # Marks again: the healthy run starts, a relapse resets it, then 10 s unbroken recover.
+    assert f.evaluate(6.0, UP, _marks(6, BTC=6.0, ETH=6.0)) == []
+    assert f.evaluate(13.0, UP, _marks(13, BTC=8.0, ETH=13.0)) == []  # BTC 5 s stale again
+    assert f.evaluate(14.0, UP, _marks(14, BTC=14.0, ETH=14.0)) == []
+    assert f.evaluate(23.9, UP, _marks(23.9, BTC=23.9, ETH=23.9)) == []
+    switches = f.evaluate(24.0, UP, _marks(24, BTC=24.0, ETH=24.0))
+    assert _modes(switches) == [("BTC", M.POLLING, M.STREAMING)]
+    assert "healthy for 10s" in switches[0].reason
+    assert not f.degraded()
+
+
+def test_degraded_returns_to_streaming_when_the_trouble_clears_in_time() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _marks(0, BTC=0.0))
+    f.evaluate(3.0, UP, _marks(3, BTC=0.0))
+    switches = f.evaluate(3.5, UP, _marks(3.5, BTC=3.4))
+    assert _modes(switches) == [("BTC", M.DEGRADED, M.STREAMING)]
+
+
+def test_a_jump_past_the_threshold_goes_straight_to_polling() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _marks(0, BTC=0.0))
+    assert _modes(f.evaluate(9.0, UP, _marks(9, BTC=0.0))) == [("BTC", M.STREAMING, M.POLLING)]
+
+
+def test_a_symbol_never_heard_of_ages_from_when_it_is_held() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(100.0, UP, _marks(100, SOL=None))
+    assert f.evaluate(104.9, UP, _marks(104.9, SOL=None)) != []  # degraded at 2.5 s
+    assert f.symbol_mode("SOL") is M.DEGRADED
+    f.evaluate(105.0, UP, _marks(105, SOL=None))
+    assert f.symbol_mode("SOL") is M.POLLING
+
+
+def test_a_frame_from_before_the_symbol_was_held_does_not_count() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(50.0, UP, _marks(50, SOL=1.0))
+    assert f.symbol_mode("SOL") is M.STREAMING
+    f.evaluate(55.0, UP, _marks(55, SOL=1.0))
+    assert f.symbol_mode("SOL") is M.POLLING
+
+
+def test_symbols_no_longer_held_are_forgotten() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _marks(0, BTC=0.0))
+    f.evaluate(6.0, UP, _marks(6, BTC=0.0))
+    assert f.polling_symbols() == {"BTC"}
+    assert f.evaluate(7.0, UP, {}) == []
+    assert f.polling_symbols() == set() and not f.degraded()
+
+
+def test_private_down_past_threshold_sends_the_account_to_rest_and_leaves_marks() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _marks(0, BTC=0.0, ETH=0.0))
+    switches = f.evaluate(1.0, DOWN, _marks(1, BTC=1.0, ETH=1.0))
+    assert _modes(switches) == [(ACCOUNT, M.STREAMING, M.DEGRADED)]
+    switches = f.evaluate(5.0, DOWN, _marks(5, BTC=5.0, ETH=5.0))
+    assert _modes(switches) == [(ACCOUNT, M.DEGRADED, M.POLLING)]
+    assert switches[0].reason == "private stream down 4.0s"
+    assert f.account_mode is M.POLLING and f.polls_positions()
+    # The public tickers are fine: the marks stay on the streams.
+    assert f.polling_symbols() == set() and f.symbol_mode("BTC") is M.STREAMING
+    f.evaluate(6.0, UP, _marks(6, BTC=6.0, ETH=6.0))
+    switches = f.evaluate(16.0, UP, _marks(16, BTC=16.0, ETH=16.0))
+    assert _modes(switches) == [(ACCOUNT, M.POLLING, M.STREAMING)]
+    assert not f.polls_positions()
+
+
+def test_a_private_stream_that_flaps_never_recovers_early() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, DOWN, {})
+    f.evaluate(4.0, DOWN, {})
+    assert f.account_mode is M.POLLING
+    for t in (5.0, 9.0):  # up, then down again inside the healthy window
+        f.evaluate(t, UP, {})
+    f.evaluate(10.0, DOWN, {})
+    f.evaluate(11.0, UP, {})
+    assert f.evaluate(20.9, UP, {}) == []
+    assert f.evaluate(21.0, UP, {}) != []
+
+
+def test_failing_subscriptions_send_the_account_to_rest() -> None:
+    f = Failover(CONFIG)
+    first = f.evaluate(0.0, AccountObservation(True, subscription_failures=1), {})
+    assert _modes(first) == [(ACCOUNT, M.STREAMING, M.DEGRADED)]
+    second = f.evaluate(1.0, AccountObservation(True, subscription_failures=5), {})
+    assert _modes(second) == [(ACCOUNT, M.DEGRADED, M.POLLING)]
+    g = Failover(CONFIG)
+    switches = g.evaluate(0.0, AccountObservation(True, gave_up=True), {})
+    assert _modes(switches) == [(ACCOUNT, M.STREAMING, M.POLLING)]
+
+
+def test_a_ticker_subscription_given_up_sends_its_symbol_to_rest_at_once() -> None:
+    f = Failover(CONFIG)
+    switches = f.evaluate(0.0, UP, {"BTC": SymbolObservation(0.0, gave_up=True)})
+    assert _modes(switches) == [("BTC", M.STREAMING, M.POLLING)]
+    assert switches[0].reason == "ticker subscription failed"
+
+
+def test_status_names_each_scope_mode_and_reason() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _marks(0, BTC=0.0))
+    f.evaluate(6.0, UP, _marks(6, BTC=0.0))
+    status = f.status(7.0)
+    assert status["account"] == {"mode": "streaming", "reason": "", "for_s": 7.0, "switches": 0}
+    symbols = status["symbols"]
+    assert isinstance(symbols, dict)
+    assert symbols["BTC"]["mode"] == "polling" and symbols["BTC"]["reason"] == "mark 6.0s old"
+    assert status["polling_symbols"] == ["BTC"]
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        FailoverConfig(mark_stale_s=0)
+    with pytest.raises(ValueError, match="suspect_fraction"):
+        FailoverConfig(suspect_fraction=0)
+
+
+def test_cutover_share_is_stable_monotonic_and_about_the_percentage() -> None:
+    symbols = [f"SYM{i}USDT" for i in range(2000)]
+    at_30 = {s for s in symbols if cutover_streams(s, 30)}
+    at_60 = {s for s in symbols if cutover_streams(s, 60)}
+    assert at_30 <= at_60  # raising the share only moves symbols to the streams
+    assert 0.25 < len(at_30) / len(symbols) < 0.35
+    assert not any(cutover_streams(s, 0) for s in symbols)
+    assert all(cutover_streams(s, 100) for s in symbols)
+    # sha256, not the per-process salted hash(): fixed buckets (of 10,000) for fixed symbols,
+    # ETHUSDT 1342, DOGEUSDT 6517, SOLUSDT 8589, BTCUSDT 9065.
+    assert cutover_streams("ETHUSDT", 13.43) and not cutover_streams("ETHUSDT", 13.42)
+    assert [s for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT") if cutover_streams(s, 86)] == [
+        "ETHUSDT",
+        "SOLUSDT",
+        "DOGEUSDT",
+    ]
