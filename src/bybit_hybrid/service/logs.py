@@ -1,4 +1,4 @@
-"""Logging setup for the CLI: console or JSON lines on stderr, with secret redaction."""
+"""Logging setup for the CLI: rich console, plain or JSON lines on stderr, with secret redaction."""
 
 from __future__ import annotations
 
@@ -79,14 +79,34 @@ def configure_logging(level: str | None, fmt: str | None) -> None:
     fmt_name = fmt or os.environ.get("BYBIT_HYBRID_LOG_FORMAT") or "console"
     if fmt_name not in LOG_FORMATS:
         raise ConfigError(f"log format {fmt_name!r} is not one of console, json")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(REDACTOR)
-    if fmt_name == "json":
-        handler.setFormatter(JsonFormatter())
+    handler: logging.Handler
+    if fmt_name == "console" and sys.stderr.isatty():
+        handler = _rich_handler()
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        formatter.converter = time.gmtime
-        handler.setFormatter(formatter)
+        handler = logging.StreamHandler(sys.stderr)
+        if fmt_name == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+            formatter.converter = time.gmtime
+            handler.setFormatter(formatter)
+    handler.addFilter(REDACTOR)  # on every handler, whatever its format
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)
+
+
+def _rich_handler() -> logging.Handler:
+    """Coloured console logs for a terminal (stderr); markup off so messages print verbatim."""
+    from rich.console import Console  # noqa: PLC0415  # only a terminal needs rich's import
+    from rich.logging import RichHandler  # noqa: PLC0415
+
+    handler = RichHandler(
+        console=Console(stderr=True),
+        show_path=False,
+        markup=False,
+        rich_tracebacks=False,
+        log_time_format="%H:%M:%S",
+    )
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    return handler

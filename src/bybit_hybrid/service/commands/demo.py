@@ -1,20 +1,44 @@
-"""`bybit-hybrid demo`: the embedded simulator with a lively scenario and the stream against it."""
+"""`bybit-hybrid demo`: the simulator's lively scenario under the full `run` stack, on a dashboard.
+
+No keys and no network: the embedded simulator provides the exchange, the `run` stack (stream,
+router, trailing stop, aged monitor, with its state in a temporary SQLite file) protects its
+positions, and a live rich dashboard shows them. Piped (no terminal), it prints a plain
+summary every few seconds instead; with `--duration S` it stops after S seconds, prints a
+final summary and exits 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from bybit_hybrid.service.render import position_line
-from bybit_hybrid.sim import SimConfig, SimServer
-from bybit_hybrid.stream import BybitHybridStream
+from rich.console import Console
+from rich.live import Live
 
-HELP = "run the simulator with a lively scenario and stream its positions (no keys needed)"
+from bybit_hybrid.service.dashboard import DashboardFeed, plain_summary, render
+from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.service.stack import RunStack
+from bybit_hybrid.sim import SimConfig, SimServer
+
+HELP = "the simulator with a lively scenario, protected by the full stack, on a live dashboard"
 SUMMARY_EVERY_S = 5.0
+REFRESH_S = 0.25
+# Low thresholds so the demo's uptrend activates and trails a stop within seconds.
+DEMO_SETTINGS: dict[str, Any] = {
+    "mode": "hybrid",
+    "trailing_activation_pct": "0.05",
+    "trailing_callback_pct": "0.03",
+    "trailing_min_update_interval_s": 1.0,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,53 +53,74 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args))
 
 
-async def _print_event(event: str, payload: dict[str, Any]) -> None:
-    data = payload["data"]
-    if data["source"] != "ticker":  # marks arrive ten times a second: summarised instead
-        print(position_line(data), flush=True)
-
-
-async def _summaries(stream: BybitHybridStream) -> None:
-    while True:
-        await asyncio.sleep(SUMMARY_EVERY_S)
-        stats = stream.get_stats()
-        print(
-            f"-- {stats['active_positions']} open, {stats['subscribed_tickers']} tickers, "
-            f"{stats['ticker_updates']} ticker frames, {stats['combined_events']} events, "
-            f"{stats['reconnections']} reconnects",
-            flush=True,
-        )
-        for view in stream.positions():
-            print(
-                f"   {view.key} {view.side} {view.size} mark={view.mark_price} "
-                f"upnl={view.unrealised_pnl}",
-                flush=True,
-            )
-
-
 async def _demo(args: argparse.Namespace) -> int:
     config = SimConfig(symbols=args.symbols, positions=3, seed=args.seed, scenario="lively")
+    # The embedded simulator's access log is noise here.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, done.set)
-    async with SimServer(config) as sim:
-        print(f"simulator on {sim.base_url}; streaming its positions", flush=True)
-        stream = BybitHybridStream(sim.api_key, sim.api_secret, _print_event, base_url=sim.base_url)
-        await stream.start()
-        summaries = asyncio.create_task(_summaries(stream))
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), args.duration)
-        finally:
-            summaries.cancel()
-            await stream.stop()
-        stats = stream.get_stats()
-        print(
-            f"done: {stats['combined_events']} events, {stats['ticker_updates']} ticker "
-            f"frames, {stats['handler_errors']} handler errors",
-            file=sys.stdout,
-            flush=True,
+    with tempfile.TemporaryDirectory(prefix="bybit-hybrid-demo-") as tmp:
+        settings = load_settings(
+            overrides={**DEMO_SETTINGS, "state_db": Path(tmp) / "demo.sqlite3"}
         )
+        async with SimServer(config) as sim:
+            print(f"simulator on {sim.base_url}; protecting its positions", flush=True)
+            stack = RunStack(settings, sim.api_key, sim.api_secret, {"base_url": sim.base_url})
+            feed = DashboardFeed(stack.stream, stack.protection, clock=_clock_of(stack))
+            stack.stream.add_listener(feed.on_event)
+            try:
+                await stack.start()
+                if sys.stdout.isatty():
+                    await _live(feed, done, args.duration)
+                else:
+                    await _plain(feed, done, args.duration)
+            finally:
+                await stack.stop()
+            print(plain_summary(feed.snapshot()), flush=True)
+            stats = stack.stream.get_stats()
+            print(
+                f"done: {stats['combined_events']} events, {stats['ticker_updates']} ticker "
+                f"frames, {stats['reconnections']} reconnects",
+                flush=True,
+            )
     return 0
+
+
+def _clock_of(stack: RunStack) -> Callable[[], float]:
+    clock = getattr(stack.stream, "now", None)
+    return clock if callable(clock) else time.time
+
+
+async def _wait(done: asyncio.Event, timeout_s: float) -> bool:
+    """True once `done` is set; False after `timeout_s`."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), timeout_s)
+    return done.is_set()
+
+
+async def _live(feed: DashboardFeed, done: asyncio.Event, duration_s: float | None) -> None:
+    end = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
+    console = Console()
+    with Live(render(feed.snapshot()), console=console, auto_refresh=False) as live:
+        while not await _wait(done, _step(end, REFRESH_S)):
+            live.update(render(feed.snapshot()), refresh=True)
+            if end is not None and asyncio.get_running_loop().time() >= end:
+                break
+
+
+async def _plain(feed: DashboardFeed, done: asyncio.Event, duration_s: float | None) -> None:
+    end = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
+    every = SUMMARY_EVERY_S if duration_s is None else min(SUMMARY_EVERY_S, duration_s / 2)
+    while not await _wait(done, _step(end, every)):
+        if end is not None and asyncio.get_running_loop().time() >= end:
+            break
+        print(plain_summary(feed.snapshot()), flush=True)
+
+
+def _step(end: float | None, every: float) -> float:
+    if end is None:
+        return every
+    return max(0.0, min(every, end - asyncio.get_running_loop().time()))

@@ -1,6 +1,8 @@
 """`bybit-hybrid run`: the position stream plus unified protection (trailing stop, aged monitor).
 
-Settings come from `BYBIT_HYBRID_*` / `.env` / `--config FILE` (see docs/protection.md); the
+With `--metrics-port P` (or `BYBIT_HYBRID_METRICS_PORT`) it serves /metrics, /health and /status
+(docs/operations.md) and prints `metrics on http://HOST:PORT` on stdout. Settings come from
+`BYBIT_HYBRID_*` / `.env` / `--config FILE` (see docs/protection.md); the
 trail and aged state lives in `state_db`, so a restart resumes every trail where it was.
 """
 
@@ -15,17 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from bybit_hybrid.errors import ConfigError
-from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
 from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, endpoint_kwargs
 from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
-from bybit_hybrid.service.streams import make_position_stream
-from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.service.stack import RunStack
 from bybit_hybrid.transport.errors import BybitError
-from bybit_hybrid.transport.rest import BybitRestClient
-from bybit_hybrid.wire.signing import Credentials
 
 HELP = "stream positions and protect them: trailing stop-loss and aged-position exits"
 STATUS_EVERY_S = 60.0
@@ -37,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_endpoint_flags(parser)
     parser.add_argument("--duration", type=_positive_seconds, metavar="S", help="stop after S s")
     parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve /metrics, /health and /status on this port (0: any free port; "
+        "default: $BYBIT_HYBRID_METRICS_PORT, else off)",
+    )
 
 
 def _positive_seconds(text: str) -> float:
@@ -51,7 +56,7 @@ def _positive_seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     kwargs = endpoint_kwargs(args)
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, {"metrics_port": args.metrics_port})
     api_key, api_secret = load_keys()
     return asyncio.run(_run(settings, api_key, api_secret, kwargs, args.duration))
 
@@ -74,50 +79,32 @@ async def _run(
         if fatal:
             done.set()
 
-    endpoints = Endpoints.select(**kwargs)
-    # The protection's own client: single attempts (the adapters retry), no client-side
-    # limiter (the protection's rolling-window limiter is the account's one).
-    rest = BybitRestClient(
-        endpoints.rest_url, Credentials(api_key, api_secret), max_retries=0, limits_per_s={}
-    )
-    store = ProtectionStore(settings.state_db)
-    protection = UnifiedProtection(settings, rest, store=store)
-    stream = make_position_stream(settings, api_key, api_secret, None, kwargs)
-    stream.add_listener(watch)
-    protection.attach(stream)
+    stack = RunStack(settings, api_key, api_secret, kwargs, listeners=(watch,))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, done.set)
     reporter: asyncio.Task[None] | None = None
     try:
-        await _sync_clock(rest)
-        await protection.start()
-        await stream.start()
+        await stack.start(metrics_port=settings.metrics_port)
+        if stack.server is not None:
+            print(f"metrics on {stack.server.url}", flush=True)
         log.info("protecting positions (state in %s, mode %s)", settings.state_db, settings.mode)
-        reporter = asyncio.create_task(_report(protection), name="run-status")
+        reporter = asyncio.create_task(_report(stack.protection), name="run-status")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), duration_s)
     except BybitError as exc:
         fatal.append(f"could not start protection: {exc}")
+    except OSError as exc:
+        fatal.append(f"could not serve metrics on port {settings.metrics_port}: {exc}")
     finally:
         if reporter is not None:
             reporter.cancel()
-        await stream.stop()
-        await protection.stop()
-        await rest.close()
-        _log_status(protection)
-        store.close()
+        await stack.stop()
+        _log_status(stack.protection)
     if fatal:
         raise ConfigError(fatal[0])
     return 0
-
-
-async def _sync_clock(rest: BybitRestClient) -> None:
-    try:
-        await rest.sync_clock()
-    except BybitError as exc:
-        log.warning("could not read the server clock, using the local one: %s", exc)
 
 
 async def _report(protection: UnifiedProtection) -> None:

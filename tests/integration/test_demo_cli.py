@@ -1,0 +1,38 @@
+"""`bybit-hybrid demo --duration S` piped: plain summaries, a final summary, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.support import UNIT_S
+
+
+async def test_demo_with_duration_prints_summaries_and_exits_0(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bybit_hybrid", "demo", "--duration", "3", "--symbols", "4",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+        env={**os.environ, "BYBIT_HYBRID_STATE_DB": str(tmp_path / "ignored.sqlite3")},
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    lines = text.splitlines()
+    assert lines[0].startswith("simulator on http://127.0.0.1:")
+    # Piped: no terminal codes, only plain summaries (a periodic one and the final one).
+    assert "\x1b[" not in text
+    summaries = [line for line in lines if line.startswith("-- ")]
+    assert len(summaries) >= 2
+    assert "mode=hybrid" in summaries[-1]
+    assert "socket private live" in text
+    assert " Buy " in text or " Sell " in text  # positions listed with their side
+    assert lines[-1].startswith("done: ")
+    # The demo keeps its protection state in a temporary file, never in the working dir.
+    assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
