@@ -37,6 +37,7 @@ from bybit_hybrid.router.mailbox import Mailbox
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.recording import Recorder, RecordingCore
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.runner import StreamRunner
 from bybit_hybrid.transport.ws import AiohttpWsBackend, WsBackend
@@ -70,8 +71,14 @@ class BybitHybridStream:
         http_backend: HttpBackend | None = None,
         max_active_time_s: int | None = None,
         rng: random.Random | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self._credentials = Credentials(api_key, api_secret)
+        # Optional tap: every core input goes to the recording (`transport.recording`).
+        self._recorder = recorder
+        if recorder is not None:
+            recorder.add_secret(api_key)
+            recorder.add_secret(api_secret)
         self._handler = event_handler
         self.endpoints = Endpoints.select(
             testnet=testnet, demo=demo, base_url=base_url, allow_insecure=allow_insecure
@@ -113,7 +120,7 @@ class BybitHybridStream:
         # the previous run never delivered belong to the old book.
         self._ready.clear()
         self._mailbox = Mailbox()
-        self._core = HybridCore(self._credentials, self._config, self._rng)
+        self._core = self._new_core()
         ws_backend = self._ws_backend
         if ws_backend is None:
             ws_backend = self._owned_ws = AiohttpWsBackend()
@@ -235,6 +242,13 @@ class BybitHybridStream:
         return status
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _new_core(self) -> HybridCore:
+        if self._recorder is None:
+            return HybridCore(self._credentials, self._config, self._rng)
+        # A recorded core draws from a generator whose seed goes into the recording.
+        seed = (self._rng or random.Random()).getrandbits(63)
+        return RecordingCore(self._recorder, self._credentials, self._config, seed)
 
     def _clock(self) -> float:
         """Wall clock corrected by the measured server offset (auth `expires` depends on it)."""

@@ -109,6 +109,9 @@ class TrailingAdapter:
         self._workers: dict[PositionKey, asyncio.Task[None]] = {}
         self._closing: set[PositionKey] = set()
         self._skipped: set[PositionKey] = set()
+        # The exchange answered "zero position" but the stream has not reported the close yet:
+        # marks for these keys must not start a fresh trail (and another doomed stop) each.
+        self._gone: set[PositionKey] = set()
         self.sends: deque[SendRecord] = deque(maxlen=_SEND_RECORDS)
         self.stats = TrailingStats()
 
@@ -154,8 +157,13 @@ class TrailingAdapter:
         event: ManagedEvent = data
         key = event.position.key
         if event.kind is ManagedKind.CLOSED:
+            self._gone.discard(key)
             self._drop(key, "position closed")
             return
+        if key in self._gone:
+            if event.kind is ManagedKind.MARK:
+                return  # the exchange already said it is gone; wait for the stream's close
+            self._gone.discard(key)  # opened or changed again: a live position after all
         self._positions[key] = event.position
         state = self._trails.get(key) or await self._create(event.position)
         if state is None:
@@ -291,6 +299,7 @@ class TrailingAdapter:
                 if is_position_gone(exc):
                     self.stats.gone += 1
                     self._drop(key, "the exchange has no such position (10001 zero position)")
+                    self._gone.add(key)
                     return
                 delay_s = self._retry.delay_s(exc, retries)
                 if delay_s is None:
@@ -326,6 +335,7 @@ class TrailingAdapter:
             if is_position_gone(exc):
                 self.stats.gone += 1
                 self._drop(key, "nothing left to close")
+                self._gone.add(key)
                 return
             self.stats.close_failures += 1
             log.error("%s: market close failed: %s", key, exc)
@@ -361,6 +371,7 @@ class TrailingAdapter:
     def _prune(self, open_keys: Iterable[PositionKey]) -> None:
         """After a reconcile: stored or live trails whose position is gone are dropped."""
         keep = set(open_keys)
+        self._gone &= keep
         for key in [k for k in (*self._stored, *self._trails) if k not in keep]:
             self.stats.pruned += 1
             self._drop(key, "position no longer open on the exchange")

@@ -66,6 +66,7 @@ from bybit_hybrid.rollout.poller import AdaptiveBybitStream, RestPoller, rest_fa
 from bybit_hybrid.stream import BybitHybridStream
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.recording import Recorder
 from bybit_hybrid.transport.rest import PositionPage
 from bybit_hybrid.transport.ws import WsBackend
 
@@ -124,6 +125,7 @@ class RolloutStream:
         ws_backend: WsBackend | None = None,
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -152,6 +154,7 @@ class RolloutStream:
             ws_backend=ws_backend,
             http_backend=http_backend,
             rng=rng,
+            recorder=recorder,
             **endpoint,
         )
         self.hybrid.add_listener(self._on_hybrid_event)

@@ -1,10 +1,12 @@
-"""Rate-limit bookkeeping for REST: Bybit's `X-Bapi-Limit-*` headers and a client-side token bucket.
+"""REST rate limits: Bybit's `X-Bapi-Limit-*` headers and a client-side rolling-window limiter.
 
 Pure logic: time comes in as an argument, so tests drive it with a manual clock.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -19,6 +21,11 @@ DEFAULT_LIMITS_PER_S: Final[Mapping[str, float]] = {
     TRADING_STOP: 10.0,
     ORDER_CREATE: 10.0,
 }
+# Bybit counts requests over a rolling window of this length (BYBIT_V5.md §7.5).
+WINDOW_S: Final = 1.0
+# The client's window is this much longer: sends reach Bybit a little jittered (network,
+# timer wake-ups), so two sends exactly WINDOW_S apart could land inside one of its windows.
+WINDOW_MARGIN_S: Final = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,39 +61,60 @@ def parse_limit_headers(
     )
 
 
-class TokenBucket:
-    """Allows `rate_per_s` requests per second with bursts of up to `burst` requests.
+class RollingWindow:
+    """At most `limit` grants in any rolling window of `window_s` (Bybit counts a rolling 1 s).
 
-    `reserve` always grants the request and says how long to wait first; a waiting
-    request borrows its token, so concurrent callers queue up fairly instead of all
-    waking at once.
+    A token bucket that starts full lets a burst of N through and then refills at N/s, so
+    close to 2N requests can land inside one rolling second. This instead grants a slot only
+    once the `limit`-th previous grant has left the window: for every grant g, the half-open
+    window [g, g + window_s) holds at most `limit` grants.
+
+    `reserve` always grants the request and says how long to wait first; grants are handed out
+    in call order (a waiting request books its slot), so concurrent callers queue up fairly.
+    Pure: time comes in as an argument.
     """
 
-    __slots__ = ("_burst", "_rate_per_s", "_tokens", "_updated_s")
+    __slots__ = ("_granted", "limit", "window_s")
 
-    def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
-        if rate_per_s <= 0:
-            raise ValueError("rate_per_s must be positive")
-        self._rate_per_s = rate_per_s
-        self._burst = burst if burst is not None else rate_per_s
-        self._tokens = self._burst
-        self._updated_s: float | None = None
+    def __init__(self, limit: int, window_s: float = WINDOW_S) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        if window_s <= 0:
+            raise ValueError("window_s must be positive")
+        self.limit = limit
+        self.window_s = window_s
+        # Only the last `limit` grants matter: they are sorted, so the oldest bounds the next.
+        self._granted: deque[float] = deque(maxlen=limit)
 
     def reserve(self, now_s: float) -> float:
-        """Takes one token; returns the seconds to wait before sending (0 when free)."""
-        if self._updated_s is not None:
-            elapsed_s = max(0.0, now_s - self._updated_s)
-            self._tokens = min(self._burst, self._tokens + elapsed_s * self._rate_per_s)
-        self._updated_s = now_s
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate_per_s
+        """Books the earliest allowed slot at or after `now_s`; returns the wait (0 when free)."""
+        granted = self._granted
+        at_s = now_s
+        if granted:
+            at_s = max(at_s, granted[-1])
+            if len(granted) == self.limit:
+                at_s = max(at_s, granted[0] + self.window_s)
+        granted.append(at_s)
+        return at_s - now_s
 
 
 class EndpointLimiter:
-    """One token bucket per endpoint path; endpoints without a limit pass freely."""
+    """One rolling window per endpoint path; endpoints without a limit pass freely.
 
-    def __init__(self, limits_per_s: Mapping[str, float]) -> None:
-        self._buckets = {path: TokenBucket(rate) for path, rate in limits_per_s.items()}
+    A limit of `rate` per second allows `floor(rate)` requests (at least 1) per rolling
+    `window_s` (one second plus a margin for jitter).
+    """
+
+    def __init__(
+        self, limits_per_s: Mapping[str, float], window_s: float = WINDOW_S + WINDOW_MARGIN_S
+    ) -> None:
+        for path, rate in limits_per_s.items():
+            if rate <= 0:
+                raise ValueError(f"rate limit for {path} must be positive, got {rate}")
+        self._buckets = {
+            path: RollingWindow(max(1, math.floor(rate)), window_s)
+            for path, rate in limits_per_s.items()
+        }
 
     def reserve(self, endpoint: str, now_s: float) -> float:
         bucket = self._buckets.get(endpoint)

@@ -7,6 +7,7 @@ inject a backend (httpcore-style) and the core never sees a socket.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Protocol
 import aiohttp
 
 from bybit_hybrid.transport.errors import TransportError
+from bybit_hybrid.transport.http import verified_tls_context
 
 # Bybit frames are small; a bound stops a broken peer from exhausting memory.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -70,11 +72,23 @@ class _AiohttpConnection:
 
 
 class AiohttpWsBackend:
-    """Real sockets over aiohttp. TLS verification stays on; RFC 6455 pings are answered."""
+    """Real sockets over aiohttp. TLS verification stays on; RFC 6455 pings are answered.
 
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+    Every connect passes a verifying TLS context explicitly, so a lent session whose
+    connector was built with `ssl=False` cannot turn verification off for `wss://` URLs.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._session = session
         self._owns_session = session is None
+        self._tls = tls_context if tls_context is not None else verified_tls_context()
+        if self._tls.verify_mode != ssl.CERT_REQUIRED or not self._tls.check_hostname:
+            raise ValueError("tls_context must verify certificates and host names")
 
     async def connect(self, url: str, *, timeout_s: float) -> WsConnection:
         if self._session is None:
@@ -87,6 +101,7 @@ class AiohttpWsBackend:
                     autoping=True,  # answer RFC 6455 pings from the server
                     heartbeat=None,  # the core sends Bybit's JSON ping itself
                     max_msg_size=MAX_FRAME_BYTES,
+                    ssl=self._tls,
                 )
         except TimeoutError:
             raise TransportError(url, f"connect timed out after {timeout_s:.1f}s") from None

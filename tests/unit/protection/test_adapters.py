@@ -104,6 +104,26 @@ async def test_zero_position_ends_the_trail_without_retries(
     assert protection.store is not None and protection.store.load_trails() == {}
 
 
+async def test_marks_after_zero_position_send_nothing_until_the_stream_reports_the_close(
+    rig: tuple[UnifiedProtection, ScriptedExchange],
+) -> None:
+    """Found by the fault campaign (seed 63): with the private stream behind, every later mark
+    made a fresh trail and sent another stop, each rejected with 10001."""
+    protection, exchange = rig
+    exchange.stop_error = ZeroPositionError(10001, "can not set tp/sl/ts for zero position", "x")
+    protection.router.on_core_event(PositionOpened(view("61200")))
+    await wait_for(lambda: protection.trailing.stats.gone == 1, what="the trail to end")
+    for mark in ("61300", "61400", "61500"):
+        protection.router.on_core_event(MarkUpdated(view(mark)))
+    await wait_for(protection.idle, what="protection idle")
+    assert exchange.calls == [("set_stop", Decimal("60894.00"))]
+    assert protection.trailing.trail(KEY) is None
+    # A lifecycle event (here: opened again) means a live position: trailing resumes.
+    exchange.stop_error = None
+    protection.router.on_core_event(PositionOpened(view("61600")))
+    await wait_for(lambda: len(exchange.calls) == 2, what="a stop for the reopened position")
+
+
 async def test_aged_close_of_a_position_already_gone_sends_no_order(
     rig: tuple[UnifiedProtection, ScriptedExchange],
 ) -> None:

@@ -13,7 +13,7 @@ from bybit_hybrid.transport.http import (
     envelope_response,
     json_response,
 )
-from bybit_hybrid.transport.ratelimit import EndpointLimiter, TokenBucket, parse_limit_headers
+from bybit_hybrid.transport.ratelimit import EndpointLimiter, RollingWindow, parse_limit_headers
 from bybit_hybrid.transport.rest import BybitRestClient
 
 
@@ -67,18 +67,18 @@ async def test_client_closes_only_a_backend_it_created() -> None:
     await client.close()  # idempotent
 
 
-def test_token_bucket_allows_a_burst_then_spaces_requests() -> None:
-    bucket = TokenBucket(rate_per_s=10)
-    assert [bucket.reserve(0.0) for _ in range(10)] == [0.0] * 10
-    assert bucket.reserve(0.0) == pytest.approx(0.1)
-    assert bucket.reserve(0.0) == pytest.approx(0.2)  # queued behind the previous waiter
-    assert bucket.reserve(10.0) == 0.0  # refilled, capped at the burst
+def test_rolling_window_allows_a_burst_then_waits_for_the_window() -> None:
+    window = RollingWindow(limit=10)
+    assert [window.reserve(0.0) for _ in range(10)] == [0.0] * 10
+    assert window.reserve(0.0) == pytest.approx(1.0)  # not 0.1: the burst fills the window
+    assert window.reserve(0.0) == pytest.approx(1.0)  # queued beside the previous waiter
+    assert window.reserve(10.0) == 0.0  # the window has long emptied
 
 
 def test_endpoint_limiter_ignores_unlimited_endpoints() -> None:
     limiter = EndpointLimiter({"/v5/a": 1})
     assert limiter.reserve("/v5/a", 0.0) == 0.0
-    assert limiter.reserve("/v5/a", 0.0) == pytest.approx(1.0)
+    assert limiter.reserve("/v5/a", 0.0) == pytest.approx(1.05)  # 1 s + jitter margin
     assert limiter.reserve("/v5/b", 0.0) == 0.0
 
 

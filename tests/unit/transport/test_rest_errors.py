@@ -203,13 +203,15 @@ async def test_rate_limit_headers_are_tracked_per_endpoint() -> None:
     assert client.metrics.responses[("/v5/position/list", 0)] == 1
 
 
-async def test_client_side_bucket_spaces_bursts_without_real_sleep() -> None:
+async def test_client_side_limiter_holds_bursts_to_the_rolling_window_without_real_sleep() -> None:
     manual = ManualTime()
     backend = MockBackend(handler=lambda _: fixture_response("F17"))
     client = make_client(backend, manual)
-    for _ in range(12):  # trading-stop allows 10/s
+    for _ in range(12):  # trading-stop allows 10 per rolling second
         await client.set_trading_stop(STOP)
-    assert manual.sleeps == [pytest.approx(0.1), pytest.approx(0.1)]
+    # The 11th waits for the burst to leave the window, one second plus the jitter margin
+    # (not 0.1 s: that put 11 in one second); the 12th then shares the new window with it.
+    assert manual.sleeps == [pytest.approx(1.05)]
 
 
 # --- 5xx, network, malformed bodies ---------------------------------------------------------

@@ -23,6 +23,7 @@ from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, end
 from bybit_hybrid.service.render import event_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
 from bybit_hybrid.service.streams import make_position_stream
+from bybit_hybrid.transport.recording import Recorder
 
 HELP = "stream live positions (private + public WebSocket, REST bootstrap) to stdout"
 MODES = get_args(Mode)
@@ -50,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cutover mode: share of symbols (stable hash) on the streams, 0..100",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="record every frame and REST answer (gzip JSON lines) for `replay`",
+    )
 
 
 def _positive_seconds(text: str) -> float:
@@ -123,7 +130,12 @@ async def _stream(
             done.set()
 
     printer = _Printer(args.json, done.set)
-    options = {} if settings.mode == "rest" else {"max_active_time_s": args.max_active_time}
+    options: dict[str, Any] = (
+        {} if settings.mode == "rest" else {"max_active_time_s": args.max_active_time}
+    )
+    recorder = _recorder(args.record, settings.mode)
+    if recorder is not None:
+        options["recorder"] = recorder
     stream = make_position_stream(settings, api_key, api_secret, printer, kwargs, **options)
     stream.add_listener(watch)
     loop = asyncio.get_running_loop()
@@ -136,12 +148,25 @@ async def _stream(
             await asyncio.wait_for(done.wait(), args.duration)
     finally:
         await stream.stop()
+        if recorder is not None:
+            recorder.close()
     summary = stream.get_status().get("comparison")
     if settings.mode == "parallel" and isinstance(summary, Mapping) and not printer.closed:
         _print_summary(summary, sys.stderr if args.json else sys.stdout)
     if fatal:
         raise ConfigError(fatal[0])
     return 0
+
+
+def _recorder(path: Path | None, mode: str) -> Recorder | None:
+    if path is None:
+        return None
+    if mode == "rest":
+        raise ConfigError("--record needs the hybrid stream; mode rest has none")
+    try:
+        return Recorder(path)
+    except OSError as exc:
+        raise ConfigError(f"--record {path}: {exc.strerror}") from None
 
 
 def _print_summary(summary: Mapping[str, Any], out: Any) -> None:
