@@ -248,7 +248,9 @@ class PositionBook:
         if not snapshot.is_open:
             status = snapshot.position_status or previous.position_status
             return [self._close(previous, snapshot, status, now)]
-        if snapshot.side != previous.side:
+        if snapshot.side != previous.side or _reopened(previous, snapshot):
+            # A flip, or a close and reopen Bybit squeezed into one push or one REST poll
+            # (a new openTime): either way a new trade with a new entry.
             self.stats.flips += 1
             closed = self._close(previous, snapshot, previous.position_status, now)
             return [closed, self._open_position(snapshot, now)]
@@ -363,3 +365,9 @@ def _diff(previous: PositionView | None, snapshot: PositionSnapshot) -> frozense
 def _known_seq(seq: int | None) -> int | None:
     # -1 means "never traded": no seq to report.
     return seq if seq is not None and seq >= 0 else None
+
+
+def _reopened(previous: PositionView, snapshot: PositionSnapshot) -> bool:
+    """True when the exchange's openTime moved forward: the old position ended in between."""
+    before, after = previous.open_time_ms, snapshot.open_time_ms
+    return before is not None and after is not None and after > before

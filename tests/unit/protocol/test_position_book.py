@@ -270,6 +270,27 @@ def test_one_way_flip_is_a_close_of_the_old_side_then_an_open_of_the_new() -> No
     assert (book.stats.opens, book.stats.closes, book.stats.flips) == (2, 1, 1)
 
 
+def test_a_newer_open_time_on_the_same_side_is_a_close_then_an_open() -> None:
+    # A stop-loss close and a reopen 161 ms later inside one REST poll while the private
+    # stream was down (campaign seed 86): only openTime tells the two trades apart.
+    book = PositionBook()
+    first = replace(pos(size="1", entry="100", seq=1), open_time_ms=1_000)
+    book.apply_position(first, now=1.0)
+    later = replace(pos(size="1", entry="95", seq=3), open_time_ms=5_000, source=Source.REST)
+    events = book.reconcile([later], now=2.0, requested_at=1.5)
+    assert _kinds(events) == ["closed", "opened"]
+    closed, opened = (e.view for e in events)
+    assert (closed.entry_price, opened.entry_price) == (Decimal(100), Decimal(95))
+    assert opened.open_time_ms == 5_000
+
+
+def test_an_older_open_time_is_an_ordinary_change() -> None:
+    book = PositionBook()
+    book.apply_position(replace(pos(seq=1), open_time_ms=5_000), now=1.0)
+    events = book.apply_position(replace(pos(seq=2), open_time_ms=1_000), now=2.0)
+    assert _kinds(events) == ["changed"]
+
+
 # -- reconcile ----------------------------------------------------------------------------
 
 
