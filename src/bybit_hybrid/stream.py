@@ -13,16 +13,15 @@ dropped; mark updates are conflated per position when the handler is slower than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from bybit_hybrid.protocol.domain import Socket
-from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent, PositionView, to_contract
+from bybit_hybrid.protocol.events import PositionEvent, PositionView
 from bybit_hybrid.protocol.hybrid import (
     BadFrame,
     CoreEvent,
@@ -33,7 +32,13 @@ from bybit_hybrid.protocol.hybrid import (
 )
 from bybit_hybrid.protocol.session import AuthFailed, SocketDead, StateChanged
 from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
-from bybit_hybrid.router.mailbox import Mailbox
+from bybit_hybrid.router.fanout import (
+    EXCHANGE,
+    POSITION_UPDATE,
+    CoreListener,
+    EventHandler,
+    Fanout,
+)
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.http import HttpBackend
@@ -45,10 +50,6 @@ from bybit_hybrid.wire.signing import Credentials
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
-CoreListener = Callable[[CoreEvent], None]
-EXCHANGE = "bybit"
-POSITION_UPDATE = "position_update"
 # Bybit's accepted range for the private stream's `max_active_time` (BYBIT_V5.md §1.2).
 MAX_ACTIVE_TIME_RANGE_S = (30, 600)
 
@@ -90,17 +91,13 @@ class BybitHybridStream:
         self._http_backend = http_backend
         self._max_active_time_s = max_active_time_s
         self._rng = rng
-        self._listeners: list[CoreListener] = []
-        self._mailbox: Mailbox[PositionEvent] = Mailbox()
+        self._fanout = Fanout(event_handler)
         self._core: HybridCore | None = None
         self._runner: StreamRunner | None = None
         self._rest: BybitRestClient | None = None
         self._owned_ws: AiohttpWsBackend | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._started_at: float | None = None
-        self.handler_errors = 0
-        self.handled_events = 0
 
     def __repr__(self) -> str:
         creds = self._credentials
@@ -119,7 +116,6 @@ class BybitHybridStream:
         # A restart begins a new book: not ready until it is bootstrapped again, and events
         # the previous run never delivered belong to the old book.
         self._ready.clear()
-        self._mailbox = Mailbox()
         self._core = self._new_core()
         ws_backend = self._ws_backend
         if ws_backend is None:
@@ -134,23 +130,19 @@ class BybitHybridStream:
             max_active_time_s=self._max_active_time_s,
         )
         self._started_at = self._clock()
-        self._dispatcher = asyncio.create_task(self._dispatch(), name="bybit-hybrid-dispatch")
+        self._fanout.start()
         await self._runner.start()
 
     async def stop(self) -> None:
         """Stops every task and closes every socket and HTTP session; never raises."""
         if self._runner is not None:
             await self._runner.stop()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
+        await self._fanout.stop()
         if self._owned_ws is not None:
             await self._owned_ws.aclose()
         if self._rest is not None:
             await self._rest.close()
         self._runner = None
-        self._dispatcher = None
         self._owned_ws = None
         self._rest = None
 
@@ -167,7 +159,7 @@ class BybitHybridStream:
 
     def add_listener(self, listener: CoreListener) -> None:
         """Receives every core event synchronously (position, socket, subscription, REST)."""
-        self._listeners.append(listener)
+        self._fanout.add_listener(listener)
 
     def apply(self, feed: Callable[[HybridCore, float], None]) -> None:
         """Hands the core an input from outside (a failover poll's answer) with the stream's
@@ -219,10 +211,7 @@ class BybitHybridStream:
             "bad_frames": sum(s.bad_frames.values()),
             "ignored_frames": s.ignored_frames,
             "rest_failures": s.rest_failures,
-            "handled_events": self.handled_events,
-            "handler_errors": self.handler_errors,
-            "mailbox_backlog": len(self._mailbox),
-            "marks_conflated": self._mailbox.stats.marks_conflated,
+            **self._fanout.stats(),
             "running": self._runner is not None,
         }
 
@@ -264,17 +253,9 @@ class BybitHybridStream:
 
     def _on_core_events(self, events: list[CoreEvent]) -> None:
         for event in events:
-            if isinstance(event, MarkUpdated):
-                self._mailbox.put_mark(event.key, event)
-            elif isinstance(event, PositionEvent):
-                self._mailbox.put_lifecycle(event.key, event)
-            else:
+            if not isinstance(event, PositionEvent):
                 self._log_event(event)
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("listener %s failed", _name_of(listener))
+        self._fanout.emit(events)
 
     def _log_event(self, event: CoreEvent) -> None:
         if isinstance(event, StateChanged):
@@ -318,21 +299,6 @@ class BybitHybridStream:
             )
             self._ready.set()
 
-    async def _dispatch(self) -> None:
-        while True:
-            event = await self._mailbox.get()
-            if self._handler is None:
-                continue
-            payload = {"exchange": EXCHANGE, "data": to_contract(event.view)}
-            try:
-                await self._handler(POSITION_UPDATE, payload)
-                self.handled_events += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.handler_errors += 1
-                log.exception("event handler %s failed", _name_of(self._handler))
-
 
 def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:
     """Checks the private URL's `max_active_time` (30..600 s, BYBIT_V5.md §1.2) and records it
@@ -343,5 +309,4 @@ def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:
     return dataclasses.replace(config, session=session)
 
 
-def _name_of(fn: object) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
+__all__ = ["EXCHANGE", "POSITION_UPDATE", "BybitHybridStream", "CoreListener", "EventHandler"]

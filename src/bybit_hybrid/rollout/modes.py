@@ -61,8 +61,8 @@ from bybit_hybrid.protocol.hybrid import (
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.protocol.subscriptions import SubscriptionConfirmed, SubscriptionFailed
-from bybit_hybrid.rollout.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream, RestPoller, rest_failed
+from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.stream import BybitHybridStream
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.http import HttpBackend

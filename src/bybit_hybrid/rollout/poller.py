@@ -24,7 +24,7 @@ from bybit_hybrid.protocol.events import PositionView
 from bybit_hybrid.protocol.hybrid import CoreEvent, FetchPositions, Reconciled, RestFailed
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
-from bybit_hybrid.rollout.fanout import CoreListener, EventHandler, Fanout
+from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
 from bybit_hybrid.transport.http import HttpBackend

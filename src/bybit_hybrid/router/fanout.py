@@ -1,6 +1,6 @@
-"""Event delivery for the rollout streams: listeners synchronously, the seed handler via a mailbox.
+"""Event delivery for every stream: listeners synchronously, the seed handler via a mailbox.
 
-The same rules as `BybitHybridStream`: opens, changes and closes are delivered in order and
+Opens, changes and closes are delivered in order and
 never dropped; marks are conflated per position when the handler is slower than the feed; a
 failing listener or handler is logged by name and counted, never fatal.
 """
@@ -67,9 +67,9 @@ class Fanout:
             except Exception:
                 log.exception("listener %s failed", name_of(listener))
 
-    def start(self) -> None:
+    def start(self, name: str = "bybit-hybrid-dispatch") -> None:
         self._mailbox = Mailbox()  # a restart must not replay the previous run's backlog
-        self._dispatcher = asyncio.create_task(self._dispatch(), name="bybit-hybrid-rest-dispatch")
+        self._dispatcher = asyncio.create_task(self._dispatch(), name=name)
 
     async def stop(self) -> None:
         if self._dispatcher is not None:
