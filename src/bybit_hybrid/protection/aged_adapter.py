@@ -8,7 +8,6 @@ The CLOSING phase is persisted before either call, so a crash mid-close is decid
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,6 +32,7 @@ from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.router.router import EventRouter, RoutedEvent
+from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.transport.errors import BybitError
 
 log = logging.getLogger(__name__)
@@ -92,12 +92,7 @@ class AgedAdapter:
         return all(task.done() for task in self._tasks.values())
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks.values())
         self._tasks.clear()
 
     # --- events ----------------------------------------------------------------------------

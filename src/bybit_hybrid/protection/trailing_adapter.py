@@ -10,7 +10,6 @@ Workers of different positions run concurrently, all behind the account's shared
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -37,6 +36,7 @@ from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailState
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
 from bybit_hybrid.router.router import EventRouter, RoutedEvent
+from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.transport.errors import BybitError
 
 log = logging.getLogger(__name__)
@@ -139,12 +139,7 @@ class TrailingAdapter:
         return not self._pending and all(w.done() for w in self._workers.values())
 
     async def stop(self) -> None:
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await cancel_and_wait(self._workers.values())
         self._workers.clear()
 
     # --- events ----------------------------------------------------------------------------

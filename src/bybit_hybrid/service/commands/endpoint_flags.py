@@ -1,4 +1,4 @@
-"""The endpoint flags shared by `stream`, `run` and friends: exactly one of four choices."""
+"""Flags shared by `stream`, `run` and friends: one endpoint of four, and durations."""
 
 from __future__ import annotations
 
@@ -34,3 +34,14 @@ def endpoint_kwargs(args: argparse.Namespace) -> dict[str, object]:
     }
     Endpoints.select(**kwargs)  # type: ignore[arg-type]  # raises ConfigError early
     return kwargs
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type for durations: a number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value

@@ -20,7 +20,11 @@ from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
-from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, endpoint_kwargs
+from bybit_hybrid.service.commands.endpoint_flags import (
+    add_endpoint_flags,
+    endpoint_kwargs,
+    positive_seconds,
+)
 from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
 from bybit_hybrid.service.stack import RunStack
 from bybit_hybrid.transport.errors import BybitError
@@ -33,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_endpoint_flags(parser)
-    parser.add_argument("--duration", type=_positive_seconds, metavar="S", help="stop after S s")
+    parser.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S s")
     parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
     parser.add_argument(
         "--metrics-port",
@@ -42,16 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve /metrics, /health and /status on this port (0: any free port; "
         "default: $BYBIT_HYBRID_METRICS_PORT, else off)",
     )
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,8 +19,12 @@ from typing import Any, get_args
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
-from bybit_hybrid.service.commands.endpoint_flags import add_endpoint_flags, endpoint_kwargs
-from bybit_hybrid.service.render import event_line
+from bybit_hybrid.service.commands.endpoint_flags import (
+    add_endpoint_flags,
+    endpoint_kwargs,
+    positive_seconds,
+)
+from bybit_hybrid.service.render import event_line, position_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
 from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.transport.recording import Recorder
@@ -32,7 +36,7 @@ MODES = get_args(Mode)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_endpoint_flags(parser)
     parser.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    parser.add_argument("--duration", type=_positive_seconds, metavar="S", help="stop after S s")
+    parser.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S s")
     parser.add_argument(
         "--max-active-time",
         type=int,
@@ -59,16 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     kwargs = endpoint_kwargs(args)
     if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
@@ -90,17 +84,9 @@ class _Printer:
         self.closed = False
 
     async def __call__(self, event: str, payload: dict[str, Any]) -> None:
-        if self.as_json:
-            line = event_line(event, payload)
-        else:
-            d = payload["data"]
-            line = (
-                f"{d['symbol']}/{d['position_idx']} {d['status']:<6} {d['side'] or '-'} "
-                f"size={d['size']} entry={d['entry_price']} mark={d['mark_price']} "
-                f"upnl={d['unrealized_pnl']} ({d['source']})"
-            )
         if self.closed:
             return
+        line = event_line(event, payload) if self.as_json else position_line(payload["data"])
         try:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
