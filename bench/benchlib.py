@@ -229,7 +229,15 @@ def _reply_to(name: str, frame: str) -> str | None:
 class SimProcess:
     """`bybit-hybrid sim` as a child process; `url` once it listens."""
 
-    def __init__(self, symbols: int, positions: int, rate_hz: float, *, stamp: bool = True) -> None:
+    def __init__(
+        self,
+        symbols: int,
+        positions: int,
+        rate_hz: float,
+        *,
+        stamp: bool = True,
+        tick_slices: int = 1,
+    ) -> None:
         self.args = [
             sys.executable,
             "-m",
@@ -249,6 +257,8 @@ class SimProcess:
             "1",
             "--log-level",
             "WARNING",
+            "--tick-slices",
+            str(tick_slices),
         ]
         if stamp:
             self.args.append("--stamp-send-us")

@@ -60,7 +60,15 @@ async def test_cli_duration_and_bad_flags() -> None:
     out, _ = await asyncio.wait_for(proc.communicate(), 15 * UNIT_S)
     assert proc.returncode == 0
     assert out.decode().startswith("listening on http://127.0.0.1:")
-    for flags in (("--rate", "0"), ("--symbols", "x"), ("--scenario", "nope"), ("--api-key", "k")):
+    bad = (
+        ("--rate", "0"),
+        ("--symbols", "x"),
+        ("--scenario", "nope"),
+        ("--api-key", "k"),
+        ("--tick-slices", "0"),
+        ("--rate", "100", "--tick-slices", "101"),
+    )
+    for flags in bad:
         proc = await _spawn(*flags)
         out, err = await asyncio.wait_for(proc.communicate(), 15 * UNIT_S)
         assert proc.returncode == 2, flags

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.marks import MarkCache
+from bybit_hybrid.wire.convert import ticker_from_wire
+from bybit_hybrid.wire.decode import TickerMessage, decode_ws
 
 
 def _delta(cs: int, mark: int | None) -> TickerUpdate:
@@ -74,3 +77,51 @@ def test_shuffled_frames_never_apply_a_frame_older_than_one_applied(
         # A unique highest-cs frame carrying a mark always ends up the mark.
         assert cache.mark("BTCUSDT") == Decimal(highest[1])
     assert cache.stats.frames + cache.stats.stale_dropped == len(frames) + 1
+
+
+# --- the wire fast path ------------------------------------------------------------------
+
+prices = st.none() | st.sampled_from(["", "100", "100.0", "99.5", "101.25", "1e2", "0"])
+frame_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "markPrice": prices.filter(lambda p: p is not None),
+        "lastPrice": prices.filter(lambda p: p is not None),
+        "indexPrice": prices.filter(lambda p: p is not None),
+    },
+)
+wire_frames = st.lists(
+    st.tuples(
+        st.sampled_from(["snapshot", "delta", "delta", "delta"]),
+        st.none() | st.integers(1, 20),  # cs: absent on some frames
+        st.integers(1, 40),  # ts
+        frame_fields,
+    ),
+    max_size=25,
+)
+
+
+def _wire(kind: str, cs: int | None, ts: int, fields: dict[str, str]) -> bytes:
+    frame: dict[str, object] = {"topic": "tickers.BTCUSDT", "type": kind, "ts": ts}
+    if cs is not None:
+        frame["cs"] = cs
+    frame["data"] = {"symbol": "BTCUSDT", **fields}
+    return msgspec.json.encode(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=wire_frames)
+def test_apply_frame_merges_exactly_as_apply_of_the_converted_update(
+    frames: list[tuple[str, int | None, int, dict[str, str]]],
+) -> None:
+    """`apply_frame` inlines the steady-state delta merge for speed; it must give what the
+    general `ticker_from_wire` + `apply` path gives, frame by frame, stats included."""
+    fast, general = MarkCache(), MarkCache()
+    for i, (kind, cs, ts, fields) in enumerate(frames):
+        message = decode_ws(_wire(kind, cs, ts, fields))
+        assert isinstance(message, TickerMessage)
+        now = float(i)
+        assert fast.apply_frame(message, now) == general.apply(ticker_from_wire(message), now)
+        assert fast.state("BTCUSDT") == general.state("BTCUSDT")
+        assert fast.mark_frame_at("BTCUSDT") == general.mark_frame_at("BTCUSDT")
+    assert fast.stats == general.stats

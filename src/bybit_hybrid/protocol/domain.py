@@ -1,7 +1,8 @@
 """Domain values shared by every layer: position keys, sides, sources, converted snapshots.
 
-This module is a leaf: it imports nothing from the project, so both `wire.convert` (which
-builds these values from Bybit's messages) and the protocol core can use it.
+This module is a leaf: it imports nothing from the project (only msgspec), so both
+`wire.convert` (which builds these values from Bybit's messages) and the protocol core can
+use it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum, StrEnum
+
+import msgspec
 
 
 class Side(StrEnum):
@@ -38,9 +41,11 @@ class Socket(Enum):
     PRIVATE = "private"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class PositionKey:
-    """A position's identity: hedge mode has two per symbol (idx 1 Buy side, 2 Sell side)."""
+class PositionKey(msgspec.Struct, frozen=True, order=True, gc=False):
+    """A position's identity: hedge mode has two per symbol (idx 1 Buy side, 2 Sell side).
+
+    A Struct so that hashing and comparing it (every dict lookup in the book) runs in C.
+    """
 
     symbol: str
     idx: int

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar, Literal
 
+import msgspec
+
 from bybit_hybrid.protocol.domain import PositionKey, Side, Source
 
 Lifecycle = Literal["open", "closed"]
@@ -26,12 +28,16 @@ def unrealised_pnl(
     return pnl if pnl else abs(pnl)
 
 
-@dataclass(frozen=True, slots=True)
-class PositionView:
+class PositionView(msgspec.Struct, frozen=True, gc=False):
     """One position as consumers see it: the latest push merged with the live mark.
 
     For a close, `size` is 0, `status` is "closed", and `side`/`entry_price` keep their last
     known values so a consumer can still tell which trade ended.
+
+    A frozen msgspec Struct rather than a dataclass: a mark change (the product's most frequent
+    event) copies one with `msgspec.structs.replace`, which runs in C at about a seventh of the
+    cost of a frozen dataclass's per-field `object.__setattr__`. Its fields hold no cycles, so it
+    is kept out of the garbage collector (`gc=False`).
     """
 
     key: PositionKey
@@ -59,31 +65,7 @@ class PositionView:
         return self.status == "open"
 
 
-# Slot setters of the frozen PositionView: `revalue` builds views with them because the
-# dataclass __init__ (one `object.__setattr__` per field, as frozen requires) costs twice as much,
-# and a mark change is the product's most frequent event.
-_new_view = object.__new__
-(
-    _set_key,
-    _set_side,
-    _set_size,
-    _set_entry_price,
-    _set_mark_price,
-    _set_unrealised_pnl,
-    _set_leverage,
-    _set_position_status,
-    _set_stop_loss,
-    _set_take_profit,
-    _set_trailing_stop,
-    _set_liq_price,
-    _set_open_time_ms,
-    _set_status,
-    _set_source,
-    _set_exchange_ts_ms,
-    _set_cs,
-    _set_seq,
-    _set_received_at,
-) = (vars(PositionView)[name].__set__ for name in PositionView.__slots__)
+_replace = msgspec.structs.replace
 
 
 def revalue(
@@ -95,28 +77,16 @@ def revalue(
     *,
     received_at: float,
 ) -> PositionView:
-    """A copy of `view` at a new mark, PnL recomputed (what `dataclasses.replace` would give)."""
-    new = _new_view(PositionView)
-    _set_key(new, view.key)
-    _set_side(new, view.side)
-    _set_size(new, view.size)
-    _set_entry_price(new, view.entry_price)
-    _set_mark_price(new, mark)
-    _set_unrealised_pnl(new, unrealised_pnl(view.side, view.entry_price, mark, view.size))
-    _set_leverage(new, view.leverage)
-    _set_position_status(new, view.position_status)
-    _set_stop_loss(new, view.stop_loss)
-    _set_take_profit(new, view.take_profit)
-    _set_trailing_stop(new, view.trailing_stop)
-    _set_liq_price(new, view.liq_price)
-    _set_open_time_ms(new, view.open_time_ms)
-    _set_status(new, view.status)
-    _set_source(new, source)
-    _set_exchange_ts_ms(new, exchange_ts_ms)
-    _set_cs(new, cs)
-    _set_seq(new, view.seq)
-    _set_received_at(new, received_at)
-    return new
+    """A copy of `view` at a new mark, PnL recomputed."""
+    return _replace(
+        view,
+        mark_price=mark,
+        unrealised_pnl=unrealised_pnl(view.side, view.entry_price, mark, view.size),
+        source=source,
+        exchange_ts_ms=exchange_ts_ms,
+        cs=cs,
+        received_at=received_at,
+    )
 
 
 class _ViewEvent:

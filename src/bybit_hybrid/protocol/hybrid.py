@@ -205,7 +205,6 @@ class HybridCore:
         self._rest_retry: list[tuple[float, RestRequest]] = []
         self._rest_backoff = Backoff(self.config.rest_backoff, self._rng)
         self._request_serial = 0
-        self._mark_frame_at: dict[str, float] = {}
         self.last_frame_at: float | None = None
         self._add_session(
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
@@ -257,18 +256,24 @@ class HybridCore:
             self._retiring.discard(name)
             del self._sessions[name]
 
-    def on_frame(self, name: str, payload: bytes | str, now: float) -> None:
+    def on_frame(self, name: str, payload: bytes | str, now: float) -> bool:
+        """Feeds one received frame. Returns False when the frame can only have produced
+        events (a ticker on a LIVE socket, the steady state): then there is nothing to send,
+        request or close, and no deadline moved earlier, so a runner need only take events."""
         session = self._sessions.get(name)
         if session is None:
-            return
+            return False
         self.last_frame_at = now
         try:
             message = decode_ws(payload)
-            self._collect(session.on_message(message, now))
-            if isinstance(message, TickerMessage):
-                self._on_ticker(name, message, now)
+            events = session.on_message(message, now)
+            if events:
+                self._collect(events)
+            if message.__class__ is TickerMessage:
+                self._on_ticker(message, now)
                 if self.config.stream_symbol is None:
-                    return  # a ticker opens and closes nothing: demand cannot have changed
+                    # A ticker opens and closes nothing: demand cannot have changed.
+                    return bool(events)
             elif isinstance(message, PositionMessage):
                 self._on_positions(name, message, now)
             elif isinstance(message, OtherTopic):
@@ -276,6 +281,7 @@ class HybridCore:
         except WireDecodeError as exc:
             self._bad_frame(name, str(exc))
         self._sync_ticker_demand(now)
+        return True
 
     def tick(self, now: float) -> None:
         for session in list(self._sessions.values()):
@@ -358,7 +364,7 @@ class HybridCore:
     def mark_frame_at(self, symbol: str) -> float | None:
         """When the symbol's last ticker frame carrying a mark price arrived (REST seeds and
         mark-less deltas do not count)."""
-        return self._mark_frame_at.get(symbol)
+        return self.marks.mark_frame_at(symbol)
 
     def streams(self, symbol: str) -> bool:
         """True if the sockets serve this symbol (always, unless a cutover excludes it)."""
@@ -437,17 +443,17 @@ class HybridCore:
                 self.stats.unsubscriptions += 1
             self._events.append(event)
 
-    def _on_ticker(self, name: str, message: TickerMessage, now: float) -> None:
+    def _on_ticker(self, message: TickerMessage, now: float) -> None:
         self.stats.ticker_updates += 1
         # Straight from the wire message (no TickerUpdate): the hottest path of the product.
         mark = self.marks.apply_frame(message, now)  # raises on a bad price, changing nothing
-        data = message.data
-        if data.markPrice:
-            self._mark_frame_at[data.symbol] = now
         if mark is not None:
-            self._apply_mark(
-                data.symbol, mark, message.ts_ms, message.cs, now=now, source=Source.TICKER
+            events = self.book.apply_mark(
+                message.data.symbol, mark, ts_ms=message.ts_ms, cs=message.cs, now=now
             )
+            if events:  # revaluations only: no open to seed a mark for
+                self.stats.combined_events += len(events)
+                self._events.extend(events)
 
     def _apply_mark(
         self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, *, now: float, source: Source
@@ -544,7 +550,6 @@ class HybridCore:
             symbol = action.topic.removeprefix(TICKER_PREFIX)
             self.marks.drop(symbol)
             self.book.forget_mark(symbol)
-            self._mark_frame_at.pop(symbol, None)
         elif isinstance(action, CloseConnection):
             session = self._sessions[action.name]
             if session.state is SessionState.DISCONNECTED:

@@ -9,11 +9,13 @@ hands out an immutable `TickerState` copy.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.wire.convert import decimal_or_none
 from bybit_hybrid.wire.decode import TickerMessage
+from bybit_hybrid.wire.errors import WireDecodeError
+from bybit_hybrid.wire.messages import TickerData
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,15 @@ class MarkStats:
 class _Entry:
     """The mutable merged state of one symbol (see `TickerState` for the meaning)."""
 
-    __slots__ = ("cs", "index_price", "last_price", "mark_price", "received_at", "ts_ms")
+    __slots__ = (
+        "cs",
+        "index_price",
+        "last_price",
+        "mark_frame_at",
+        "mark_price",
+        "received_at",
+        "ts_ms",
+    )
 
     def __init__(
         self,
@@ -71,6 +81,8 @@ class _Entry:
         self.cs = cs
         self.ts_ms = ts_ms
         self.received_at = received_at
+        # When a ticker frame last carried a mark (REST seeds and mark-less deltas do not count).
+        self.mark_frame_at: float | None = None
 
 
 class MarkCache:
@@ -98,19 +110,58 @@ class MarkCache:
 
         Prices are converted (and checked) before anything changes, so a bad value raises
         `WireDecodeError` and leaves the cache as it was, as `ticker_from_wire` + `apply` do.
+        A delta for a known symbol, the steady state, is merged inline: this runs for every
+        ticker frame, ten per second per symbol.
         """
         data = message.data
         mark_raw, last_raw, index_raw = data.markPrice, data.lastPrice, data.indexPrice
-        return self._apply(
-            data.symbol,
-            message.is_snapshot,
-            decimal_or_none(mark_raw, "markPrice") if mark_raw else None,
-            decimal_or_none(last_raw, "lastPrice") if last_raw else None,
-            decimal_or_none(index_raw, "indexPrice") if index_raw else None,
-            cs=message.cs,
-            ts_ms=message.ts_ms,
-            now=now,
-        )
+        try:
+            mark = Decimal(mark_raw) if mark_raw else None
+            last = Decimal(last_raw) if last_raw else None
+            index = Decimal(index_raw) if index_raw else None
+        except InvalidOperation:
+            raise _bad_price(data) from None
+        if not (
+            (mark is None or mark.is_finite())
+            and (last is None or last.is_finite())
+            and (index is None or index.is_finite())
+        ):
+            raise _bad_price(data)
+        entry = self._states.get(data.symbol)
+        if entry is None or message.is_snapshot:
+            return self._apply(
+                data.symbol,
+                message.is_snapshot,
+                mark,
+                last,
+                index,
+                cs=message.cs,
+                ts_ms=message.ts_ms,
+                now=now,
+            )
+        cs, stats = message.cs, self.stats
+        if cs is not None:
+            if entry.cs is not None and cs < entry.cs:
+                stats.stale_dropped += 1
+                return None
+            entry.cs = cs
+        stats.frames += 1
+        stats.deltas += 1
+        # A field missing from a delta is unchanged, not unknown (BYBIT_V5 §5.1, F11).
+        if last is not None:
+            entry.last_price = last
+        if index is not None:
+            entry.index_price = index
+        entry.ts_ms = max(entry.ts_ms, message.ts_ms)
+        entry.received_at = now
+        if mark is None:
+            return None
+        entry.mark_frame_at = now
+        if mark == entry.mark_price:
+            return None
+        entry.mark_price = mark
+        stats.mark_changes += 1
+        return mark
 
     def _apply(
         self,
@@ -143,7 +194,9 @@ class MarkCache:
             else:
                 stats.deltas += 1
                 stats.deltas_before_snapshot += 1
-            self._states[symbol] = _Entry(mark, last, index, cs, ts_ms, received_at=now)
+            entry = self._states[symbol] = _Entry(mark, last, index, cs, ts_ms, received_at=now)
+            if mark is not None:
+                entry.mark_frame_at = now
             return self._changed_mark(None, mark)
         old_mark = entry.mark_price
         if is_snapshot:
@@ -165,6 +218,8 @@ class MarkCache:
                 entry.cs = cs
             entry.ts_ms = max(entry.ts_ms, ts_ms)
         entry.received_at = now
+        if mark is not None:
+            entry.mark_frame_at = now
         return self._changed_mark(old_mark, entry.mark_price)
 
     def seed(self, symbol: str, mark: Decimal, ts_ms: int, now: float) -> Decimal | None:
@@ -202,6 +257,12 @@ class MarkCache:
             entry.received_at,
         )
 
+    def mark_frame_at(self, symbol: str) -> float | None:
+        """When the symbol's last ticker frame carrying a mark price was applied (REST seeds and
+        mark-less deltas do not count)."""
+        entry = self._states.get(symbol)
+        return entry.mark_frame_at if entry is not None else None
+
     def age_s(self, symbol: str, now: float) -> float | None:
         """Seconds since the symbol's last applied frame or seed; None if never heard of."""
         state = self._states.get(symbol)
@@ -234,3 +295,13 @@ class MarkCache:
             return None
         self.stats.mark_changes += 1
         return new_mark
+
+
+def _bad_price(data: TickerData) -> WireDecodeError:
+    """The error for a ticker whose prices did not convert, naming the first bad field."""
+    for field in ("markPrice", "lastPrice", "indexPrice"):
+        try:
+            decimal_or_none(getattr(data, field), field)
+        except WireDecodeError as exc:
+            return exc
+    return WireDecodeError("ticker price is not a decimal", data.symbol)  # pragma: no cover

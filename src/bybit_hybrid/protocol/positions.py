@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 
+import msgspec
+
 from bybit_hybrid.protocol.domain import PositionKey, PositionSnapshot, Source
 from bybit_hybrid.protocol.events import (
     MarkUpdated,
@@ -49,9 +51,9 @@ WATCHED_FIELDS = frozenset(
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class MarkQuote:
-    """The latest mark the book revalues with, and what it came from."""
+class MarkQuote(msgspec.Struct, frozen=True, gc=False):
+    """The latest mark the book revalues with, and what it came from (a Struct: one is built
+    per mark change, and its C constructor costs a sixth of a frozen dataclass's)."""
 
     mark_price: Decimal
     ts_ms: int | None
@@ -149,15 +151,13 @@ class PositionBook:
         keys = self._open.by_symbol.get(symbol)
         if not keys:
             return []
-        events: list[PositionEvent] = []
         views = self._open.views
+        events: list[PositionEvent] = []
         for key in sorted(keys) if len(keys) > 1 else keys:
             view = views[key]
-            if view.mark_price == mark:
-                continue
-            revalued = revalue(view, mark, source, ts_ms, cs, received_at=now)
-            views[key] = revalued
-            events.append(MarkUpdated(revalued))
+            if view.mark_price != mark:
+                view = views[key] = revalue(view, mark, source, ts_ms, cs, received_at=now)
+                events.append(MarkUpdated(view))
         self.stats.mark_updates += len(events)
         return events
 
@@ -272,7 +272,7 @@ class PositionBook:
     ) -> PositionClosed:
         """The last open view at size 0: side and entry stay so consumers know what ended."""
         quote = self._marks.get(previous.key.symbol)
-        closed = replace(
+        closed = msgspec.structs.replace(
             previous,
             size=_ZERO,
             mark_price=quote.mark_price if quote is not None else cause.mark_price,

@@ -101,6 +101,8 @@ class Trigger(Enum):
 
 _S = SessionState
 _T = Trigger
+# Control replies; every other message is data, which is all a LIVE socket needs to note.
+_REPLIES: Final = frozenset({Pong, OpReply})
 _OPEN: Final = (_S.AUTHENTICATING, _S.SUBSCRIBING, _S.LIVE, _S.STALE)
 _SENDABLE: Final = (_S.SUBSCRIBING, _S.LIVE, _S.STALE)
 
@@ -297,7 +299,7 @@ class ConnectionSession:
         return events + self._flush(now)
 
     def on_message(self, message: WsMessage, now: float) -> list[SessionEvent]:
-        if self._state is _S.LIVE and not isinstance(message, Pong | OpReply):
+        if self._state is _S.LIVE and message.__class__ not in _REPLIES:
             # The steady state, once per data frame: LIVE stays LIVE and nothing else applies.
             self._last_rx_at = now
             self._pong_due_at = None

@@ -148,9 +148,12 @@ class Exchange:
 
     # -- prices -----------------------------------------------------------------------------
 
-    def step(self, now_ms: int) -> dict[str, tuple[str, ...]]:
-        """Advances every unpaused ticker one tick, then fires TP/SL crossed by the new prices."""
-        changes = self.prices.step()
+    def step(
+        self, now_ms: int, slice_index: int = 0, slices: int = 1
+    ) -> dict[str, tuple[str, ...]]:
+        """Advances every unpaused ticker (of one slice: see `PriceBook.step`) one tick, then
+        fires TP/SL crossed by the new prices."""
+        changes = self.prices.step(slice_index, slices)
         if changes:
             self._check_triggers(changes, now_ms)
         return changes

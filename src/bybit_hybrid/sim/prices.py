@@ -257,12 +257,13 @@ class PriceBook:
             inst.symbol: TickerState(inst, self._rng, now_ms) for inst in instruments
         }
 
-    def step(self) -> dict[str, tuple[str, ...]]:
-        """One tick for every unpaused symbol: {symbol: changed field names} (only non-empty)."""
+    def step(self, slice_index: int = 0, slices: int = 1) -> dict[str, tuple[str, ...]]:
+        """One tick for every unpaused symbol of one slice (symbol i is in slice i % slices):
+        {symbol: changed field names} (only non-empty)."""
         changes: dict[str, tuple[str, ...]] = {}
         rng = self._rng
-        for symbol, ticker in self.tickers.items():
-            if ticker.paused:
+        for i, (symbol, ticker) in enumerate(self.tickers.items()):
+            if ticker.paused or i % slices != slice_index:
                 continue
             changed = ticker.step(rng)
             if changed:

@@ -76,6 +76,11 @@ class SimConfig:
     # microseconds at which the frame was handed to the socket, so a client on the same machine
     # can measure sim-write -> callback latency below the 1 ms resolution of `ts`.
     stamp_send_us: bool = False
+    # How each tick is spread over its interval: 1 sends every symbol's delta in one burst (the
+    # default); N ticks symbol i in slice i % N, the slices evenly spaced, so each symbol still
+    # ticks at `rate_hz` but the frames arrive spread out (Bybit does not document whether its
+    # per-symbol pushes are aligned; benchmarks measure both shapes).
+    tick_slices: int = 1
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -84,6 +89,8 @@ class SimConfig:
             raise ValueError("positions must be between 0 and symbols")
         if not 0 < self.rate_hz <= 1000:
             raise ValueError("rate_hz must be in (0, 1000]")
+        if not 1 <= self.tick_slices <= 1000 or self.rate_hz * self.tick_slices > 10_000:
+            raise ValueError("tick_slices must be in [1, 1000] and rate_hz * tick_slices <= 10000")
         if self.idle_scan_s <= 0:
             raise ValueError("idle_scan_s must be positive")
         if not self.api_key or not self.api_secret:
@@ -329,8 +336,10 @@ class SimServer:
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        interval_s = 1.0 / self.config.rate_hz
+        slices = self.config.tick_slices
+        interval_s = 1.0 / (self.config.rate_hz * slices)
         next_s = loop.time()
+        slice_index = 0
         while True:
             next_s += interval_s
             delay_s = next_s - loop.time()
@@ -340,12 +349,13 @@ class SimServer:
             if self._ticks_paused:
                 continue
             try:
-                self._tick(self.now_ms())
+                self._tick(self.now_ms(), slice_index, slices)
             except Exception:  # a bug in one tick must not stop the market
                 log.exception("sim: tick failed")
+            slice_index = (slice_index + 1) % slices
 
-    def _tick(self, now_ms: int) -> None:
-        changes = self.exchange.step(now_ms)
+    def _tick(self, now_ms: int, slice_index: int = 0, slices: int = 1) -> None:
+        changes = self.exchange.step(now_ms, slice_index, slices)
         self._broadcast_tickers(changes, now_ms)
         self._flush_pushes()
 

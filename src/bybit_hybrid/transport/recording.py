@@ -167,14 +167,14 @@ class RecordingCore(HybridCore):
         self._recorder.write({"k": "close", "t": now, "s": name, "reason": _scrub(reason)})
         super().on_close(name, now, reason)
 
-    def on_frame(self, name: str, payload: bytes | str, now: float) -> None:
+    def on_frame(self, name: str, payload: bytes | str, now: float) -> bool:
         record: dict[str, Any] = {"k": "frame", "t": now, "s": name}
         if isinstance(payload, str):
             record["p"] = payload
         else:
             record["b64"] = base64.b64encode(payload).decode()
         self._recorder.write(record)
-        super().on_frame(name, payload, now)
+        return super().on_frame(name, payload, now)
 
     def tick(self, now: float) -> None:
         self._recorder.write({"k": "tick", "t": now})

@@ -201,8 +201,12 @@ class StreamRunner:
         try:
             while True:
                 payload = await conn.receive()
-                core.on_frame(name, payload, self._clock())
-                self._pump()
+                if core.on_frame(name, payload, self._clock()):
+                    self._pump()
+                elif not self._stopping:  # steady state: only events (HybridCore.on_frame)
+                    events = core.take_events()
+                    if events:
+                        self._on_events(events)
         except ConnectionClosedError as exc:
             reason = exc.reason
         finally:

@@ -6,7 +6,7 @@ exception type, so the caller can count it, log it once and keep the stream runn
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -36,13 +36,21 @@ class OpReply(msgspec.Struct, frozen=True):
 
 
 class TickerMessage(msgspec.Struct, frozen=True):
-    """A `tickers.{symbol}` push: a full snapshot or a delta of changed fields only."""
+    """A `tickers.{symbol}` push: a full snapshot or a delta of changed fields only.
+
+    Decoded straight from a well-formed frame in one typed pass (the hot path: most frames are
+    these), so the fields keep the frame's layout; anything unusual takes the general path.
+    """
 
     topic: str
-    is_snapshot: bool
-    cs: int | None
-    ts_ms: int
+    type: Literal["snapshot", "delta"]
+    ts_ms: int = msgspec.field(name="ts")
     data: TickerData
+    cs: int | None = None
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.type == "snapshot"
 
 
 class PositionMessage(msgspec.Struct, frozen=True):
@@ -63,23 +71,13 @@ class OtherTopic(msgspec.Struct, frozen=True):
 WsMessage = Pong | OpReply | TickerMessage | PositionMessage | OtherTopic
 
 
-class _TickerFrame(msgspec.Struct, frozen=True):
-    """A whole `tickers.*` push in one typed pass (the hot path: most frames are these)."""
-
-    topic: str
-    type: str = ""
-    ts: int | None = None
-    cs: int | None = None
-    data: TickerData | None = None
-
-
 _ENVELOPE: Final = msgspec.json.Decoder(WsEnvelope)
 _TICKER_DATA: Final = msgspec.json.Decoder(TickerData)
 _POSITIONS: Final = msgspec.json.Decoder(list[WsPosition])
 _REST_ENVELOPE: Final = msgspec.json.Decoder(RestEnvelope)
 _RESULT_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _TICKER_TYPES: Final = {"snapshot": True, "delta": False}
-_TICKER_FRAME: Final = msgspec.json.Decoder(_TickerFrame)
+_TICKER_FRAME: Final = msgspec.json.Decoder(TickerMessage)
 # Bybit (and the simulator) put `topic` first; other layouts take the general path.
 _TICKER_PREFIX_STR: Final = '{"topic":"tickers.'
 _TICKER_PREFIX_BYTES: Final = _TICKER_PREFIX_STR.encode()
@@ -112,30 +110,18 @@ def decode_ws(payload: bytes | str) -> WsMessage:
     if payload.startswith(
         _TICKER_PREFIX_STR if isinstance(payload, str) else _TICKER_PREFIX_BYTES  # type: ignore[arg-type]
     ):
-        ticker = _fast_ticker(payload)
-        if ticker is not None:
-            return ticker
+        # One typed pass over a well-formed ticker push (inline: most frames are these); anything
+        # unusual (bad JSON, wrong types, missing fields) takes the general path, which names it.
+        try:
+            return _TICKER_FRAME.decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass
     env = _decode(_ENVELOPE, payload)
     if env.topic is not None:
         return _decode_push(env, payload)
     if env.op is not None or env.success is not None or env.retCode is not None:
         return _decode_reply(env, payload)
     raise WireDecodeError("frame has neither op nor topic", payload)
-
-
-def _fast_ticker(payload: bytes | str) -> TickerMessage | None:
-    """One typed pass over a well-formed ticker push; None sends anything unusual (bad JSON,
-    wrong types, missing fields) down the general path, which names the problem."""
-    try:
-        frame = _TICKER_FRAME.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    is_snapshot = _TICKER_TYPES.get(frame.type)
-    if is_snapshot is None or frame.ts is None or frame.data is None:
-        return None
-    return TickerMessage(
-        topic=frame.topic, is_snapshot=is_snapshot, cs=frame.cs, ts_ms=frame.ts, data=frame.data
-    )
 
 
 def _decode_reply(env: WsEnvelope, payload: bytes | str) -> Pong | OpReply:
@@ -186,7 +172,8 @@ def _decode_ticker(env: WsEnvelope, topic: str, payload: bytes | str) -> TickerM
     if env.ts is None:
         raise WireDecodeError("ticker push has no ts", payload, "$.ts")
     data = _decode(_TICKER_DATA, env.data, "$.data")
-    return TickerMessage(topic=topic, is_snapshot=is_snapshot, cs=env.cs, ts_ms=env.ts, data=data)
+    kind: Literal["snapshot", "delta"] = "snapshot" if is_snapshot else "delta"
+    return TickerMessage(topic=topic, type=kind, ts_ms=env.ts, data=data, cs=env.cs)
 
 
 def decode_rest_envelope(body: bytes | str) -> RestEnvelope:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from bybit_hybrid.protocol.alerts import Severity
 from bybit_hybrid.protocol.compare import Comparator, CompareConfig, Feed

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
+
 from bybit_hybrid.protocol.marks import MarkCache
+from bybit_hybrid.wire.decode import TickerMessage, decode_ws
+from bybit_hybrid.wire.errors import WireDecodeError
 from tests.unit.protocol.builders import tick, ticker
 
 
@@ -135,3 +139,37 @@ def test_stats_count_frames() -> None:
         "seeds": 0,
         "seeds_ignored": 0,
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("markPrice", "abc", "markPrice is not a decimal"),
+        ("lastPrice", "1..2", "lastPrice is not a decimal"),
+        ("indexPrice", "NaN", "indexPrice is not a finite decimal"),
+        ("markPrice", "-Infinity", "markPrice is not a finite decimal"),
+    ],
+)
+def test_apply_frame_names_a_bad_price_and_changes_nothing(
+    field: str, value: str, reason: str
+) -> None:
+    cache = MarkCache()
+    good = decode_ws(
+        b'{"topic":"tickers.BTCUSDT","type":"snapshot","ts":1,"cs":1,'
+        b'"data":{"symbol":"BTCUSDT","markPrice":"100","lastPrice":"99"}}'
+    )
+    assert isinstance(good, TickerMessage)
+    cache.apply_frame(good, now=1.0)
+    before = cache.state("BTCUSDT")
+    bad = decode_ws(
+        b'{"topic":"tickers.BTCUSDT","type":"delta","ts":2,"cs":2,"data":{"symbol":"BTCUSDT","'
+        + field.encode()
+        + b'":"'
+        + value.encode()
+        + b'"}}'
+    )
+    assert isinstance(bad, TickerMessage)
+    with pytest.raises(WireDecodeError, match=reason):
+        cache.apply_frame(bad, now=2.0)
+    assert cache.state("BTCUSDT") == before
+    assert cache.stats.frames == 1

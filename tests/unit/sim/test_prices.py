@@ -110,3 +110,19 @@ def test_a_delta_names_only_fields_whose_value_changed(trend: int) -> None:
     ticker = next(iter(book.tickers))
     same = book.mark(ticker)
     assert book.set_prices(ticker, mark=same) == ()
+
+
+def test_slices_tick_every_symbol_once_per_round_in_a_fixed_slice() -> None:
+    """With N slices, symbol i ticks only in slice i % N; a round of N slices ticks each once."""
+    book = PriceBook(build_instruments(10), 3, T0_MS)
+    symbols = list(book.tickers)
+    initial = {s: t.cs for s, t in book.tickers.items()}
+    for _ in range(20):
+        before = {s: t.cs for s, t in book.tickers.items()}
+        for index in range(4):
+            changed = book.step(index, 4)
+            assert all(symbols.index(s) % 4 == index for s in changed)
+        after = {s: t.cs for s, t in book.tickers.items()}
+        assert all(after[s] - before[s] in (0, 1) for s in symbols)  # at most one tick a round
+    # Every symbol moved at some point: no slice is skipped.
+    assert all(t.cs > initial[s] for s, t in book.tickers.items())

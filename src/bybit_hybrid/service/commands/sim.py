@@ -32,14 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", default=None, help="stop after this many seconds")
     parser.add_argument(
+        "--tick-slices",
+        default="1",
+        help="spread each tick over N evenly spaced slices, each symbol in one (default 1: "
+        "every symbol's update in one burst)",
+    )
+    parser.add_argument(
         "--stamp-send-us",
         action="store_true",
         help="benchmark-only: ticker data carries simSendUs, the µs epoch time of the socket write",
     )
 
 
-def _int(args: argparse.Namespace, name: str, low: int, high: int) -> int:
-    raw = getattr(args, name)
+def _int(args: argparse.Namespace, attr: str, low: int, high: int) -> int:
+    raw, name = getattr(args, attr), attr.replace("_", "-")
     try:
         value = int(raw)
     except ValueError:
@@ -69,10 +75,16 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise UsageError("--api-key and --api-secret must be non-empty")
     if args.scenario not in SCENARIOS:
         raise UsageError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}")
+    rate_hz = _positive_float(args.rate, "rate", 1000)
+    tick_slices = _int(args, "tick_slices", 1, 1000)
+    if rate_hz * tick_slices > 10_000:
+        raise UsageError(
+            f"--rate times --tick-slices must be at most 10000, got {rate_hz * tick_slices:g}"
+        )
     return SimConfig(
         symbols=symbols,
         positions=positions,
-        rate_hz=_positive_float(args.rate, "rate", 1000),
+        rate_hz=rate_hz,
         seed=_int(args, "seed", 0, 2**63),
         host=args.host,
         port=_int(args, "port", 0, 65535),
@@ -80,6 +92,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         api_secret=args.api_secret or DEMO_API_SECRET,
         scenario=args.scenario,
         stamp_send_us=bool(getattr(args, "stamp_send_us", False)),
+        tick_slices=tick_slices,
     )
 
 
