@@ -1,4 +1,4 @@
-"""`bybit-hybrid demo --duration S` piped: plain summaries, a final summary, exit 0."""
+"""`bybit-hybrid demo --duration S` piped: plain summaries, a final summary, exit 0; on uvloop."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support import UNIT_S
 
@@ -36,3 +38,22 @@ async def test_demo_with_duration_prints_summaries_and_exits_0(tmp_path: Path) -
     assert lines[-1].startswith("done: ")
     # The demo keeps its protection state in a temporary file, never in the working dir.
     assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
+
+
+async def test_demo_runs_the_whole_stack_on_uvloop(tmp_path: Path) -> None:
+    pytest.importorskip("uvloop")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bybit_hybrid", "demo", "--duration", "1", "--symbols", "4",
+        "--loop", "uvloop",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    chosen = [line for line in err.decode().splitlines() if "event loop:" in line]
+    assert len(chosen) == 1 and chosen[0].endswith("event loop: uvloop"), chosen
+    assert out.decode().splitlines()[-1].startswith("done: ")

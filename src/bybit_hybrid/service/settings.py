@@ -30,6 +30,7 @@ from bybit_hybrid.service.logs import REDACTOR
 
 Mode = Literal["hybrid", "rest", "canary", "parallel", "cutover"]
 TriggerBy = Literal["MarkPrice", "LastPrice", "IndexPrice"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
 _SECTIONS = ("trailing", "aged", "rollout", "rest", "metrics", "log")
 
 
@@ -243,6 +244,13 @@ class AppSettings(BaseSettings):
     )
     log_format: Literal["console", "json"] = Field(
         default="console", description="console (human) or json (one object per line) on stderr"
+    )
+    event_loop: EventLoop = Field(
+        default="auto",
+        description=(
+            "event loop for run/stream/demo: auto (uvloop when installed, else asyncio), "
+            "asyncio, or uvloop (needs the `uvloop` extra)"
+        ),
     )
 
     @model_validator(mode="after")

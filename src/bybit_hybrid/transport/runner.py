@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 # Above this many symbols to seed, one call for all linear tickers is cheaper than one each.
 _SEED_ONE_BY_ONE_MAX: Final = 3
+# Reading buffered frames back to back, hand the loop over this often (see `_serve`)...
+_YIELD_EVERY_S: Final = 0.0005
+# ...where a receive that took longer than this is taken to have waited (the loop ran).
+_SUSPENDED_S: Final = 0.00005
 
 
 class StreamRunner:
@@ -198,15 +202,27 @@ class StreamRunner:
         core.on_open(name, self._clock())
         self._pump()
         reason = "closed"
+        # A burst of buffered frames is read without the loop running in between, so events
+        # would reach the consumers only after the whole burst; yielding every `_YIELD_EVERY_S`
+        # of busy reading lets the dispatcher deliver the first marks of a burst early.
+        perf = time.perf_counter
+        busy_since = perf()
         try:
             while True:
+                waited_from = perf()
                 payload = await conn.receive()
+                received_at = perf()
+                if received_at - waited_from > _SUSPENDED_S:
+                    busy_since = received_at  # the loop ran while we waited: a new stretch
                 if core.on_frame(name, payload, self._clock()):
                     self._pump()
                 elif not self._stopping:  # steady state: only events (HybridCore.on_frame)
                     events = core.take_events()
                     if events:
                         self._on_events(events)
+                if received_at - busy_since > _YIELD_EVERY_S:
+                    await asyncio.sleep(0)
+                    busy_since = perf()
         except ConnectionClosedError as exc:
             reason = exc.reason
         finally:

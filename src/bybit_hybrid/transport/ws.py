@@ -11,7 +11,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 import aiohttp
 
@@ -46,6 +46,9 @@ class WsBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+_TEXT: Final = aiohttp.WSMsgType.TEXT
+
+
 class _AiohttpConnection:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
@@ -58,8 +61,8 @@ class _AiohttpConnection:
 
     async def receive(self) -> str | bytes:
         msg = await self._ws.receive()
-        if msg.type is aiohttp.WSMsgType.TEXT:
-            return str(msg.data)
+        if msg.type is _TEXT:
+            return msg.data  # type: ignore[no-any-return]  # a str for TEXT (aiohttp types it Any)
         if msg.type is aiohttp.WSMsgType.BINARY:
             return bytes(msg.data)
         if msg.type is aiohttp.WSMsgType.ERROR:

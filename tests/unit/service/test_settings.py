@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Coroutine
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.service.cli import main
+from bybit_hybrid.service.commands import demo, run, stream
 from bybit_hybrid.service.commands.config import reference
 from bybit_hybrid.service.settings import load_settings
 
@@ -19,7 +22,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("BYBIT_API_KEY", "BYBIT_API_SECRET"):
+    for name in ("BYBIT_API_KEY", "BYBIT_API_SECRET", "BYBIT_HYBRID_EVENT_LOOP"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -54,6 +57,10 @@ def test_dotenv_is_read(tmp_path: Path) -> None:
         ),
         ({"BYBIT_HYBRID_MODE": "yolo"}, "setting mode: got 'yolo', input should be"),
         ({"BYBIT_HYBRID_METRICS_PORT": "99999"}, "setting metrics_port: got '99999'"),
+        (
+            {"BYBIT_HYBRID_EVENT_LOOP": "tokio"},
+            "setting event_loop: got 'tokio', input should be 'auto', 'asyncio' or 'uvloop'",
+        ),
         (
             {"BYBIT_HYBRID_REST_POLL_FAST_S": "20"},
             "settings: rest_poll_slow_s must be >= rest_poll",
@@ -104,6 +111,68 @@ def test_config_show_bad_value_exits_2_with_one_line(
     assert err.strip().splitlines() == [
         "bybit-hybrid: error: setting aged_max_age_h: got '-3', input should be greater than 0"
     ]
+
+
+def _fake_run_loop(chosen: list[str]) -> Any:
+    """Stands in for `run_loop`: records the choice and never starts the command."""
+
+    def fake(main_coro: Coroutine[Any, Any, int], choice: str) -> int:
+        main_coro.close()
+        chosen.append(choice)
+        return 0
+
+    return fake
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--base-url", "http://127.0.0.1:1"],
+        ["stream", "--base-url", "http://127.0.0.1:1"],
+        ["demo", "--duration", "1"],
+    ],
+    ids=lambda argv: argv[0],
+)
+@pytest.mark.parametrize(
+    ("env", "flag", "expected"),
+    [
+        (None, ["--loop", "uvloop"], "uvloop"),
+        ("asyncio", ["--loop", "uvloop"], "uvloop"),  # flag beats environment
+        ("uvloop", ["--loop", "asyncio"], "asyncio"),
+        ("asyncio", [], "asyncio"),
+        (None, [], "auto"),
+    ],
+)
+def test_loop_flag_and_env_reach_the_event_loop_setting(
+    argv: list[str],
+    env: str | None,
+    flag: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BYBIT_API_KEY", "loop-test-key")
+    monkeypatch.setenv("BYBIT_API_SECRET", "loop-test-secret")
+    if env is not None:
+        monkeypatch.setenv("BYBIT_HYBRID_EVENT_LOOP", env)
+    chosen: list[str] = []
+    for module in (run, stream, demo):
+        monkeypatch.setattr(module, "run_loop", _fake_run_loop(chosen))
+    assert main([*argv, *flag]) == 0
+    assert chosen == [expected]
+
+
+def test_bad_event_loop_env_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYBIT_HYBRID_EVENT_LOOP", "tokio")
+    chosen: list[str] = []
+    monkeypatch.setattr(demo, "run_loop", _fake_run_loop(chosen))
+    assert main(["demo", "--duration", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "bybit-hybrid: error: setting event_loop: got 'tokio', "
+        "input should be 'auto', 'asyncio' or 'uvloop'"
+    ]
+    assert chosen == []
 
 
 def test_reference_doc_is_generated_from_the_model() -> None:

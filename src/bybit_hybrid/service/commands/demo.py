@@ -24,14 +24,17 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from bybit_hybrid.service.commands.endpoint_flags import add_loop_flag, positive_seconds
 from bybit_hybrid.service.dashboard import DashboardFeed, plain_summary, render
-from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.service.loop import run_loop
+from bybit_hybrid.service.settings import AppSettings, load_settings
 from bybit_hybrid.service.stack import RunStack
 from bybit_hybrid.sim import SimConfig, SimServer
 
 HELP = "the simulator with a lively scenario, protected by the full stack, on a live dashboard"
 SUMMARY_EVERY_S = 5.0
 REFRESH_S = 0.25
+_DEMO_POSITIONS = 3
 # Low thresholds so the demo's uptrend activates and trails a stop within seconds.
 DEMO_SETTINGS: dict[str, Any] = {
     "mode": "hybrid",
@@ -42,19 +45,43 @@ DEMO_SETTINGS: dict[str, Any] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    parser.add_argument("--symbols", type=int, default=8, help="simulated symbols (default 8)")
+    parser.add_argument(
+        "--duration", type=positive_seconds, metavar="S", help="stop after S seconds"
+    )
+    parser.add_argument(
+        "--symbols", type=_demo_symbols, default=8, help="simulated symbols, 3 to 1000 (default 8)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the price paths")
+    add_loop_flag(parser)
+
+
+def _demo_symbols(text: str) -> int:
+    """argparse type for --symbols: the demo opens 3 positions, so it needs at least 3."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not _DEMO_POSITIONS <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between {_DEMO_POSITIONS} and 1000")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.duration is not None and args.duration <= 0:
-        raise argparse.ArgumentTypeError("--duration must be > 0")
-    return asyncio.run(_demo(args))
+    with tempfile.TemporaryDirectory(prefix="bybit-hybrid-demo-") as tmp:
+        settings = load_settings(
+            overrides={
+                **DEMO_SETTINGS,
+                "state_db": Path(tmp) / "demo.sqlite3",
+                "event_loop": args.loop,
+            }
+        )
+        return run_loop(_demo(args, settings), settings.event_loop)
 
 
-async def _demo(args: argparse.Namespace) -> int:
-    config = SimConfig(symbols=args.symbols, positions=3, seed=args.seed, scenario="lively")
+async def _demo(args: argparse.Namespace, settings: AppSettings) -> int:
+    config = SimConfig(
+        symbols=args.symbols, positions=_DEMO_POSITIONS, seed=args.seed, scenario="lively"
+    )
     # The embedded simulator's access log is noise here.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     done = asyncio.Event()
@@ -62,30 +89,26 @@ async def _demo(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, done.set)
-    with tempfile.TemporaryDirectory(prefix="bybit-hybrid-demo-") as tmp:
-        settings = load_settings(
-            overrides={**DEMO_SETTINGS, "state_db": Path(tmp) / "demo.sqlite3"}
+    async with SimServer(config) as sim:
+        print(f"simulator on {sim.base_url}; protecting its positions", flush=True)
+        stack = RunStack(settings, sim.api_key, sim.api_secret, {"base_url": sim.base_url})
+        feed = DashboardFeed(stack.stream, stack.protection, clock=_clock_of(stack))
+        stack.stream.add_listener(feed.on_event)
+        try:
+            await stack.start()
+            if sys.stdout.isatty():
+                await _live(feed, done, args.duration)
+            else:
+                await _plain(feed, done, args.duration)
+        finally:
+            await stack.stop()
+        print(plain_summary(feed.snapshot()), flush=True)
+        stats = stack.stream.get_stats()
+        print(
+            f"done: {stats['combined_events']} events, {stats['ticker_updates']} ticker "
+            f"frames, {stats['reconnections']} reconnects",
+            flush=True,
         )
-        async with SimServer(config) as sim:
-            print(f"simulator on {sim.base_url}; protecting its positions", flush=True)
-            stack = RunStack(settings, sim.api_key, sim.api_secret, {"base_url": sim.base_url})
-            feed = DashboardFeed(stack.stream, stack.protection, clock=_clock_of(stack))
-            stack.stream.add_listener(feed.on_event)
-            try:
-                await stack.start()
-                if sys.stdout.isatty():
-                    await _live(feed, done, args.duration)
-                else:
-                    await _plain(feed, done, args.duration)
-            finally:
-                await stack.stop()
-            print(plain_summary(feed.snapshot()), flush=True)
-            stats = stack.stream.get_stats()
-            print(
-                f"done: {stats['combined_events']} events, {stats['ticker_updates']} ticker "
-                f"frames, {stats['reconnections']} reconnects",
-                flush=True,
-            )
     return 0
 
 

@@ -1,9 +1,11 @@
-"""Flags shared by `stream`, `run` and friends: one endpoint of four, and durations."""
+"""Flags shared by `stream`, `run` and friends: one endpoint of four, durations, the loop."""
 
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
+from bybit_hybrid.service.settings import EventLoop
 from bybit_hybrid.transport.endpoints import Endpoints
 
 
@@ -21,6 +23,15 @@ def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
         "--allow-insecure",
         action="store_true",
         help="allow a plain http base URL on a non-loopback host (keys cross the network!)",
+    )
+
+
+def add_loop_flag(parser: argparse.ArgumentParser) -> None:
+    """`--loop`, merged into the `event_loop` setting (default: $BYBIT_HYBRID_EVENT_LOOP)."""
+    parser.add_argument(
+        "--loop",
+        choices=get_args(EventLoop),
+        help="event loop (default: $BYBIT_HYBRID_EVENT_LOOP or auto: uvloop when installed)",
     )
 
 

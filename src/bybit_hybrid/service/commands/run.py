@@ -22,9 +22,11 @@ from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
+    add_loop_flag,
     endpoint_kwargs,
     positive_seconds,
 )
+from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
 from bybit_hybrid.service.stack import RunStack
 from bybit_hybrid.transport.errors import BybitError
@@ -46,13 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve /metrics, /health and /status on this port (0: any free port; "
         "default: $BYBIT_HYBRID_METRICS_PORT, else off)",
     )
+    add_loop_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     kwargs = endpoint_kwargs(args)
-    settings = load_settings(args.config, {"metrics_port": args.metrics_port})
+    settings = load_settings(
+        args.config, {"metrics_port": args.metrics_port, "event_loop": args.loop}
+    )
     api_key, api_secret = load_keys()
-    return asyncio.run(_run(settings, api_key, api_secret, kwargs, args.duration))
+    return run_loop(_run(settings, api_key, api_secret, kwargs, args.duration), settings.event_loop)
 
 
 async def _run(

@@ -21,9 +21,11 @@ from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
+    add_loop_flag,
     endpoint_kwargs,
     positive_seconds,
 )
+from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.render import event_line, position_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
 from bybit_hybrid.service.streams import make_position_stream
@@ -61,15 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="record every frame and REST answer (gzip JSON lines) for `replay`",
     )
+    add_loop_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     kwargs = endpoint_kwargs(args)
     if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
         raise ConfigError(f"--max-active-time {args.max_active_time} is outside 30..600 s")
-    settings = load_settings(args.config, {"mode": args.mode, "cutover_pct": args.cutover_pct})
+    flags = {"mode": args.mode, "cutover_pct": args.cutover_pct, "event_loop": args.loop}
+    settings = load_settings(args.config, flags)
     api_key, api_secret = load_keys()
-    return asyncio.run(_stream(settings, api_key, api_secret, kwargs, args))
+    return run_loop(_stream(settings, api_key, api_secret, kwargs, args), settings.event_loop)
 
 
 class _Printer:
