@@ -54,7 +54,8 @@ from benchlib import (
 
 CLIENTS = ("product", "pybit", "ccxt")
 _STAMP = '"simSendUs":'
-_TOPIC_PREFIX_LEN = len('{"topic":"tickers.')
+_TICKER_PREFIX = '{"topic":"tickers.'
+_TOPIC_PREFIX_LEN = len(_TICKER_PREFIX)
 _MAX_SAMPLES = 400_000
 
 
@@ -102,16 +103,28 @@ async def measure(
     }
 
 
+def frame_stamp(frame: str | None, cs: int | None) -> int | None:
+    """`simSendUs` of a ticker frame, if that frame is the one with sequence `cs`."""
+    if frame is None:
+        return None
+    at = frame.find(_STAMP)
+    cs_at = frame.rfind('"cs":') + 5
+    if at < 0 or cs_at < 5 or int(frame[cs_at : frame.index(",", cs_at)]) != cs:
+        return None
+    return int(frame[at + len(_STAMP) : frame.index("}", at)])
+
+
 async def run_product(args: argparse.Namespace) -> dict[str, Any]:
     from bybit_hybrid import BybitHybridStream  # noqa: PLC0415
     from bybit_hybrid.sim import DEMO_API_KEY, DEMO_API_SECRET  # noqa: PLC0415
     from bybit_hybrid.transport.ws import AiohttpWsBackend, WsConnection  # noqa: PLC0415
 
     meter = Meter()
-    stamps: dict[str, tuple[int, int]] = {}  # symbol -> (cs, simSendUs) of its latest frame
+    frames: dict[str, str] = {}  # symbol -> its latest ticker frame, parsed only if it is used
 
     class Tap:
-        """Records each ticker frame's stamp; the frame itself goes on unchanged."""
+        """Keeps each symbol's latest ticker frame; the frame itself goes on unchanged. The
+        stamp is parsed in the handler, only for frames that caused an event (a third)."""
 
         def __init__(self, inner: WsConnection) -> None:
             self.inner = inner
@@ -121,14 +134,8 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
 
         async def receive(self) -> str | bytes:
             payload = await self.inner.receive()
-            if isinstance(payload, str):
-                at = payload.find(_STAMP)
-                if at > 0:
-                    symbol = payload[_TOPIC_PREFIX_LEN : payload.index('"', _TOPIC_PREFIX_LEN)]
-                    cs_at = payload.rfind('"cs":') + 5
-                    cs = int(payload[cs_at : payload.index(",", cs_at)])
-                    end = payload.index("}", at)
-                    stamps[symbol] = (cs, int(payload[at + len(_STAMP) : end]))
+            if isinstance(payload, str) and payload.startswith(_TICKER_PREFIX):
+                frames[payload[_TOPIC_PREFIX_LEN : payload.index('"', _TOPIC_PREFIX_LEN)]] = payload
             return payload
 
         async def close(self) -> None:
@@ -146,10 +153,9 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
 
     async def handler(event: str, payload: dict[str, Any]) -> None:
         data = payload["data"]
-        if data["source"] != "ticker":
+        if data["source"] != "ticker" or not meter.measuring:
             return
-        known = stamps.get(data["symbol"])
-        meter.sample(known[1] if known is not None and known[0] == data["cs"] else None)
+        meter.sample(frame_stamp(frames.get(data["symbol"]), data["cs"]))
 
     backend = TapBackend()
     stream = BybitHybridStream(
