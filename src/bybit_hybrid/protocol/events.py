@@ -78,10 +78,19 @@ def revalue(
     received_at: float,
 ) -> PositionView:
     """A copy of `view` at a new mark, PnL recomputed."""
+    side, entry, size = view.side, view.entry_price, view.size
+    pnl: Decimal | None
+    if side is not None and entry is not None and size:
+        # `unrealised_pnl` inline (a mark change is the hottest event): (entry - mark) for a
+        # short is the exact negation of (mark - entry), with the same exponent, and a
+        # difference of equal values is +0, so no Decimal("-0") can come out.
+        pnl = (mark - entry) * size if side is Side.BUY else (entry - mark) * size
+    else:
+        pnl = unrealised_pnl(side, entry, mark, size)
     return _replace(
         view,
         mark_price=mark,
-        unrealised_pnl=unrealised_pnl(view.side, view.entry_price, mark, view.size),
+        unrealised_pnl=pnl,
         source=source,
         exchange_ts_ms=exchange_ts_ms,
         cs=cs,

@@ -270,7 +270,16 @@ class HybridCore:
             if events:
                 self._collect(events)
             if message.__class__ is TickerMessage:
-                self._on_ticker(message, now)
+                # The hottest path of the product, inline: straight from the wire message.
+                self.stats.ticker_updates += 1
+                mark = self.marks.apply_frame(message, now)  # raises on a bad price
+                if mark is not None:
+                    moved = self.book.apply_mark(
+                        message.data.symbol, mark, ts_ms=message.ts_ms, cs=message.cs, now=now
+                    )
+                    if moved:  # revaluations only: no open to seed a mark for
+                        self.stats.combined_events += len(moved)
+                        self._events.extend(moved)
                 if self.config.stream_symbol is None:
                     # A ticker opens and closes nothing: demand cannot have changed.
                     return bool(events)
@@ -442,18 +451,6 @@ class HybridCore:
             elif isinstance(event, Unsubscribed):
                 self.stats.unsubscriptions += 1
             self._events.append(event)
-
-    def _on_ticker(self, message: TickerMessage, now: float) -> None:
-        self.stats.ticker_updates += 1
-        # Straight from the wire message (no TickerUpdate): the hottest path of the product.
-        mark = self.marks.apply_frame(message, now)  # raises on a bad price, changing nothing
-        if mark is not None:
-            events = self.book.apply_mark(
-                message.data.symbol, mark, ts_ms=message.ts_ms, cs=message.cs, now=now
-            )
-            if events:  # revaluations only: no open to seed a mark for
-                self.stats.combined_events += len(events)
-                self._events.extend(events)
 
     def _apply_mark(
         self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, *, now: float, source: Source

@@ -105,10 +105,8 @@ def _decode(decoder: msgspec.json.Decoder[T], payload: bytes | str, prefix: str 
 
 def decode_ws(payload: bytes | str) -> WsMessage:
     """Decodes one WebSocket frame from either Bybit socket."""
-    if payload in (b"pong", "pong"):
-        return Pong(private_shape=False, req_id=None, conn_id=None, server_time_ms=None)
     if payload.startswith(
-        _TICKER_PREFIX_STR if isinstance(payload, str) else _TICKER_PREFIX_BYTES  # type: ignore[arg-type]
+        _TICKER_PREFIX_STR if payload.__class__ is str else _TICKER_PREFIX_BYTES  # type: ignore[arg-type]
     ):
         # One typed pass over a well-formed ticker push (inline: most frames are these); anything
         # unusual (bad JSON, wrong types, missing fields) takes the general path, which names it.
@@ -116,6 +114,8 @@ def decode_ws(payload: bytes | str) -> WsMessage:
             return _TICKER_FRAME.decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError):
             pass
+    elif payload in (b"pong", "pong"):
+        return Pong(private_shape=False, req_id=None, conn_id=None, server_time_ms=None)
     env = _decode(_ENVELOPE, payload)
     if env.topic is not None:
         return _decode_push(env, payload)

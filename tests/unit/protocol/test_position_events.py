@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bybit_hybrid.protocol.domain import PositionKey, Side, Source
 from bybit_hybrid.protocol.events import (
@@ -143,3 +145,23 @@ def test_revalue_changes_only_the_valuation_fields() -> None:
     assert base.mark_price != mark  # the base view is untouched
     with pytest.raises(AttributeError):
         fast.mark_price = mark  # type: ignore[misc]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    side=st.sampled_from([Side.BUY, Side.SELL, None]),
+    entry=st.none() | st.decimals("0.0001", "100000", places=4),
+    mark=st.decimals("0.0001", "100000", places=4),
+    size=st.decimals("0", "1000", places=3),
+)
+def test_revalue_pnl_is_unrealised_pnl_digit_for_digit(
+    side: Side | None, entry: Decimal | None, mark: Decimal, size: Decimal
+) -> None:
+    """`revalue` inlines the PnL formula; it must give the same Decimal, exponent and sign
+    included (str() is what consumers see)."""
+    from bybit_hybrid.protocol.events import revalue  # noqa: PLC0415
+
+    view = _view(side=side, entry_price=entry, size=size)
+    got = revalue(view, mark, Source.TICKER, 1, 1, received_at=1.0).unrealised_pnl
+    want = unrealised_pnl(side, entry, mark, size)
+    assert str(got) == str(want)
