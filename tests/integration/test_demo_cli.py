@@ -12,9 +12,10 @@ import pytest
 from tests.support import UNIT_S
 
 
-async def test_demo_with_duration_prints_summaries_and_exits_0(tmp_path: Path) -> None:
+async def _demo(tmp_path: Path, *flags: str) -> tuple[int, str, str]:
+    """Runs `bybit-hybrid demo --symbols 4 FLAGS` piped in `tmp_path`: (exit code, out, err)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bybit_hybrid", "demo", "--duration", "3", "--symbols", "4",
+        sys.executable, "-m", "bybit_hybrid", "demo", "--symbols", "4", *flags,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
         env={**os.environ, "BYBIT_HYBRID_STATE_DB": str(tmp_path / "ignored.sqlite3")},
     )  # fmt: skip
@@ -24,8 +25,13 @@ async def test_demo_with_duration_prints_summaries_and_exits_0(tmp_path: Path) -
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    text = out.decode()
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_demo_with_duration_prints_summaries_and_exits_0(tmp_path: Path) -> None:
+    code, text, err = await _demo(tmp_path, "--duration", "3")
+    assert code == 0, err
     lines = text.splitlines()
     assert lines[0].startswith("simulator on http://127.0.0.1:")
     # Piped: no terminal codes, only plain summaries (a periodic one and the final one).
@@ -42,18 +48,8 @@ async def test_demo_with_duration_prints_summaries_and_exits_0(tmp_path: Path) -
 
 async def test_demo_runs_the_whole_stack_on_uvloop(tmp_path: Path) -> None:
     pytest.importorskip("uvloop")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bybit_hybrid", "demo", "--duration", "1", "--symbols", "4",
-        "--loop", "uvloop",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    chosen = [line for line in err.decode().splitlines() if "event loop:" in line]
+    code, out, err = await _demo(tmp_path, "--duration", "1", "--loop", "uvloop")
+    assert code == 0, err
+    chosen = [line for line in err.splitlines() if "event loop:" in line]
     assert len(chosen) == 1 and chosen[0].endswith("event loop: uvloop"), chosen
-    assert out.decode().splitlines()[-1].startswith("done: ")
+    assert out.splitlines()[-1].startswith("done: ")

@@ -385,3 +385,37 @@ def test_status_and_stats_report_sockets_positions_and_mark_age() -> None:
     assert position["mark_price"] == "65001" and position["mark_age_s"] == 2.0
     assert core.is_connected(Socket.PRIVATE) and core.is_connected(Socket.PUBLIC)
     assert core.stats.position_updates == 1
+
+
+def test_on_frame_says_when_only_events_came_out() -> None:
+    """False means "take events, nothing else": the runner then skips its output pass."""
+    core = _core()
+    _live_private(core)
+    _live_public(core)
+    assert core.on_frame(PRIVATE, frame("F13"), T0) is True  # an open: demand changed
+    _ack_all(core, PUB)
+    core.take_events()
+    core.take_rest_requests()
+    steady = _ticker("BTCUSDT", snapshot=True, cs=10, mark="65100")
+    assert core.on_frame(PUB, steady, T0 + 0.1) is False
+    assert core.take_outbox(PUB) == [] and core.take_rest_requests() == []
+    assert core.close_requested(PUB) is None
+    assert [type(e) for e in core.take_events()] == [MarkUpdated]
+    assert core.on_frame(PUB, b"{not json", T0 + 0.2) is True  # the general path ran
+    # A socket gone quiet turns STALE; its next frame is a state change to carry out.
+    stale_at = T0 + 0.2 + core.config.session.stale_after_s + 0.1
+    core.tick(stale_at)
+    assert core.session(PUB).state is SessionState.STALE
+    core.take_outbox(PUB)
+    later = _ticker("BTCUSDT", snapshot=False, cs=11, mark="65101")
+    assert core.on_frame(PUB, later, stale_at + 0.1) is True
+    assert core.session(PUB).state is SessionState.LIVE
+
+
+def test_on_frame_returns_true_for_tickers_when_a_cutover_splits_symbols() -> None:
+    core = _core(stream_symbol=lambda symbol: True)
+    _live_private(core)
+    _live_public(core)
+    core.on_frame(PRIVATE, frame("F13"), T0)
+    _ack_all(core, PUB)
+    assert core.on_frame(PUB, _ticker("BTCUSDT", snapshot=True, cs=10, mark="1"), T0) is True

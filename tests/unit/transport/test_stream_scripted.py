@@ -46,6 +46,29 @@ def _connection(ws: ScriptedWsBackend, path: str) -> ScriptedConnection:
     return next(c for c in ws.connections if c.url.endswith(path))
 
 
+def _ack(conn: ScriptedConnection, request: dict[str, Any]) -> None:
+    reply = {"success": True, "ret_msg": "", "op": "subscribe", "conn_id": "c"}
+    conn.feed(json.dumps({**reply, "req_id": request["req_id"]}))
+
+
+async def _go_live(ws: ScriptedWsBackend) -> tuple[ScriptedConnection, ScriptedConnection]:
+    """Answers the auth and both subscriptions (position; the F16 position's ticker)."""
+    await wait_for(lambda: len(ws.connections) == 2, what="both sockets")
+    private = _connection(ws, "/v5/private")
+    public = _connection(ws, "/v5/public/linear")
+    (auth,) = await _next_sent(private, 1)
+    assert auth["op"] == "auth" and auth["args"][0] == "key"
+    assert auth["args"][1] > SERVER_MS  # expires is in the exchange's future
+    private.feed(frame("F01"))
+    sub = (await _next_sent(private, 2))[1]
+    assert sub["args"] == ["position"]
+    _ack(private, sub)
+    (ticker_sub,) = await _next_sent(public, 1)
+    assert ticker_sub["args"] == ["tickers.BTCUSDT"]
+    _ack(public, ticker_sub)
+    return private, public
+
+
 async def test_bootstrap_auth_subscribe_and_events_without_a_network() -> None:
     events: list[dict[str, Any]] = []
 
@@ -66,41 +89,7 @@ async def test_bootstrap_auth_subscribe_and_events_without_a_network() -> None:
             ("rest", Decimal("66666.60")),  # seeded from /v5/market/tickers
         ]
         assert events[0]["entry_price"] == Decimal("65000")  # REST's avgPrice
-        await wait_for(lambda: len(ws.connections) == 2, what="both sockets")
-        private = _connection(ws, "/v5/private")
-        public = _connection(ws, "/v5/public/linear")
-
-        (auth,) = await _next_sent(private, 1)
-        assert auth["op"] == "auth" and auth["args"][0] == "key"
-        assert auth["args"][1] > SERVER_MS  # expires is in the exchange's future
-        private.feed(frame("F01"))
-        sub = (await _next_sent(private, 2))[1]
-        assert sub["args"] == ["position"]
-        private.feed(
-            json.dumps(
-                {
-                    "success": True,
-                    "ret_msg": "",
-                    "op": "subscribe",
-                    "req_id": sub["req_id"],
-                    "conn_id": "c",
-                }
-            )
-        )
-
-        (ticker_sub,) = await _next_sent(public, 1)
-        assert ticker_sub["args"] == ["tickers.BTCUSDT"]
-        public.feed(
-            json.dumps(
-                {
-                    "success": True,
-                    "ret_msg": "",
-                    "op": "subscribe",
-                    "req_id": ticker_sub["req_id"],
-                    "conn_id": "c",
-                }
-            )
-        )
+        _, public = await _go_live(ws)
         public.feed(frame("F10").replace(b'"markPrice": "66666.60"', b'"markPrice": "66700.00"'))
         await wait_for(lambda: events[-1]["source"] == "ticker", what="a ticker event")
         assert events[-1]["mark_price"] == Decimal("66700.00")
@@ -117,3 +106,39 @@ async def test_bootstrap_auth_subscribe_and_events_without_a_network() -> None:
     assert signed and all(r.header("X-BAPI-SIGN") for r in signed)
     assert CANARY not in repr(stream) and CANARY not in json.dumps(stream.get_status())
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("bybit-hybrid")]
+
+
+async def test_a_burst_of_buffered_frames_is_delivered_while_it_is_read() -> None:
+    """Frames already buffered are read back to back without the loop running; the runner
+    hands the loop over every half millisecond so the handler gets the burst's first marks
+    before its last frame is read (not all at the end), and every frame is still applied."""
+    burst = 3000
+    seen_at: list[int] = []  # ticker frames applied when each ticker event reached the handler
+
+    async def handler(name: str, payload: dict[str, Any]) -> None:
+        if payload["data"]["source"] == "ticker":
+            seen_at.append(stream.core.stats.ticker_updates)
+
+    http, ws = MockBackend(handler=_rest), ScriptedWsBackend()
+    stream = BybitHybridStream(
+        "key", "secret", handler, base_url="http://127.0.0.1:1", ws_backend=ws, http_backend=http
+    )
+    await stream.start()
+    try:
+        await stream.wait_ready(5)
+        _, public = await _go_live(ws)
+        await wait_for(lambda: stream.get_stats()["subscribed_tickers"] == 1, what="subscribed")
+        for i in range(burst):
+            data = {"symbol": "BTCUSDT", "markPrice": f"{66000 + i}.5"}
+            public.feed(
+                json.dumps(
+                    {"topic": "tickers.BTCUSDT", "type": "delta", "data": data,
+                     "cs": 9_600_000_000 + i, "ts": SERVER_MS + i}
+                )
+            )  # fmt: skip
+        await wait_for(lambda: stream.core.stats.ticker_updates >= burst, what="the burst read")
+        await wait_for(lambda: bool(seen_at) and seen_at[-1] >= burst, what="the last mark")
+    finally:
+        await stream.stop()
+    assert seen_at[0] < burst  # delivery began while the burst was still being read
+    assert stream.core.marks.mark("BTCUSDT") == Decimal(f"{66000 + burst - 1}.5")
