@@ -1,28 +1,32 @@
 """Benchmark: end to end over loopback, bybit-hybrid beside pybit and ccxt pro on one feed.
 
     .venv/bin/python bench/end_to_end.py [--symbols 50,200,1000] [--rate 10] [--seconds 20]
-        [--warmup 8] [--clients product,pybit,ccxt] [--uvloop]
+        [--warmup 8] [--clients product,pybit,ccxt[,floor]] [--uvloop] [--tick-slices N]
 
 For each symbol count N, the simulator runs in its own process (`bybit-hybrid sim --symbols N
---positions N --rate R --stamp-send-us`: one open position per symbol, each ticker delta's data
-stamped with the µs time its socket write began). Three consumers then run side by side, each in
-its own process, on the same feed:
+--positions N --rate R --stamp-send-us [--tick-slices N]`: one open position per symbol, each
+ticker delta's data stamped with the µs time its socket write began; the feed is one burst per
+tick, or spread over N slices). The consumers then run side by side, each in its own process,
+on the same feed:
 
 - product: `BybitHybridStream` (private + public sockets, REST bootstrap; it subscribes the
   tickers of the N open positions); the callback is its `event_handler`;
 - pybit: `pybit.unified_trading.WebSocket.ticker_stream` over the N symbols (threads;
   `PUBLIC_WSS` pointed at the sim), plus `position_stream` on the private socket;
 - ccxt: `ccxt.pro.bybit().watch_tickers(N symbols)` with its URLs pointed at the sim (public
-  only: ccxt's private watch needs account endpoints the simulator does not serve).
+  only: ccxt's private watch needs account endpoints the simulator does not serve);
+- floor (opt-in): not a client, aiohttp reading the same frames and doing nothing else: the
+  lower bound of any aiohttp-based Python consumer on this machine.
 
 Latency is callback time minus `simSendUs` (same machine, same clock). A client gets the
 frame's stamp from the data it hands to its callback (pybit, ccxt: the merged ticker keeps the
 raw field); the product's contract dict has no raw fields, so a WebSocket tap in the product's
-process records the last stamp per symbol and cs, and the handler looks its event's (symbol, cs)
-up: the tap's work is counted in the product's CPU. The product emits only frames that move
-a mark (about a third), the peers every frame; every consumer's CPU is divided by the ticker
-frames it received. CPU is `resource.getrusage` in each consumer over the measured window.
-Writes `bench/results/end_to_end.png`.
+process keeps each symbol's latest frame and the handler reads the stamp of its event's
+(symbol, cs) from it: the tap's work is counted in the product's CPU. The product emits only
+frames that move a mark (about a third), the peers every frame; every consumer's CPU is
+divided by the ticker frames it received. CPU is `resource.getrusage` in each consumer over
+the measured window. Writes `bench/results/end_to_end.png` (`end_to_end_spread.png` for a
+spread feed).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from benchlib import (
 )
 
 CLIENTS = ("product", "pybit", "ccxt")
+# `floor` (opt-in: --clients product,pybit,ccxt,floor) is aiohttp alone, a reference, not a peer.
+CONSUMERS = (*CLIENTS, "floor")
 _STAMP = '"simSendUs":'
 _TICKER_PREFIX = '{"topic":"tickers.'
 _TOPIC_PREFIX_LEN = len(_TICKER_PREFIX)
@@ -274,8 +280,43 @@ async def run_ccxt(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """Not a client: aiohttp reading the same ticker frames and doing nothing else (the stamp
+    is read with string operations). The lower bound for any aiohttp-based Python client."""
+    symbols = await sim_symbols(args.url, args.symbols)
+    meter = Meter()
+    counter = {"messages": 0}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(args.url.replace("http://", "ws://") + "/v5/public/linear") as ws,
+    ):
+        for i in range(0, len(symbols), 10):
+            topics = [f"tickers.{symbol}" for symbol in symbols[i : i + 10]]
+            await ws.send_str(json.dumps({"op": "subscribe", "args": topics}))
+
+        async def consume() -> None:
+            async for message in ws:
+                text = message.data
+                if isinstance(text, str) and text.startswith(_TICKER_PREFIX):
+                    counter["messages"] += 1
+                    at = text.find(_STAMP)
+                    if at > 0:
+                        meter.sample(int(text[at + len(_STAMP) : text.index("}", at)]))
+
+        task = asyncio.create_task(consume())
+        try:
+            result = await measure(meter, args.warmup, args.seconds, lambda: counter["messages"])
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    result["subscribed"] = len(symbols)
+    return result
+
+
 def consumer_main(args: argparse.Namespace) -> None:
-    runner = {"product": run_product, "pybit": run_pybit, "ccxt": run_ccxt}[args.consumer]
+    runner = {"product": run_product, "pybit": run_pybit, "ccxt": run_ccxt, "floor": run_floor}[
+        args.consumer
+    ]
     if args.uvloop and args.consumer != "pybit":
         import uvloop  # noqa: PLC0415
 
@@ -332,7 +373,7 @@ async def run_point(args: argparse.Namespace, symbols: int) -> dict[str, dict[st
 
 def summarise(symbols: int, results: dict[str, dict[str, Any]], rate: float) -> list[list[str]]:
     rows = []
-    for client in CLIENTS:
+    for client in CONSUMERS:
         r = results.get(client)
         if r is None:
             continue
@@ -429,21 +470,33 @@ def plot(points: dict[int, dict[str, dict[str, Any]]], name: str) -> None:
     plt = pyplot()
     fig, (ax_lat, ax_cpu) = plt.subplots(1, 2, figsize=(11, 4.5))
     counts = sorted(points)
-    for client in CLIENTS:
+    for i, client in enumerate(CONSUMERS):
         xs = [n for n in counts if client in points[n]]
         if not xs:
             continue
+        color = f"C{i}"  # one colour per client on both panels, p50 dotted
         ax_lat.plot(
-            xs, [points[n][client]["p99_ms"] for n in xs], marker="o", label=f"{client} p99"
+            xs,
+            [points[n][client]["p99_ms"] for n in xs],
+            marker="o",
+            color=color,
+            label=f"{client} p99",
         )
         ax_lat.plot(
             xs,
             [points[n][client]["p50_ms"] for n in xs],
             marker=".",
             linestyle=":",
+            color=color,
             label=f"{client} p50",
         )
-        ax_cpu.plot(xs, [points[n][client]["cpu_per_100k"] for n in xs], marker="o", label=client)
+        ax_cpu.plot(
+            xs,
+            [points[n][client]["cpu_per_100k"] for n in xs],
+            marker="o",
+            color=color,
+            label=client,
+        )
     for ax in (ax_lat, ax_cpu):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -475,14 +528,14 @@ def parse() -> argparse.Namespace:
         default=1,
         help="sim feed shape: 1 = burst (default); N = each tick spread over N slices",
     )
-    parser.add_argument("--consumer", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--consumer", choices=CONSUMERS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consumer is None:
         args.symbol_counts = [int(n) for n in args.symbols.split(",")]
         args.clients = [c for c in args.clients.split(",") if c]
-        unknown = set(args.clients) - set(CLIENTS)
+        unknown = set(args.clients) - set(CONSUMERS)
         if unknown:
             parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
     else:
