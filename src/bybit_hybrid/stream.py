@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
 from bybit_hybrid.protocol.hybrid import (
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 MAX_ACTIVE_TIME_RANGE_S = (30, 600)
 
 
-class BybitHybridStream:
+class BybitHybridStream(PositionStream):
     """Live Bybit V5 positions from the private + public WebSockets, bootstrapped from REST."""
 
     def __init__(
@@ -145,13 +146,6 @@ class BybitHybridStream:
         self._runner = None
         self._owned_ws = None
         self._rest = None
-
-    async def __aenter__(self) -> BybitHybridStream:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Waits for the first REST bootstrap to be merged into the book."""

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import (
     AlertConfig,
     AlertEvent,
@@ -105,7 +106,7 @@ class _Freshness:
     max_mark_age_s: dict[str, float] = field(default_factory=dict)
 
 
-class RolloutStream:
+class RolloutStream(PositionStream):
     """One of the rollout modes behind the `PositionStream` API; see the module docstring."""
 
     def __init__(
@@ -226,13 +227,6 @@ class RolloutStream:
         await self.hybrid.stop()
         if self.rest_stream is not None:
             await self.rest_stream.stop()
-
-    async def __aenter__(self) -> RolloutStream:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Waits for the driving stream's first REST snapshot."""

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.events import PositionView
 from bybit_hybrid.protocol.hybrid import CoreEvent, FetchPositions, Reconciled, RestFailed
@@ -189,7 +190,7 @@ def rest_failed(exc: BybitError, retry_in_s: float) -> RestFailed:
     return RestFailed(request, str(exc), retry_in_s, permanent=isinstance(exc, AuthError))
 
 
-class AdaptiveBybitStream:
+class AdaptiveBybitStream(PositionStream):
     """Positions and marks from REST polling alone, with the hybrid stream's events and API."""
 
     def __init__(
@@ -253,13 +254,6 @@ class AdaptiveBybitStream:
             await self._rest.close()
         self._poller = None
         self._rest = None
-
-    async def __aenter__(self) -> AdaptiveBybitStream:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Waits for the first successful position poll."""

@@ -6,13 +6,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.service.http import OpsServer
 from bybit_hybrid.service.metrics import ServiceMetrics
 from bybit_hybrid.service.settings import AppSettings
-from bybit_hybrid.service.streams import PositionStream, make_position_stream
+from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.rest import BybitRestClient

@@ -1,6 +1,6 @@
-"""Builds the position source the configured mode asks for, behind one small protocol.
+"""Builds the position source the configured mode asks for, behind one small contract.
 
-Consumers (`run`, the dashboard, the router) depend only on `PositionStream`: typed core
+Consumers (`run`, the dashboard, the router) depend only on `facade.PositionStream`: typed core
 events through `add_listener`, plus start/stop/stats/status. Every mode offers it:
 
     rest                          AdaptiveBybitStream (REST polling only)
@@ -10,15 +10,14 @@ events through `add_listener`, plus start/stop/stats/status. Every mode offers i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import AlertConfig
 from bybit_hybrid.protocol.compare import CompareConfig
 from bybit_hybrid.protocol.failover import FailoverConfig
-from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.rollout.modes import MODES, RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
@@ -27,22 +26,6 @@ from bybit_hybrid.stream import EventHandler
 
 # How often failover and alerts sample the streams, at most (finer for tiny thresholds).
 MAX_EVAL_INTERVAL_S = 0.25
-
-
-class PositionStream(Protocol):
-    """What every mode's stream offers (BybitHybridStream, the REST poller, the rollout mux)."""
-
-    def add_listener(self, listener: Callable[[CoreEvent], None]) -> None: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def wait_ready(self, timeout_s: float = 10.0) -> None: ...
-
-    def get_stats(self) -> dict[str, Any]: ...
-
-    def get_status(self) -> dict[str, Any]: ...
 
 
 def poll_config(settings: AppSettings) -> PollConfig:
