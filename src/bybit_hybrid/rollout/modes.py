@@ -564,7 +564,6 @@ class RolloutStream(PositionStream):
         self.hybrid.apply(lambda core, now: core.on_tickers(0, updates, now))
 
     def _poll_failed(self, error: BybitError, retry_in_s: float) -> None:
-        log.warning("rest poll failed, next try in %.1fs: %s", retry_in_s, error)
         self._listeners.notify(rest_failed(error, retry_in_s))
 
 

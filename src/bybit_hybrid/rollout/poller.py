@@ -48,7 +48,8 @@ class PollTarget(Protocol):
 
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None: ...
 
-    def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None: ...
+    def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
+        """The poll failed (the poller has logged it); the next try is in `retry_in_s`."""
 
     def polled(self, now: float) -> None: ...
 
@@ -173,8 +174,10 @@ class RestPoller:
 
     def _failed(self, exc: BybitError, retry_at: float) -> None:
         now = self._clock()
+        retry_in_s = max(0.0, retry_at - now)
         self.last_error = str(exc)
-        self._target.poll_failed(exc, max(0.0, retry_at - now), now)
+        log.warning("rest poll failed, next try in %.1fs: %s", retry_in_s, exc)
+        self._target.poll_failed(exc, retry_in_s, now)
 
     def _observe_limits(self, now: float) -> None:
         status = self._rest.rate_limits.get(POSITION_LIST)
@@ -369,7 +372,6 @@ class AdaptiveBybitStream(PositionStream):
                 log.exception("poll listener failed")
 
     def _poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
-        log.warning("rest poll failed, next try in %.1fs: %s", retry_in_s, error)
         self._fanout.notify(rest_failed(error, retry_in_s))
 
 
