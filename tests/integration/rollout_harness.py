@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from bybit_hybrid.protocol.alerts import AlertConfig
 from bybit_hybrid.protocol.compare import CompareConfig
@@ -24,11 +24,8 @@ from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.rollout.modes import RolloutConfig, RolloutMode, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.sim import SimServer
-from tests.integration.stream_harness import CONFIG, Delivered, Recorder, assert_contract
-from tests.integration.stream_harness import is_server_task as _is_server_task
+from tests.integration.stream_harness import CONFIG, Delivered, Harness, Recorder
 from tests.support import UNIT_S, wait_for
-
-E = TypeVar("E")
 
 POLL = PollConfig(fast_s=0.3 * UNIT_S, slow_s=0.6 * UNIT_S)
 FAILOVER = FailoverConfig(
@@ -54,24 +51,13 @@ Stream = RolloutStream | AdaptiveBybitStream
 
 
 @dataclass
-class RolloutHarness:
-    sim: SimServer
+class RolloutHarness(Harness):
     stream: Stream
-    rec: Recorder
-    tasks_before: set[asyncio.Task[Any]]
-    closed: bool = False
-
-    @property
-    def delivered(self) -> list[Delivered]:
-        return self.rec.delivered
 
     @property
     def rollout(self) -> RolloutStream:
         assert isinstance(self.stream, RolloutStream)
         return self.stream
-
-    def of_type(self, kind: type[E], since_t: float = 0.0) -> list[E]:
-        return [e for t, e in self.rec.core_events if t >= since_t and isinstance(e, kind)]
 
     def switches(self, scope: str, new: FeedMode, since_t: float = 0.0) -> list[FailoverSwitched]:
         return [
@@ -106,24 +92,6 @@ class RolloutHarness:
 
     def mark_of(self, symbol: str) -> Decimal:
         return self.sim.exchange.prices.mark(symbol)
-
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for d in self.delivered:
-            assert d.name == "position_update"
-            assert d.payload["exchange"] == "bybit"
-            assert_contract(d.data)
-        assert self.stream.get_stats()["handler_errors"] == self.rec.raised
-        await self.stream.stop()
-        client_side = [t for t in self.new_tasks() if not _is_server_task(t)]
-        assert not client_side, f"tasks left behind by stop(): {client_side}"
-        await wait_for(lambda: not self.sim.connections, 2 * UNIT_S, "every socket closed")
-        await wait_for(lambda: not self.new_tasks(), 2 * UNIT_S, "server handlers to finish")
-
-    def new_tasks(self) -> set[asyncio.Task[Any]]:
-        return asyncio.all_tasks() - self.tasks_before - {asyncio.current_task()}
 
 
 def _listen(stream: Stream, rec: Recorder) -> None:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from bybit_hybrid import BybitHybridStream
+from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.backoff import BackoffPolicy
 from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChanged
@@ -100,9 +101,13 @@ class Recorder:
 
 
 @dataclass
-class StreamHarness:
+class Harness:
+    """What every integration harness holds (a stream on a simulator, a recorder) and checks
+    on `close()`: every delivery honours the contract, handler errors are counted, `stop()`
+    leaves no task behind and the simulator sees every socket close."""
+
     sim: SimServer
-    stream: BybitHybridStream
+    stream: PositionStream
     rec: Recorder
     tasks_before: set[asyncio.Task[Any]]
     closed: bool = False
@@ -115,13 +120,45 @@ class StreamHarness:
     def core_events(self) -> list[tuple[float, CoreEvent]]:
         return self.rec.core_events
 
+    def of_type(self, kind: type[E], since_t: float = 0.0) -> list[E]:
+        return [e for t, e in self.core_events if t >= since_t and isinstance(e, kind)]
+
+    def assert_clean(self) -> None:
+        stats = self.stream.get_stats()
+        assert stats["handler_errors"] == self.rec.raised
+        for d in self.delivered:
+            assert d.name == "position_update"
+            assert d.payload.keys() == {"exchange", "data"}
+            assert d.payload["exchange"] == "bybit"
+            assert_contract(d.data)
+
+    async def close(self) -> None:
+        """Stops the stream and checks what every test must leave behind."""
+        if self.closed:
+            return
+        self.closed = True
+        self.assert_clean()
+        await self.stream.stop()
+        client_side = [t for t in self.new_tasks() if not is_server_task(t)]
+        assert not client_side, f"tasks left behind by stop(): {client_side}"
+        await wait_for(
+            lambda: not self.sim.connections, 2 * UNIT_S, "the simulator to see every socket close"
+        )
+        # The simulator's per-connection handlers end once they see the closes.
+        await wait_for(lambda: not self.new_tasks(), 2 * UNIT_S, "server handlers to finish")
+
+    def new_tasks(self) -> set[asyncio.Task[Any]]:
+        return asyncio.all_tasks() - self.tasks_before - {asyncio.current_task()}
+
+
+@dataclass
+class StreamHarness(Harness):
+    stream: BybitHybridStream
+
     # --- queries -------------------------------------------------------------------------
 
     def datas(self, since: int = 0) -> list[dict[str, Any]]:
         return [d.data for d in self.delivered[since:]]
-
-    def of_type(self, kind: type[E], since_t: float = 0.0) -> list[E]:
-        return [e for t, e in self.core_events if t >= since_t and isinstance(e, kind)]
 
     def non_ticker(self, since: int = 0, symbol: str | None = None) -> list[dict[str, Any]]:
         """Delivered dicts not caused by a ticker frame (opens, changes, closes, REST seeds)."""
@@ -285,33 +322,6 @@ class StreamHarness:
             for p in self.sim.exchange.open_positions()
         }
         assert book == exchange
-
-    def assert_clean(self) -> None:
-        stats = self.stream.get_stats()
-        assert stats["handler_errors"] == self.rec.raised
-        for d in self.delivered:
-            assert d.name == "position_update"
-            assert d.payload.keys() == {"exchange", "data"}
-            assert d.payload["exchange"] == "bybit"
-            assert_contract(d.data)
-
-    async def close(self) -> None:
-        """Stops the stream and checks what every test must leave behind."""
-        if self.closed:
-            return
-        self.closed = True
-        self.assert_clean()
-        await self.stream.stop()
-        client_side = [t for t in self.new_tasks() if not is_server_task(t)]
-        assert not client_side, f"tasks left behind by stop(): {client_side}"
-        await wait_for(
-            lambda: not self.sim.connections, 2 * UNIT_S, "the simulator to see every socket close"
-        )
-        # The simulator's per-connection handlers end once they see the closes.
-        await wait_for(lambda: not self.new_tasks(), 2 * UNIT_S, "server handlers to finish")
-
-    def new_tasks(self) -> set[asyncio.Task[Any]]:
-        return asyncio.all_tasks() - self.tasks_before - {asyncio.current_task()}
 
 
 def _ticker_with(symbol: str, mark: Decimal) -> Callable[[dict[str, Any]], bool]:
