@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 
 from bybit_hybrid.protocol.domain import TickerUpdate
-from bybit_hybrid.wire.convert import decimal_or_none
+from bybit_hybrid.wire.convert import decimal_or_none, plausible
 from bybit_hybrid.wire.decode import TickerMessage
 from bybit_hybrid.wire.errors import WireDecodeError
 from bybit_hybrid.wire.messages import TickerData
@@ -122,9 +122,9 @@ class MarkCache:
         except InvalidOperation:
             raise _bad_price(data) from None
         if not (
-            (mark is None or mark.is_finite())
-            and (last is None or last.is_finite())
-            and (index is None or index.is_finite())
+            (mark is None or plausible(mark))
+            and (last is None or plausible(last))
+            and (index is None or plausible(index))
         ):
             raise _bad_price(data)
         entry = self._states.get(data.symbol)

@@ -24,6 +24,19 @@ _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL, "": None}
 _ZERO = Decimal(0)
 
 
+# No price or size Bybit sends comes near 10**30 (or 10**-30 but for zero); a value beyond
+# that is garbage, and arithmetic on it (PnL = (mark - entry) * size) could overflow the
+# Decimal context and raise from the core, which must never raise on input.
+MAX_DECIMAL_EXPONENT = 30
+
+
+def plausible(value: Decimal) -> bool:
+    """Finite, and zero or within 10**±MAX_DECIMAL_EXPONENT."""
+    return value.is_finite() and (
+        not value or -MAX_DECIMAL_EXPONENT <= value.adjusted() <= MAX_DECIMAL_EXPONENT
+    )
+
+
 def decimal_or_none(value: str | None, field: str) -> Decimal | None:
     """ "" or absent → None; a decimal string → Decimal; anything else names the field."""
     if not value:
@@ -34,6 +47,8 @@ def decimal_or_none(value: str | None, field: str) -> Decimal | None:
         raise WireDecodeError(f"{field} is not a decimal", value, field) from None
     if not result.is_finite():
         raise WireDecodeError(f"{field} is not a finite decimal", value, field)
+    if not plausible(result):
+        raise WireDecodeError(f"{field} is out of range (beyond 1e±30)", value, field)
     return result
 
 

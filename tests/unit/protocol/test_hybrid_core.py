@@ -419,3 +419,18 @@ def test_on_frame_returns_true_for_tickers_when_a_cutover_splits_symbols() -> No
     core.on_frame(PRIVATE, frame("F13"), T0)
     _ack_all(core, PUB)
     assert core.on_frame(PUB, _ticker("BTCUSDT", snapshot=True, cs=10, mark="1"), T0) is True
+
+
+def test_an_absurd_mark_is_a_bad_frame_not_an_overflow_later() -> None:
+    """Found by the fuzz test: a finite but huge mark (1E999999) used to be accepted and then
+    overflowed the PnL of the next position opened on that symbol, raising from `on_frame`."""
+    core = _core()
+    _live_private(core)
+    _live_public(core)
+    core.on_frame(PUB, _ticker("BTCUSDT", snapshot=True, cs=1, mark="1E999999"), T0)
+    (bad,) = [e for e in core.take_events() if isinstance(e, BadFrame)]
+    assert "markPrice is out of range" in bad.error
+    assert core.marks.mark("BTCUSDT") is None
+    core.on_frame(PRIVATE, frame("F13"), T0 + 0.1)  # opens BTCUSDT: must not raise
+    opened = [e for e in core.take_events() if isinstance(e, PositionOpened)]
+    assert len(opened) == 1 and opened[0].view.unrealised_pnl is not None

@@ -148,6 +148,8 @@ def test_stats_count_frames() -> None:
         ("lastPrice", "1..2", "lastPrice is not a decimal"),
         ("indexPrice", "NaN", "indexPrice is not a finite decimal"),
         ("markPrice", "-Infinity", "markPrice is not a finite decimal"),
+        ("markPrice", "1E999999", "markPrice is out of range"),
+        ("lastPrice", "1e-40", "lastPrice is out of range"),
     ],
 )
 def test_apply_frame_names_a_bad_price_and_changes_nothing(

@@ -29,12 +29,17 @@ def test_zero_means_unset_for_stops(value: str) -> None:
     assert price_unset_zero(value, "stopLoss") is None
 
 
-@pytest.mark.parametrize("value", ["abc", "NaN", "Infinity", "1e"])
+@pytest.mark.parametrize("value", ["abc", "NaN", "Infinity", "1e", "1E999999", "-1e31", "1e-31"])
 def test_bad_decimal_names_field(value: str) -> None:
     with pytest.raises(WireDecodeError) as info:
         decimal_or_none(value, "markPrice")
     assert info.value.path == "markPrice"
     assert "markPrice" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["1e30", "-9.99e30", "1e-30", "0E-1000", "0.00000001"])
+def test_decimals_up_to_thirty_powers_of_ten_are_accepted(value: str) -> None:
+    assert decimal_or_none(value, "markPrice") == Decimal(value)
 
 
 def test_side_and_seq() -> None:
