@@ -13,7 +13,7 @@ from pybit.exceptions import InvalidRequestError
 
 from bybit_hybrid.sim import SimConfig
 from tests.integration.sim_support import ThreadedSim, threaded_sim
-from tests.support import wait_for_sync
+from tests.support import UNIT_S, wait_for_sync
 
 
 @pytest.fixture
@@ -47,6 +47,39 @@ class Inbox:
             return list(self.messages)
 
 
+class WaitingDict(dict[str, Any]):
+    """A dict whose reads of a missing key wait (bounded) for another thread to write it.
+
+    pybit sends a subscribe frame and only then records `subscriptions[req_id]` and the
+    topic's callback. Against Bybit the network round trip always covers that gap; on
+    loopback under load, pybit's socket thread can read the reply (or the ticker snapshot)
+    first, raise KeyError and close the socket for good. Waiting here closes the gap the way
+    the round trip does, without changing what pybit sends or how it handles frames.
+    """
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__()
+        self._wait_s = wait_s
+        self._written = threading.Condition()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._written:
+            super().__setitem__(key, value)
+            self._written.notify_all()
+
+    def __getitem__(self, key: str) -> Any:
+        with self._written:
+            self._written.wait_for(lambda: dict.__contains__(self, key), self._wait_s)
+        return super().__getitem__(key)
+
+
+def _without_record_race(ws: Any) -> Any:
+    """Installs WaitingDicts before the first subscribe (see WaitingDict)."""
+    ws.subscriptions = WaitingDict(wait_s=2 * UNIT_S)
+    ws.callback_directory = WaitingDict(wait_s=2 * UNIT_S)
+    return ws
+
+
 def _http(sim: ThreadedSim) -> Any:
     session = unified_trading.HTTP(api_key=sim.server.api_key, api_secret=sim.server.api_secret)
     session.endpoint = sim.server.base_url
@@ -55,8 +88,10 @@ def _http(sim: ThreadedSim) -> Any:
 
 def test_public_ticker_stream(pointed_at_sim: ThreadedSim) -> None:
     inbox = Inbox()
-    ws = unified_trading.WebSocket(
-        channel_type="linear", testnet=False, ping_interval=1, ping_timeout=0.5
+    ws = _without_record_race(
+        unified_trading.WebSocket(
+            channel_type="linear", testnet=False, ping_interval=1, ping_timeout=0.5
+        )
     )
     try:
         ws.ticker_stream(symbol="BTCUSDT", callback=inbox)
@@ -77,13 +112,15 @@ def test_public_ticker_stream(pointed_at_sim: ThreadedSim) -> None:
 def test_private_position_stream(pointed_at_sim: ThreadedSim) -> None:
     sim = pointed_at_sim
     inbox = Inbox()
-    ws = unified_trading.WebSocket(
-        channel_type="private",
-        testnet=False,
-        api_key=sim.server.api_key,
-        api_secret=sim.server.api_secret,
-        ping_interval=1,
-        ping_timeout=0.5,
+    ws = _without_record_race(
+        unified_trading.WebSocket(
+            channel_type="private",
+            testnet=False,
+            api_key=sim.server.api_key,
+            api_secret=sim.server.api_secret,
+            ping_interval=1,
+            ping_timeout=0.5,
+        )
     )
     try:
         ws.position_stream(callback=inbox)
