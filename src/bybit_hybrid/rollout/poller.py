@@ -81,8 +81,7 @@ class RestPoller:
     def start(self) -> None:
         if self._first_delayed:
             # The stream bootstraps itself; the first poll would only repeat it.
-            now = self._clock()
-            self.planner.next_at = now + self.planner.interval_s(self._target.needs())
+            self.planner.delay_first(self._clock(), self._target.needs())
         self._task = asyncio.create_task(self._run(), name="bybit-hybrid-poller")
 
     async def stop(self) -> None:
