@@ -16,10 +16,10 @@ import asyncio
 import dataclasses
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
+from bybit_hybrid.clock import AnchoredClock
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
@@ -99,6 +99,7 @@ class BybitHybridStream(PositionStream):
         self._owned_ws: AiohttpWsBackend | None = None
         self._ready = asyncio.Event()
         self._started_at: float | None = None
+        self._anchored: AnchoredClock | None = None
 
     def __repr__(self) -> str:
         creds = self._credentials
@@ -114,6 +115,8 @@ class BybitHybridStream(PositionStream):
             self.endpoints.rest_url, self._credentials, backend=self._http_backend
         )
         await self._sync_clock()
+        # Anchored once per start: a later resync or host clock step never moves the timers.
+        self._anchored = None
         # A restart begins a new book: not ready until it is bootstrapped again, and events
         # the previous run never delivered belong to the old book.
         self._ready.clear()
@@ -234,9 +237,11 @@ class BybitHybridStream(PositionStream):
         return RecordingCore(self._recorder, self._credentials, self._config, seed)
 
     def _clock(self) -> float:
-        """Wall clock corrected by the measured server offset (auth `expires` depends on it)."""
-        offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
-        return time.time() + offset_ms / 1000
+        """Bybit's time on the monotonic clock, anchored at start (see `bybit_hybrid.clock`)."""
+        if self._anchored is None:
+            offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
+            self._anchored = AnchoredClock(offset_ms / 1000)
+        return self._anchored()
 
     async def _sync_clock(self) -> None:
         assert self._rest is not None

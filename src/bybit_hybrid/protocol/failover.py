@@ -105,12 +105,26 @@ class FailoverConfig:
     subscription_failures: int = 5
     # A scope turns DEGRADED (fast polling, no switch yet) at this share of its threshold.
     suspect_fraction: float = 0.5
+    # After the first evaluation, a private socket that was never up is still connecting, not
+    # down (issue 19 F9). Its outage is still counted from start, so a real one breaches at
+    # `private_down_s` as before; the grace stays below it. None: the suspect share of it
+    # (2.5 s by default), so it scales with the other thresholds.
+    startup_grace_s: float | None = None
 
     def __post_init__(self) -> None:
         if min(self.mark_stale_s, self.private_down_s, self.healthy_for_s) <= 0:
             raise ValueError("failover thresholds must be positive")
         if not 0 < self.suspect_fraction <= 1:
             raise ValueError("suspect_fraction must be in (0, 1]")
+        if not 0 <= self.grace_s < self.private_down_s:
+            raise ValueError("startup_grace_s must be in [0, private_down_s)")
+
+    @property
+    def grace_s(self) -> float:
+        """The start-up grace in seconds (see `startup_grace_s`)."""
+        if self.startup_grace_s is None:
+            return self.private_down_s * self.suspect_fraction
+        return self.startup_grace_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +183,8 @@ class Failover:
         self._account = _Scope()
         self._symbols: dict[str, _Scope] = {}
         self.stats = FailoverStats()
+        self._started_at: float | None = None
+        self._private_seen = False
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -232,6 +248,9 @@ class Failover:
     def _account_condition(self, now: float, obs: AccountObservation) -> tuple[Condition, str]:
         cfg = self.config
         scope = self._account
+        if self._started_at is None:
+            self._started_at = now
+        self._private_seen = self._private_seen or obs.private_up
         if obs.private_up:
             scope.down_since = None
         elif scope.down_since is None:
@@ -240,6 +259,8 @@ class Failover:
             return Condition.BREACH, f"position subscription failed {obs.subscription_failures}x"
         if scope.down_since is not None:
             down_s = now - scope.down_since
+            if not self._private_seen and now - self._started_at < cfg.grace_s:
+                return Condition.HEALTHY, "private stream connecting (start-up grace)"
             if down_s >= cfg.private_down_s:
                 return Condition.BREACH, f"private stream down {down_s:.1f}s"
             return Condition.SUSPECT, f"private stream down {down_s:.1f}s"

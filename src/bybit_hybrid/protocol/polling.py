@@ -132,6 +132,14 @@ class PollPlanner:
         self.next_at = max(now, self.not_before)
         return self.next_at
 
+    def delay_first(self, now: float, needs: PollNeeds) -> float:
+        """The shell bootstrapped at `now`: it counts as a poll, so `reschedule` works at once.
+
+        Without this a private outage in the first slow interval got no fast polling (issue 19 F3).
+        """
+        self._last_at = now
+        return self._schedule(now + self.interval_s(needs))
+
     def reschedule(self, needs: PollNeeds) -> float:
         """Brings the next poll forward when the needs now call for a shorter interval."""
         if self._last_at is not None:

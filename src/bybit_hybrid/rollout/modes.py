@@ -76,6 +76,9 @@ log = logging.getLogger(__name__)
 RolloutMode = Literal["canary", "parallel", "cutover", "hybrid"]
 MODES: Final = ("canary", "parallel", "cutover", "hybrid")
 _UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE, SessionState.STALE)
+# The account's private feed is up only while frames arrive: a STALE socket (TCP up, nothing
+# arriving) hides every open and close made meanwhile, so failover must poll (issue 19 F2).
+ACCOUNT_FEED_UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,8 +410,9 @@ class RolloutStream(PositionStream):
     def _evaluate_failover(self, core: HybridCore, now: float) -> None:
         assert self.failover is not None
         private = core.session(PRIVATE)
+        confirmed = POSITION_TOPIC in private.subscriptions.confirmed
         account = AccountObservation(
-            private_up=private.state in _UP and POSITION_TOPIC in private.subscriptions.confirmed,
+            private_up=private.state in ACCOUNT_FEED_UP and confirmed,
             subscription_failures=self._position_failures,
             gave_up=POSITION_TOPIC in self._gave_up,
         )

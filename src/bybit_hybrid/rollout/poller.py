@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from bybit_hybrid.clock import AnchoredClock
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.events import PositionView
@@ -81,8 +81,7 @@ class RestPoller:
     def start(self) -> None:
         if self._first_delayed:
             # The stream bootstraps itself; the first poll would only repeat it.
-            now = self._clock()
-            self.planner.next_at = now + self.planner.interval_s(self._target.needs())
+            self.planner.delay_first(self._clock(), self._target.needs())
         self._task = asyncio.create_task(self._run(), name="bybit-hybrid-poller")
 
     async def stop(self) -> None:
@@ -223,6 +222,7 @@ class AdaptiveBybitStream(PositionStream):
         self._poller: RestPoller | None = None
         self._ready = asyncio.Event()
         self._started_at: float | None = None
+        self._anchored: AnchoredClock | None = None
         self._poll_listeners: list[Callable[[float], None]] = []
 
     def __repr__(self) -> str:
@@ -240,6 +240,8 @@ class AdaptiveBybitStream(PositionStream):
         )
         with contextlib.suppress(BybitError):
             await self._rest.sync_clock()
+        # Anchored once per start: a later resync or host clock step never moves the timers.
+        self._anchored = None
         self._ready.clear()
         self._book = RestBook()
         self._fanout.start()
@@ -332,8 +334,11 @@ class AdaptiveBybitStream(PositionStream):
     # --- internals ---------------------------------------------------------------------------
 
     def _clock(self) -> float:
-        offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
-        return time.time() + offset_ms / 1000
+        """Bybit's time on the monotonic clock, anchored at start (see `bybit_hybrid.clock`)."""
+        if self._anchored is None:
+            offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
+            self._anchored = AnchoredClock(offset_ms / 1000)
+        return self._anchored()
 
     def _position_status(self, view: PositionView, now: float) -> dict[str, Any]:
         age = self._book.marks.age_s(view.key.symbol, now)

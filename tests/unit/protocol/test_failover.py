@@ -207,3 +207,19 @@ def test_cutover_share_is_stable_monotonic_and_about_the_percentage() -> None:
         "SOLUSDT",
         "DOGEUSDT",
     ]
+
+
+def test_f9_no_degraded_account_before_the_private_socket_had_a_chance() -> None:
+    # Issue 19 F9: at start the private socket is still connecting; that is not an outage.
+    cfg = FailoverConfig(private_down_s=5.0, startup_grace_s=2.0)
+    f = Failover(cfg)
+    down = AccountObservation(private_up=False)
+    f.evaluate(0.0, down, {})
+    f.evaluate(1.9, down, {})
+    assert not f.degraded()
+    # Past the grace, a socket that never came up is suspect, and breaches on the usual
+    # threshold counted from start: the grace hides no outage.
+    f.evaluate(2.0, down, {})
+    assert f.degraded() and not f.polls_positions()
+    f.evaluate(5.0, down, {})
+    assert f.polls_positions()

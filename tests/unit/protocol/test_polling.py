@@ -106,3 +106,12 @@ def test_failures_back_off_but_never_beyond_the_interval() -> None:
 def test_config_rejects_inverted_intervals() -> None:
     with pytest.raises(ValueError, match="fast_s"):
         PollConfig(fast_s=10.0, slow_s=1.0)
+
+
+def test_f3_a_delayed_first_poll_is_brought_forward_from_the_first_second() -> None:
+    # Issue 19 F3: the stream bootstrapped itself at t=0 and delayed the first poll to the slow
+    # interval; a private outage at t=1 turns the needs fast and must poll by t=0+fast_s.
+    p = planner()
+    p.delay_first(0.0, FLAT)
+    assert p.next_at == 10.0
+    assert p.reschedule(OPEN) == 1.5
