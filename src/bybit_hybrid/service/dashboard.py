@@ -186,6 +186,8 @@ class DashboardFeed:
     stream: Any
     protection: Any
     clock: Callable[[], float] = time.time
+    # The wall clock that stamps alerts and actions (HH:MM:SS, UTC).
+    wall: Callable[[], float] = time.time
     started_at: float = field(default=0.0)
     events: int = 0
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
@@ -199,8 +201,16 @@ class DashboardFeed:
     def __post_init__(self) -> None:
         self.started_at = self.started_at or time.monotonic()
 
+    def _stamp(self) -> str:
+        return time.strftime("%H:%M:%S", time.gmtime(self.wall()))
+
+    def observe(self) -> None:
+        """Notes protection changes now (cheap; call it often), so that each action is
+        stamped when it happened rather than at the next snapshot."""
+        self._protection_rows()
+
     def on_event(self, event: CoreEvent) -> None:
-        at = time.strftime("%H:%M:%S", time.gmtime())
+        at = self._stamp()
         if isinstance(event, PositionEvent):
             self.events += 1
             received = event.view.received_at
@@ -280,7 +290,7 @@ class DashboardFeed:
     def _protection_rows(self) -> dict[tuple[str, int], tuple[str, str]]:
         """Trail phase and stop per position; notes changes of either as protection actions."""
         rows: dict[tuple[str, int], tuple[str, str]] = {}
-        at = time.strftime("%H:%M:%S", time.gmtime())
+        at = self._stamp()
         status = self.protection.status()
         counters = {
             "stops sent": status["trailing"]["stops_sent"],

@@ -135,12 +135,19 @@ async def _live(feed: DashboardFeed, done: asyncio.Event, duration_s: float | No
 
 
 async def _plain(feed: DashboardFeed, done: asyncio.Event, duration_s: float | None) -> None:
-    end = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
+    """A summary every `SUMMARY_EVERY_S`; protection is observed every `REFRESH_S` between
+    them, so the actions a summary lists carry the time they happened."""
+    clock = asyncio.get_running_loop().time
+    end = None if duration_s is None else clock() + duration_s
     every = SUMMARY_EVERY_S if duration_s is None else min(SUMMARY_EVERY_S, duration_s / 2)
-    while not await _wait(done, _step(end, every)):
-        if end is not None and asyncio.get_running_loop().time() >= end:
+    next_summary = clock() + every
+    while not await _wait(done, _step(end, min(REFRESH_S, max(0.0, next_summary - clock())))):
+        feed.observe()
+        if end is not None and clock() >= end:
             break
-        print(plain_summary(feed.snapshot()), flush=True)
+        if clock() >= next_summary:
+            print(plain_summary(feed.snapshot()), flush=True)
+            next_summary = clock() + every
 
 
 def _step(end: float | None, every: float) -> float:
