@@ -8,7 +8,7 @@ import calendar
 from typing import Any
 
 from bybit_hybrid.service.commands import demo
-from bybit_hybrid.service.dashboard import DashboardFeed
+from bybit_hybrid.service.dashboard_feed import DashboardFeed
 
 T0 = calendar.timegm((2026, 12, 4, 4, 0, 0))
 
