@@ -179,9 +179,9 @@ async def test_every_documented_metric_has_a_sample_after_its_trigger(
             problems.append(
                 f"{where}: labels {sorted(labels)} documented, {sorted(sample_labels)} exposed"
             )
-    for name, labels in TRIGGERED:
-        if name in scraped and not _has(scraped[name][1], labels):
-            problems.append(f"`{name}`: no sample with {dict(labels)} after its trigger")
+    for name, wanted in TRIGGERED:
+        if name in scraped and not _has(scraped[name][1], wanted):
+            problems.append(f"`{name}`: no sample with {dict(wanted)} after its trigger")
     for name in sorted(set(scraped) - set(documented)):
         problems.append(f"`{name}` is exposed but not documented in {OPERATIONS.name}")
     assert not problems, "\n".join(problems)
