@@ -2,7 +2,14 @@
 
 __version__ = "0.1.0"
 
+from bybit_hybrid.errors import ConfigError, KeyRejectedError
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.stream import BybitHybridStream
 
-__all__ = ["AdaptiveBybitStream", "BybitHybridStream", "__version__"]
+__all__ = [
+    "AdaptiveBybitStream",
+    "BybitHybridStream",
+    "ConfigError",
+    "KeyRejectedError",
+    "__version__",
+]

@@ -12,7 +12,6 @@ dropped; mark updates are conflated per position when the handler is slower than
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import random
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bybit_hybrid.clock import AnchoredClock
+from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
@@ -33,6 +33,7 @@ from bybit_hybrid.protocol.hybrid import (
 )
 from bybit_hybrid.protocol.session import AuthFailed, SocketDead, StateChanged
 from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
+from bybit_hybrid.readiness import Readiness
 from bybit_hybrid.router.fanout import (
     EXCHANGE,
     POSITION_UPDATE,
@@ -97,7 +98,7 @@ class BybitHybridStream(PositionStream):
         self._runner: StreamRunner | None = None
         self._rest: BybitRestClient | None = None
         self._owned_ws: AiohttpWsBackend | None = None
-        self._ready = asyncio.Event()
+        self._ready = Readiness()
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
 
@@ -151,8 +152,17 @@ class BybitHybridStream(PositionStream):
         self._rest = None
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the first REST bootstrap to be merged into the book."""
-        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        """Waits for the first REST bootstrap to be merged into the book.
+
+        A key Bybit rejects before then (the private auth reply, or REST's retCode 10003,
+        10004, 10005 or 10010) stops the stream and raises `KeyRejectedError` at once, naming
+        the retCode; retrying cannot fix a wrong key. `TimeoutError` means no answer at all.
+        """
+        try:
+            await self._ready.wait(timeout_s)
+        except KeyRejectedError:
+            await self.stop()
+            raise
 
     def add_listener(self, listener: CoreListener) -> None:
         """Receives every core event synchronously (position, socket, subscription, REST)."""
@@ -254,6 +264,7 @@ class BybitHybridStream(PositionStream):
         for event in events:
             if not isinstance(event, PositionEvent):
                 self._log_event(event)
+                self._ready.observe(event)
         self._fanout.emit(events)
 
     def _log_event(self, event: CoreEvent) -> None:
@@ -296,7 +307,6 @@ class BybitHybridStream(PositionStream):
                 event.positions,
                 event.events,
             )
-            self._ready.set()
 
 
 def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:

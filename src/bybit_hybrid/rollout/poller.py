@@ -19,12 +19,14 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from bybit_hybrid.clock import AnchoredClock
+from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.events import PositionView
 from bybit_hybrid.protocol.hybrid import CoreEvent, FetchPositions, Reconciled, RestFailed
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
+from bybit_hybrid.readiness import Readiness
 from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
@@ -220,7 +222,7 @@ class AdaptiveBybitStream(PositionStream):
         self._book = RestBook()
         self._rest: BybitRestClient | None = None
         self._poller: RestPoller | None = None
-        self._ready = asyncio.Event()
+        self._ready = Readiness()
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
         self._poll_listeners: list[Callable[[float], None]] = []
@@ -261,8 +263,13 @@ class AdaptiveBybitStream(PositionStream):
         self._rest = None
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the first successful position poll."""
-        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        """Waits for the first successful position poll. A key rejected before it stops the
+        stream and raises `KeyRejectedError` (naming the retCode) at once."""
+        try:
+            await self._ready.wait(timeout_s)
+        except KeyRejectedError:
+            await self.stop()
+            raise
 
     def add_listener(self, listener: CoreListener) -> None:
         """Receives every event synchronously: positions, `Reconciled` once, `RestFailed`."""
@@ -378,7 +385,9 @@ class AdaptiveBybitStream(PositionStream):
                 log.exception("poll listener failed")
 
     def _poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
-        self._fanout.notify(rest_failed(error, retry_in_s))
+        failed = rest_failed(error, retry_in_s)
+        self._ready.observe(failed)
+        self._fanout.notify(failed)
 
 
 class _BookTarget:

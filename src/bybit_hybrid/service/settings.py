@@ -140,6 +140,18 @@ class AppSettings(BaseSettings):
     rollout_divergence_critical_pct: Decimal = Field(
         default=Decimal("1"), gt=0, description="parallel mode: mark divergence critical, %"
     )
+    auth_failure_critical_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="API key rejected this long after it had worked: the auth_rejected alert "
+        "turns critical",
+    )
+    auth_failure_exit_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="API key rejected this long after it had worked: run/stream exit (code 2) "
+        "with a one-line reason; a key rejected at start-up stops them at once",
+    )
     rest_poll_fast_s: float = Field(
         default=1.5,
         gt=0,
@@ -278,6 +290,8 @@ class AppSettings(BaseSettings):
             raise ValueError("rollout_no_events_critical_s must be >= the warning threshold")
         if self.rollout_divergence_critical_pct < self.rollout_divergence_warning_pct:
             raise ValueError("rollout_divergence_critical_pct must be >= the warning threshold")
+        if self.auth_failure_exit_s < self.auth_failure_critical_s:
+            raise ValueError("auth_failure_exit_s must be >= auth_failure_critical_s")
         if self.rest_poll_slow_s < self.rest_poll_fast_s:
             raise ValueError("rest_poll_slow_s must be >= rest_poll_fast_s")
         if self.trailing_bypass_improvement_pct < self.trailing_min_improvement_pct:

@@ -18,8 +18,7 @@ from typing import Any
 
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protection.unified import UnifiedProtection
-from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
-from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.auth_watch import AuthWatch
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
@@ -69,28 +68,22 @@ async def _run(
     duration_s: float | None,
 ) -> int:
     done = asyncio.Event()
-    fatal: list[str] = []
-
-    def watch(event: CoreEvent) -> None:
-        if isinstance(event, AuthFailed):
-            fatal.append(f"Bybit rejected the API key on the private stream: {event.ret_msg}")
-        elif isinstance(event, RestFailed) and event.permanent:
-            fatal.append(f"Bybit rejected the API key: {event.error}")
-        if fatal:
-            done.set()
-
+    watch = AuthWatch(settings, done)
+    fatal = watch.fatal
     stack = RunStack(settings, api_key, api_secret, kwargs, listeners=(watch,))
+    watch.alerts = stack.metrics.on_event
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, done.set)
-    reporter: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         await stack.start(metrics_port=settings.metrics_port)
         if stack.server is not None:
             say(f"metrics on {stack.server.url}")
         log.info("protecting positions (state in %s, mode %s)", settings.state_db, settings.mode)
-        reporter = asyncio.create_task(_report(stack.protection), name="run-status")
+        tasks.append(asyncio.create_task(_report(stack.protection), name="run-status"))
+        tasks.append(asyncio.create_task(watch.loop(), name="run-auth-watch"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), duration_s)
     except BybitError as exc:
@@ -98,8 +91,8 @@ async def _run(
     except OSError as exc:
         fatal.append(f"could not serve metrics on port {settings.metrics_port}: {exc}")
     finally:
-        if reporter is not None:
-            reporter.cancel()
+        for task in tasks:
+            task.cancel()
         await stack.stop()
         _log_status(stack.protection)
     if fatal:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from bybit_hybrid.errors import ConfigError
-from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
-from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.auth_watch import AuthWatch
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
@@ -109,15 +108,8 @@ async def _stream(
     args: argparse.Namespace,
 ) -> int:
     done = asyncio.Event()
-    fatal: list[str] = []
-
-    def watch(event: CoreEvent) -> None:
-        if isinstance(event, AuthFailed):
-            fatal.append(f"Bybit rejected the API key on the private stream: {event.ret_msg}")
-        elif isinstance(event, RestFailed) and event.permanent:
-            fatal.append(f"Bybit rejected the API key: {event.error}")
-        if fatal:
-            done.set()
+    watch = AuthWatch(settings, done)
+    fatal = watch.fatal
 
     printer = _Printer(args.json, done.set)
     options: dict[str, Any] = (
@@ -128,6 +120,7 @@ async def _stream(
         options["recorder"] = recorder
     stream = make_position_stream(settings, api_key, api_secret, printer, kwargs, **options)
     stream.add_listener(watch)
+    watcher = asyncio.create_task(watch.loop(), name="stream-auth-watch")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
@@ -137,6 +130,7 @@ async def _stream(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), args.duration)
     finally:
+        watcher.cancel()
         await stream.stop()
         if recorder is not None:
             recorder.close()
