@@ -19,6 +19,7 @@ from bybit_hybrid.protection.aged_adapter import AgedAdapter
 from bybit_hybrid.protection.config import aged_config, trailing_config
 from bybit_hybrid.protection.exchange import ProtectionExchange, trigger_price_of
 from bybit_hybrid.protection.limiter import AccountLimiter
+from bybit_hybrid.protection.plan import PlanInputs, position_plan
 from bybit_hybrid.protection.position_manager import PositionManager
 from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
@@ -73,6 +74,7 @@ class UnifiedProtection:
         self.trailing.register(self.router)
         self.aged.register(self.router)
         self._started = False
+        self._clock = clock
 
     def attach(self, stream: Any) -> None:
         """Listens to a `PositionStream`; call before `stream.start()` to see the bootstrap.
@@ -109,6 +111,24 @@ class UnifiedProtection:
         """Nothing queued in the router and no exchange call waiting or in flight."""
         return self.router.idle() and self.trailing.idle() and self.aged.idle()
 
+    def plan(self) -> list[dict[str, Any]]:
+        """What protection will do to each open position (see `protection.plan`)."""
+        now_ms = int(self._clock() * 1000)
+        return [
+            position_plan(
+                PlanInputs(
+                    managed,
+                    self.trailing.trail(managed.key),
+                    self.aged.state(managed.key),
+                    self.aged.held(managed.key),
+                ),
+                self.trailing.config,
+                self.aged.config,
+                now_ms,
+            )
+            for managed in self.manager.positions()
+        ]
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready picture of every protected position and the counters."""
         positions = []
@@ -132,6 +152,7 @@ class UnifiedProtection:
                     "trail_confirmed_stop": None if trail is None else _text(trail.confirmed_stop),
                     "closing": key in self.trailing.closing(),
                     "aged_phase": None if aged is None else aged.phase.value,
+                    "aged_held": self.aged.held(key),
                 }
             )
         t, a = self.trailing.stats, self.aged.stats
@@ -158,7 +179,9 @@ class UnifiedProtection:
                 "already_gone": a.already_gone,
                 "close_failures": a.close_failures,
                 "monitor_only": a.monitor_only,
+                "held_existing": a.held_existing,
             },
+            "plan": self.plan(),
             "router": self.router.stats(),
             "limiter_waits": self.exchange.limiter.waits,
         }

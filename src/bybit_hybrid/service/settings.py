@@ -240,8 +240,19 @@ class AppSettings(BaseSettings):
     aged_monitor_only: bool = Field(
         default=False, description="compute and log aged exits, send nothing"
     )
+    aged_close_existing: bool = Field(
+        default=False,
+        description="also close positions that are already past aged_max_age_h when run "
+        "starts (first seen by this state_db); off: those are only monitored and logged",
+    )
     aged_monitor_only_symbols: list[str] = Field(
         default_factory=list, description="symbols whose aged exits are only logged, never sent"
+    )
+
+    protection_dry_run: bool = Field(
+        default=False,
+        description="run --dry-run: every trailing and aged decision is computed and logged, "
+        "nothing is sent to the exchange",
     )
 
     # --- service ---
