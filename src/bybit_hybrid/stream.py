@@ -23,6 +23,7 @@ from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
+from bybit_hybrid.protocol.failure_digest import FailureDigest, LogLine
 from bybit_hybrid.protocol.hybrid import (
     BadFrame,
     CoreEvent,
@@ -31,7 +32,7 @@ from bybit_hybrid.protocol.hybrid import (
     Reconciled,
     RestFailed,
 )
-from bybit_hybrid.protocol.session import AuthFailed, SocketDead, StateChanged
+from bybit_hybrid.protocol.session import AuthFailed, SessionState, SocketDead, StateChanged
 from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
 from bybit_hybrid.readiness import Readiness
 from bybit_hybrid.router.fanout import (
@@ -99,6 +100,7 @@ class BybitHybridStream(PositionStream):
         self._rest: BybitRestClient | None = None
         self._owned_ws: AiohttpWsBackend | None = None
         self._ready = Readiness()
+        self._rest_digest = FailureDigest()  # REST failures: first, summaries, ERROR later
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
 
@@ -269,7 +271,10 @@ class BybitHybridStream(PositionStream):
 
     def _log_event(self, event: CoreEvent) -> None:
         if isinstance(event, StateChanged):
-            log.info(
+            # Each retry of a failing connect is two moves; the runner summarises those.
+            dialing = {event.old, event.new} == {SessionState.DISCONNECTED, SessionState.CONNECTING}
+            log.log(
+                logging.DEBUG if dialing else logging.INFO,
                 "%s: %s -> %s (%s)",
                 event.connection,
                 event.old.value,
@@ -291,13 +296,13 @@ class BybitHybridStream(PositionStream):
         elif isinstance(event, BadFrame):
             log.warning("%s: bad frame ignored: %s", event.connection, event.error)
         elif isinstance(event, RestFailed):
-            log.warning(
-                "rest %s failed, retry in %.1fs: %s",
-                type(event.request).__name__,
-                event.retry_in_s,
-                event.error,
+            reason = (
+                f"rest {type(event.request).__name__} failed, retry in "
+                f"{event.retry_in_s:.1f}s: {event.error}"
             )
+            _log_line_of(self._rest_digest.failed("rest", reason, self._clock()))
         elif isinstance(event, Reconciled):
+            _log_line_of(self._rest_digest.succeeded("rest", self._clock()))
             # A failover poll reconciles every few seconds: only bootstraps and reconnects
             # are worth an info line.
             log.log(
@@ -307,6 +312,11 @@ class BybitHybridStream(PositionStream):
                 event.positions,
                 event.events,
             )
+
+
+def _log_line_of(line: LogLine | None) -> None:
+    if line is not None:
+        log.log(line.level, "%s", line.message)
 
 
 def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:

@@ -23,6 +23,7 @@ from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.events import PositionView
+from bybit_hybrid.protocol.failure_digest import FailureDigest
 from bybit_hybrid.protocol.hybrid import CoreEvent, FetchPositions, Reconciled, RestFailed
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
@@ -77,6 +78,7 @@ class RestPoller:
         self._task: asyncio.Task[None] | None = None
         self.last_poll_at: float | None = None
         self.last_error: str | None = None
+        self._digest = FailureDigest()
         self.position_rows = 0
         self.ticker_rows = 0
 
@@ -161,6 +163,8 @@ class RestPoller:
             now = self._clock()
             self.last_poll_at = now
             self.last_error = None
+            if (line := self._digest.succeeded("rest", self._clock())) is not None:
+                log.log(line.level, "%s", line.message)
             self.planner.on_success(now, self._target.needs())
             self._observe_limits(now)
             self._target.polled(now)
@@ -177,7 +181,11 @@ class RestPoller:
         now = self._clock()
         retry_in_s = max(0.0, retry_at - now)
         self.last_error = str(exc)
-        log.warning("rest poll failed, next try in %.1fs: %s", retry_in_s, exc)
+        line = self._digest.failed(
+            "rest", f"poll failed, next try in {retry_in_s:.1f}s: {exc}", now
+        )
+        if line is not None:
+            log.log(line.level, "%s", line.message)
         self._target.poll_failed(exc, retry_in_s, now)
 
     def _observe_limits(self, now: float) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from bybit_hybrid.protocol.domain import Socket, TickerUpdate
+from bybit_hybrid.protocol.failure_digest import FailureDigest, LogLine
 from bybit_hybrid.protocol.hybrid import (
     PRIVATE,
     CoreEvent,
@@ -58,6 +59,8 @@ class StreamRunner:
         self._ws = ws_backend
         self._on_events = on_events
         self._clock = clock
+        # Connect failures: the first logged, repeats summarised, ERROR after a bound.
+        self.digest = FailureDigest()
         self._max_active_time_s = max_active_time_s
         self._conns: dict[str, WsConnection] = {}
         self._send_queues: dict[str, asyncio.Queue[str]] = {}
@@ -183,7 +186,7 @@ class StreamRunner:
         try:
             conn = await self._ws.connect(self._url(name), timeout_s=timeout_s)
         except TransportError as exc:
-            log.warning("%s: %s", name, exc)
+            self._log(self.digest.failed(name, f"connect failed: {exc}", self._clock()))
             core.on_close(name, self._clock(), f"connect failed: {exc.reason}")
             self._pump()
             return
@@ -200,6 +203,7 @@ class StreamRunner:
         self._send_queues[name] = asyncio.Queue()
         writer = asyncio.create_task(self._writer(name, conn), name=f"bybit-hybrid-{name}-tx")
         core.on_open(name, self._clock())
+        self._log(self.digest.succeeded(name, self._clock()))
         self._pump()
         reason = "closed"
         # A burst of buffered frames is read without the loop running in between, so events
@@ -233,9 +237,16 @@ class StreamRunner:
             self._send_queues.pop(name, None)
             reason = self._closing.pop(name, reason)
         if not self._stopping:
-            log.info("%s: socket closed: %s", name, reason)
+            # A drop is worth a trace at WARNING; a shard we retired is not a drop.
+            level = logging.INFO if core.is_retired(name) else logging.WARNING
+            log.log(level, "%s: socket closed: %s", name, reason)
             core.on_close(name, self._clock(), reason)
             self._pump()
+
+    @staticmethod
+    def _log(line: LogLine | None) -> None:
+        if line is not None:
+            log.log(line.level, "%s", line.message)
 
     async def _writer(self, name: str, conn: WsConnection) -> None:
         queue = self._send_queues[name]

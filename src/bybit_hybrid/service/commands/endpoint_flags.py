@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import get_args
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 from bybit_hybrid.service.settings import EventLoop
 from bybit_hybrid.transport.endpoints import Endpoints
@@ -45,6 +46,19 @@ def endpoint_kwargs(args: argparse.Namespace) -> dict[str, object]:
     }
     Endpoints.select(**kwargs)  # type: ignore[arg-type]  # raises ConfigError early
     return kwargs
+
+
+def endpoint_line(kwargs: dict[str, Any], mode: str) -> str:
+    """The start-up line: which exchange, which hosts, which mode (issue 18)."""
+    endpoints = Endpoints.select(**kwargs)
+    hosts = {
+        "rest": urlsplit(endpoints.rest_url).netloc,
+        "public": urlsplit(endpoints.public_ws_url).netloc,
+        "private": urlsplit(endpoints.private_ws_url).netloc,
+    }
+    where = ", ".join(f"{name} {host}" for name, host in hosts.items())
+    real = {"mainnet": " (REAL MONEY)", "demo": " (demo trading)", "testnet": " (testnet)"}
+    return f"endpoint {endpoints.name}{real.get(endpoints.name, '')}: {where}; mode {mode}"
 
 
 def positive_seconds(text: str) -> float:

@@ -25,6 +25,7 @@ from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
     endpoint_kwargs,
+    endpoint_line,
     positive_seconds,
 )
 from bybit_hybrid.service.loop import run_loop
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     }
     settings = load_settings(args.config, flags)
     api_key, api_secret = load_keys()
+    log.info("%s", endpoint_line(kwargs, settings.mode))
     return run_loop(_run(settings, api_key, api_secret, kwargs, args.duration), settings.event_loop)
 
 

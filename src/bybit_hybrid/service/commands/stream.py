@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
     endpoint_kwargs,
+    endpoint_line,
     positive_seconds,
 )
 from bybit_hybrid.service.loop import run_loop
@@ -29,6 +31,8 @@ from bybit_hybrid.service.render import event_line, position_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
 from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.transport.recording import Recorder
+
+log = logging.getLogger(__name__)
 
 HELP = "stream live positions (private + public WebSocket, REST bootstrap) to stdout"
 MODES = get_args(Mode)
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {"mode": args.mode, "cutover_pct": args.cutover_pct, "event_loop": args.loop}
     settings = load_settings(args.config, flags)
     api_key, api_secret = load_keys()
+    log.info("%s", endpoint_line(kwargs, settings.mode))
     return run_loop(_stream(settings, api_key, api_secret, kwargs, args), settings.event_loop)
 
 
