@@ -256,9 +256,12 @@ class AppSettings(BaseSettings):
     )
 
     # --- service ---
-    state_db: Path = Field(
-        default=Path("bybit-hybrid.sqlite3"),
-        description="SQLite file holding trailing and aged state across restarts",
+    state_db: Path | None = Field(
+        default=None,
+        description="SQLite file holding trailing and aged state across restarts (mode 0600); "
+        "default: state-<endpoint>-<key id>.sqlite3 in the per-user data directory "
+        "($XDG_DATA_HOME/bybit-hybrid or ~/.local/share/bybit-hybrid; macOS ~/Library/"
+        "Application Support/bybit-hybrid; Windows %LOCALAPPDATA%\\bybit-hybrid)",
     )
     metrics_host: str = Field(
         default="127.0.0.1",
@@ -276,6 +279,15 @@ class AppSettings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         default="console", description="console (human) or json (one object per line) on stderr"
     )
+    log_file: Path | None = Field(
+        default=None,
+        description="--log-file: also log to this file (mode 0600), size-rotated; read from "
+        "the flag or the environment when logging starts",
+    )
+    log_file_max_bytes: int = Field(
+        default=10_000_000, ge=1024, description="a log file is rotated at this size"
+    )
+    log_file_backups: int = Field(default=5, ge=0, description="rotated log files kept")
     event_loop: EventLoop = Field(
         default="auto",
         description=(

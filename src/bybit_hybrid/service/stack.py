@@ -12,6 +12,7 @@ from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.service.http import OpsServer
 from bybit_hybrid.service.metrics import ServiceMetrics
+from bybit_hybrid.service.paths import default_state_db, state_file
 from bybit_hybrid.service.settings import AppSettings
 from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.transport.endpoints import Endpoints
@@ -41,7 +42,8 @@ class RunStack:
         self.rest = BybitRestClient(
             endpoints.rest_url, Credentials(api_key, api_secret), max_retries=0, limits_per_s={}
         )
-        self.store = ProtectionStore(settings.state_db)
+        self.state_db = state_file(settings.state_db or default_state_db(endpoints.name, api_key))
+        self.store = ProtectionStore(self.state_db)
         self.protection = UnifiedProtection(settings, self.rest, store=self.store)
         self.stream: PositionStream = make_position_stream(
             settings, api_key, api_secret, None, endpoint_kwargs

@@ -2,8 +2,9 @@
 
 With `--metrics-port P` (or `BYBIT_HYBRID_METRICS_PORT`) it serves /metrics, /health and /status
 (docs/operations.md) and prints `metrics on http://HOST:PORT` on stdout. Settings come from
-`BYBIT_HYBRID_*` / `.env` / `--config FILE` (see docs/protection.md); the
-trail and aged state lives in `state_db`, so a restart resumes every trail where it was.
+`BYBIT_HYBRID_*` / `.env` / `--config FILE` (see docs/protection.md); the trail and aged
+state lives in `state_db` (default: the per-user data directory, `service/paths.py`), so a
+restart resumes every trail where it was.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ async def _run(
         await stack.start(metrics_port=settings.metrics_port)
         if stack.server is not None:
             say(f"metrics on {stack.server.url}")
-        log.info("protecting positions (state in %s, mode %s)", settings.state_db, settings.mode)
+        log.info("protecting positions (state in %s, mode %s)", stack.state_db, settings.mode)
         if settings.protection_dry_run:
             log.warning("dry run: protection decisions are logged, nothing is sent")
         tasks.append(asyncio.create_task(_report(stack.protection), name="run-status"))
