@@ -342,7 +342,11 @@ def test_a_newer_flat_row_in_the_confirmation_closes() -> None:
     flat = replace(pos(size="0", seq=6, updated_ms=1_500), source=Source.REST, exchange_ts_ms=9)
     [event] = book.confirm("BTCUSDT", [flat], now=3.2, requested_at=3.1)
     assert isinstance(event, PositionClosed)
-    assert (event.view.size, event.view.side, event.view.source) == (0, Side.BUY, Source.REST)
+    assert (event.view.size, event.view.side, event.view.source) == (
+        Decimal(0),
+        Side.BUY,
+        Source.REST,
+    )
     assert BTC0 not in book
 
 
