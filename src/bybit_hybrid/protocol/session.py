@@ -45,6 +45,12 @@ Rules that come from Bybit's behaviour (BYBIT_V5.md):
 - A JSON ping goes out every `ping_interval_s` (20 s, §3.3). Any frame counts as liveness: the
   two pong shapes (already unified by `wire.Pong`), replies and data alike. No frame within
   `pong_timeout_s` of a ping means the socket is dead: close requested.
+- The private socket carries only position pushes, so it is quiet most of the time and a
+  silent one (TCP up, nothing arriving) looks like a quiet one until a pong is overdue. It
+  runs a shorter heartbeat (`SessionConfig.for_private`: a ping every 3 s, the pong due within
+  2 s), so it is declared dead at most 5 s after its last frame (issue 19 F2). Bybit's 20 s is
+  the longest interval that keeps a socket open; pinging more often is allowed (bapi pings
+  every 10 s with a 1 s pong timeout).
 - LIVE turns STALE after `stale_after_s` without any frame, and back on the next frame. STALE
   is a warning: the socket is not closed for it (the pong timeout does that).
 - The reconnect backoff resets once the socket has been LIVE for `healthy_reset_s`, so a socket
@@ -57,7 +63,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Final
 
@@ -148,9 +154,21 @@ class SessionConfig:
     # The `max_active_time` the shell puts in the private URL, if any: pings must beat it.
     max_active_time_s: float | None = None
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # The private socket's heartbeat (module docstring): it uses the shorter of these and the
+    # public values above, and its staleness is capped at its ping + pong (5 s by default).
+    # Set them to the public values for Bybit's plain 20 s ping on both sockets.
+    private_ping_interval_s: float = 3.0
+    private_pong_timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval_s", "pong_timeout_s", "stale_after_s", "auth_expires_s"):
+        for name in (
+            "ping_interval_s",
+            "pong_timeout_s",
+            "stale_after_s",
+            "auth_expires_s",
+            "private_ping_interval_s",
+            "private_pong_timeout_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.pong_timeout_s >= self.ping_interval_s:
@@ -159,6 +177,26 @@ class SessionConfig:
             raise ValueError("stale_after_s must exceed ping_interval_s")
         if self.max_active_time_s is not None and self.ping_interval_s >= self.max_active_time_s:
             raise ValueError("ping_interval_s must stay below max_active_time_s")
+        ping_s, pong_s = self._private_heartbeat()
+        if pong_s >= ping_s:
+            raise ValueError(
+                f"private_pong_timeout_s must be below the private ping interval "
+                f"({pong_s:g} s >= {ping_s:g} s): one ping in flight"
+            )
+
+    def _private_heartbeat(self) -> tuple[float, float]:
+        ping_s = min(self.ping_interval_s, self.private_ping_interval_s)
+        return ping_s, min(self.pong_timeout_s, self.private_pong_timeout_s)
+
+    def for_private(self) -> SessionConfig:
+        """This config with the private socket's heartbeat in the common fields."""
+        ping_s, pong_s = self._private_heartbeat()
+        return replace(
+            self,
+            ping_interval_s=ping_s,
+            pong_timeout_s=pong_s,
+            stale_after_s=min(self.stale_after_s, ping_s + pong_s),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +257,9 @@ class ConnectionSession:
             raise ValueError(f"private connection {name!r} needs credentials")
         self.name = name
         self.private = private
-        self.config = config
+        self.config = config.for_private() if private else config
         self.subscriptions = subscriptions
-        self.backoff = Backoff(config.backoff, rng)
+        self.backoff = Backoff(self.config.backoff, rng)
         self._credentials = credentials
         self._state = SessionState.DISCONNECTED
         self._outbox: list[str] = []
