@@ -63,12 +63,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from bybit_hybrid.protocol.backoff import Backoff, BackoffPolicy
+from bybit_hybrid.protocol.backoff import Backoff
 from bybit_hybrid.protocol.errors import IllegalTransition
+
+# Re-exported: SessionConfig lived here, and every shell imports it from here.
+from bybit_hybrid.protocol.session_config import SessionConfig as SessionConfig  # noqa: PLC0414
 from bybit_hybrid.protocol.subscriptions import (
     SubscriptionConfirmed,
     SubscriptionFailed,
@@ -137,66 +140,6 @@ def transition(state: SessionState, trigger: Trigger) -> SessionState:
         return TRANSITIONS[(state, trigger)]
     except KeyError:
         raise IllegalTransition(trigger, state) from None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """Timing for one socket; every field is in seconds. Defaults follow BYBIT_V5.md §2–3."""
-
-    ping_interval_s: float = 20.0
-    pong_timeout_s: float = 10.0
-    # Above ping_interval_s, or a quiet private socket (pongs only) would flap LIVE/STALE.
-    stale_after_s: float = 25.0
-    auth_expires_s: float = 10.0
-    auth_timeout_s: float = 10.0
-    connect_timeout_s: float = 10.0
-    healthy_reset_s: float = 60.0
-    # The `max_active_time` the shell puts in the private URL, if any: pings must beat it.
-    max_active_time_s: float | None = None
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    # The private socket's heartbeat (module docstring): it uses the shorter of these and the
-    # public values above, and its staleness is capped at its ping + pong (5 s by default).
-    # Set them to the public values for Bybit's plain 20 s ping on both sockets.
-    private_ping_interval_s: float = 3.0
-    private_pong_timeout_s: float = 2.0
-
-    def __post_init__(self) -> None:
-        for name in (
-            "ping_interval_s",
-            "pong_timeout_s",
-            "stale_after_s",
-            "auth_expires_s",
-            "private_ping_interval_s",
-            "private_pong_timeout_s",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.pong_timeout_s >= self.ping_interval_s:
-            raise ValueError("pong_timeout_s must be below ping_interval_s (one ping in flight)")
-        if self.stale_after_s <= self.ping_interval_s:
-            raise ValueError("stale_after_s must exceed ping_interval_s")
-        if self.max_active_time_s is not None and self.ping_interval_s >= self.max_active_time_s:
-            raise ValueError("ping_interval_s must stay below max_active_time_s")
-        ping_s, pong_s = self._private_heartbeat()
-        if pong_s >= ping_s:
-            raise ValueError(
-                f"private_pong_timeout_s must be below the private ping interval "
-                f"({pong_s:g} s >= {ping_s:g} s): one ping in flight"
-            )
-
-    def _private_heartbeat(self) -> tuple[float, float]:
-        ping_s = min(self.ping_interval_s, self.private_ping_interval_s)
-        return ping_s, min(self.pong_timeout_s, self.private_pong_timeout_s)
-
-    def for_private(self) -> SessionConfig:
-        """This config with the private socket's heartbeat in the common fields."""
-        ping_s, pong_s = self._private_heartbeat()
-        return replace(
-            self,
-            ping_interval_s=ping_s,
-            pong_timeout_s=pong_s,
-            stale_after_s=min(self.stale_after_s, ping_s + pong_s),
-        )
 
 
 @dataclass(frozen=True, slots=True)
