@@ -113,6 +113,8 @@ async def test_a_lagging_reconcile_does_not_close_a_position_the_stream_saw_open
         await wait_for(settled, 3 * UNIT_S, "SOL confirmed (or closed)")
         backend.lagging = False
         assert sol_closes() == [], "one lagging answer closed a position open on the exchange"
+        stats = stream.get_stats()
+        assert stats["reconcile_misses"] >= 1 and stats["reconcile_closes"] == 0
         assert any(f"symbol={SOL}" in url for url in backend.symbol_queries)
         view = next(v for v in stream.positions() if v.key.symbol == SOL)
         assert view.size == Decimal("1")

@@ -103,6 +103,15 @@ class BookStats:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    def missing_rows(self) -> dict[str, int]:
+        """For `get_stats()`: keys a listing missed (a confirmation was asked), misses withdrawn
+        because REST was behind the book, and keys closed on absence alone."""
+        return {
+            "reconcile_misses": self.reconcile_misses,
+            "reconcile_misses_withdrawn": self.reconcile_misses_withdrawn,
+            "reconcile_closes": self.reconcile_closes,
+        }
+
 
 @dataclass(slots=True)
 class _Slot:
