@@ -143,7 +143,15 @@ async def start_rig(
         sim.base_url, Credentials(sim.api_key, sim.api_secret), max_retries=0, limits_per_s={}
     )
     store = ProtectionStore(db_path)
-    protection = UnifiedProtection(settings, rest, store=store, retry=retry, clock=clock)
+    skew = clock  # the test's advances move both clocks: ages (wall) and the stop interval
+    protection = UnifiedProtection(
+        settings,
+        rest,
+        store=store,
+        retry=retry,
+        clock=skew,
+        monotonic=lambda: time.monotonic() + skew.offset_s,
+    )
     protection.attach(stream)
     rig = Rig(sim, stream, rest, protection, store, clock)
     try:
