@@ -330,6 +330,16 @@ class ConnectionSession:
         self._maybe_reset_backoff(now)
         return events + self._flush(now)
 
+    def reconnect_now(self, now: float) -> bool:
+        """A waiting reconnect may go at once (another socket just got through): True if the
+        wait was shortened. The backoff starts over: the outage that grew it is over."""
+        at = self._reconnect_at
+        if self._state is not _S.DISCONNECTED or at is None or at <= now:
+            return False
+        self._reconnect_at = now
+        self.backoff.reset()
+        return True
+
     def close(self, reason: str, *, reconnect: bool = True) -> list[SessionEvent]:
         """Asks the shell to close the socket (e.g. shutdown, or an empty extra shard)."""
         self._reconnect_wanted = reconnect

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from bybit_hybrid.protocol.backoff import BackoffPolicy
 
+RECONNECT_MAX_S = 3.0  # the longest wait between two attempts of one socket (jitter: 1.5–3 s)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
@@ -28,7 +30,9 @@ class SessionConfig:
     healthy_reset_s: float = 60.0
     # The `max_active_time` the shell puts in the private URL, if any: pings must beat it.
     max_active_time_s: float | None = None
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # Short on purpose: after an outage a socket is back within seconds of the exchange. The
+    # per-IP connection limit is kept by the shared budget (protocol/connects.py), not here.
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(max_s=RECONNECT_MAX_S))
     # The private socket's heartbeat (module docstring): it uses the shorter of these and the
     # public values above, and its staleness is capped at its ping + pong (5 s by default).
     # Set them to the public values for Bybit's plain 20 s ping on both sockets.

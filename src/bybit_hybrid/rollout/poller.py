@@ -29,6 +29,7 @@ from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
 from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.ratelimit import POSITION_LIST
 from bybit_hybrid.transport.rest import BybitRestClient, PositionPage
 from bybit_hybrid.wire.signing import Credentials
@@ -230,14 +231,21 @@ class AdaptiveBybitStream(PositionStream):
         demo: bool = False,
         base_url: str | None = None,
         allow_insecure: bool = False,
+        region: str | None = None,
+        proxy: Proxy | None = None,
         poll: PollConfig | None = None,
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._credentials = Credentials(api_key, api_secret)
         self.endpoints = Endpoints.select(
-            testnet=testnet, demo=demo, base_url=base_url, allow_insecure=allow_insecure
+            testnet=testnet,
+            demo=demo,
+            base_url=base_url,
+            allow_insecure=allow_insecure,
+            region=region,
         )
+        self.proxy = proxy
         self._poll_config = poll or PollConfig()
         self._http_backend = http_backend
         self._rng = rng
@@ -261,7 +269,7 @@ class AdaptiveBybitStream(PositionStream):
         if self._poller is not None:
             raise RuntimeError("stream is already started")
         self._rest = BybitRestClient(
-            self.endpoints.rest_url, self._credentials, backend=self._http_backend
+            self.endpoints.rest_url, self._credentials, backend=self._http_backend, proxy=self.proxy
         )
         with contextlib.suppress(BybitError):
             await self._rest.sync_clock()
