@@ -213,22 +213,27 @@ async def _run_cli(
         return out.splitlines()
     assert proc.stdout is not None
     printed: list[str] = []
-    while len(printed) < lines:
+    metrics = re.compile(r"metrics on http://[\d.]+:(\d+)")
+
+    def enough() -> bool:
+        if doc_port is not None:  # other start-up lines may come first
+            return any(metrics.search(line) for line in printed)
+        return len(printed) >= lines
+
+    while not enough():
         try:
             line = (await asyncio.wait_for(proc.stdout.readline(), 20 * UNIT_S)).decode()
         except TimeoutError:
             proc.kill()
-            raise DocError(f"{where}: printed nothing within {20 * UNIT_S:g} s") from None
+            raise DocError(f"{where}: printed {printed} and then nothing") from None
         if not line:
             _, err = await _communicate(proc, 10 * UNIT_S, where)
             raise DocError(f"{where}: ended at once (exit code {proc.returncode})\n{err}")
         printed.append(line.rstrip("\n"))
     first = printed[0]
     if doc_port is not None:
-        match = re.search(r"metrics on http://[\d.]+:(\d+)", first)
-        if match is None:
-            raise DocError(f"{where}: the first line is not `metrics on ...`: {first!r}")
-        ctx.ports[doc_port] = int(match.group(1))
+        port = next(m.group(1) for line in printed if (m := metrics.search(line)))
+        ctx.ports[doc_port] = int(port)
     _check_output(args, "\n".join(printed), where)
     background.append(_Background(argv, proc, first))
     return printed

@@ -139,14 +139,14 @@ def _positions_table(
 
 
 def _fit_columns(
-    rows: Sequence[PositionRow], width: int | None, console: Console
+    rows: Sequence[PositionRow], more: int, width: int | None, console: Console
 ) -> tuple[list[str], bool]:
     """The columns (by priority) and header style whose table fits `width`."""
     if width is None:
         return list(PRIORITY), False
 
     def fits(columns: list[str], short: bool) -> bool:
-        table = _positions_table(rows, columns, short=short, more=0)
+        table = _positions_table(rows, columns, short=short, more=more)
         return Measurement.get(console, console.options, table).maximum <= width
 
     for short in (False, True):
@@ -253,10 +253,10 @@ def render(
     """The dashboard of one snapshot, fitted to `width` x `height` when given (pure)."""
     # Measured unconstrained: a console of the target width would clamp the measurement.
     console = Console(width=10_000, color_system=None, force_terminal=False)
-    columns, short = _fit_columns(state.positions, width, console)
     plan = _plan(state, height)
     shown = state.positions[: plan.position_rows]
     more = len(state.positions) - len(shown)
+    columns, short = _fit_columns(shown, more, width, console)  # the rows shown set widths
     parts: list[RenderableType] = [*_fixed_lines(state)]
     parts.append(_positions_table(shown, columns, short=short, more=more))
     parts += _recent("Protection actions", state.actions, plan.actions)

@@ -65,13 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs = endpoint_kwargs(args)
     flags = {
         "metrics_port": args.metrics_port,
         "event_loop": args.loop,
         "protection_dry_run": True if args.dry_run else None,
     }
     settings = load_settings(args.config, flags)
+    kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     log.info("%s", endpoint_line(kwargs, settings.mode))
     return run_loop(_run(settings, api_key, api_secret, kwargs, args.duration), settings.event_loop)
