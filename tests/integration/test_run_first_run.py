@@ -77,6 +77,8 @@ async def test_run_on_an_old_position_plans_and_closes_nothing(
                 break
             await asyncio.sleep(0.1)
         [plan] = plans
+        auth = (await _status(url))["auth"]  # the key's standing (issue 18 item 1)
+        assert auth["phase"] == "working" and auth["rejected"] == [], auth
         if dry_run:
             assert plan["aged"]["action"] == "exits" and plan["aged"]["sends"] is False
             assert plan["trail"]["sends"] is False

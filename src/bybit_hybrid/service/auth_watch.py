@@ -39,6 +39,10 @@ class AuthWatch:
         self._clock = clock
         self.alerts = alerts  # also told of each alert (the metrics)
 
+    def status(self) -> dict[str, object]:
+        """For /status: the guard's phase, which sources are rejected, since when."""
+        return self.guard.status(self._clock())
+
     def __call__(self, event: CoreEvent) -> None:
         self._handle(self.guard.on_event(event, self._clock()))
 

@@ -95,6 +95,7 @@ async def _run(
 
     stack = RunStack(settings, api_key, api_secret, kwargs, listeners=(watch, on_event))
     watch.alerts = stack.metrics.on_event
+    stack.extra_status["auth"] = watch.status
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
