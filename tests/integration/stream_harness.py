@@ -49,6 +49,8 @@ SESSION: Final = SessionConfig(
     auth_timeout_s=2 * UNIT_S,
     connect_timeout_s=2 * UNIT_S,
     backoff=BACKOFF,
+    # Test scale for the wait after a rejected auth too (production: 2 s growing to 60 s).
+    auth_retry_backoff=BACKOFF,
 )
 CONFIG: Final = HybridConfig(session=SESSION, rest_backoff=BACKOFF)
 
