@@ -110,7 +110,7 @@ async def test_one_router_hop_from_mark_to_stop_and_errors_stay_isolated() -> No
         async def boom(*_: object) -> None:
             raise RuntimeError("aged handler bug")
 
-        failing.handle = boom  # type: ignore[method-assign]
+        failing.handle = boom  # type: ignore[method-assign,assignment]
         r.open(Side.BUY, "60000", "61200")
         await r.settle()
         assert r.exchange.stop_of() == FIRST_STOP, "trailing still ran"
