@@ -21,7 +21,7 @@ from bybit_hybrid.protection import aged as core
 from bybit_hybrid.protection.aged import AgedClose, AgedPhase, AgedState
 from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import AgedConfig
-from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.gateway import ProtectionGateway
 from bybit_hybrid.protection.position_manager import (
     AgeSource,
     ManagedEvent,
@@ -55,7 +55,7 @@ class AgedAdapter:
     def __init__(
         self,
         config: AgedConfig,
-        exchange: ProtectionExchange,
+        exchange: ProtectionGateway,
         store: ProtectionStore | None,
         trailing_active: Callable[[PositionKey], bool],
         *,

@@ -27,7 +27,7 @@ from typing import Final
 from bybit_hybrid.protection import trailing as core
 from bybit_hybrid.protection.closer import Closer, server_now_ms
 from bybit_hybrid.protection.config import TrailingConfig
-from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.gateway import ProtectionGateway
 from bybit_hybrid.protection.position_manager import (
     ManagedEvent,
     ManagedKind,
@@ -39,7 +39,7 @@ from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailState
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
 from bybit_hybrid.tasks import cancel_and_wait
-from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.wire.retcodes import BybitError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class TrailingAdapter:
     def __init__(
         self,
         config: TrailingConfig,
-        exchange: ProtectionExchange,
+        exchange: ProtectionGateway,
         store: ProtectionStore | None = None,
         *,
         instruments: Mapping[str, Instrument] | None = None,

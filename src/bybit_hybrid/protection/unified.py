@@ -21,6 +21,7 @@ from bybit_hybrid.protection.aged_adapter import HANDLER_NAME as AGED
 from bybit_hybrid.protection.aged_adapter import AgedAdapter
 from bybit_hybrid.protection.config import aged_config, trailing_config
 from bybit_hybrid.protection.exchange import ProtectionExchange, trigger_price_of
+from bybit_hybrid.protection.gateway import ProtectionRest
 from bybit_hybrid.protection.limiter import AccountLimiter
 from bybit_hybrid.protection.position_manager import RAW_EVENTS, PositionManager
 from bybit_hybrid.protection.retry import RetryPolicy
@@ -29,7 +30,6 @@ from bybit_hybrid.protection.trailing_adapter import HANDLER_NAME as TRAILING
 from bybit_hybrid.protection.trailing_adapter import TrailingAdapter
 from bybit_hybrid.protocol.domain import Instrument
 from bybit_hybrid.router.router import EventRouter, RoutedEvent
-from bybit_hybrid.transport.rest import BybitRestClient
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class UnifiedProtection:
     def __init__(
         self,
         settings: Any,
-        rest: BybitRestClient,
+        rest: ProtectionRest,
         *,
         store: ProtectionStore | None = None,
         limiter: AccountLimiter | None = None,

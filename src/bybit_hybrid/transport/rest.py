@@ -51,6 +51,7 @@ from bybit_hybrid.wire.messages import (
     TickersResult,
     TradingStopRequest,
 )
+from bybit_hybrid.wire.paths import INSTRUMENTS, MARKET_TIME, TICKERS
 from bybit_hybrid.wire.signing import DEFAULT_RECV_WINDOW_MS, Credentials, mask
 
 __all__ = [
@@ -67,9 +68,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 Args = ParamSpec("Args")
 Paged = TypeVar("Paged", PositionListResult, InstrumentsResult)
-MARKET_TIME: Final = "/v5/market/time"
-TICKERS: Final = "/v5/market/tickers"
-INSTRUMENTS: Final = "/v5/market/instruments-info"
 CATEGORY: Final = "linear"
 POSITION_PAGE_LIMIT: Final = 200
 INSTRUMENT_PAGE_LIMIT: Final = 1000
