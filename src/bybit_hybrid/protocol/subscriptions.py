@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from bybit_hybrid.protocol.errors import next_state
 from bybit_hybrid.wire.decode import OpReply
 from bybit_hybrid.wire.frames import subscribe_frame, unsubscribe_frame
 
@@ -71,6 +72,31 @@ class TopicState(Enum):
     CONFIRMED = "confirmed"
     UNSUBSCRIBING = "unsubscribing"  # still live on the server until the ack
     FAILED = "failed"  # gave up on this connection; retried after the next reconnect
+
+
+class TopicTrigger(Enum):
+    SEND_SUBSCRIBE = "send_subscribe"
+    SEND_UNSUBSCRIBE = "send_unsubscribe"
+    ACKED = "acked"  # subscribe acknowledged (or "already subscribed")
+    RELEASED = "released"  # its frame failed for another topic: back without a charge
+    REJECTED = "rejected"  # charged an attempt; retried after a delay
+    GAVE_UP = "gave_up"  # out of attempts on this connection
+    UNSUBSCRIBED = "unsubscribed"  # unsubscribe acknowledged (or timed out)
+    DISCONNECTED = "disconnected"
+
+
+_T = TopicTrigger
+_S = TopicState
+TOPIC_TRANSITIONS: Final[dict[tuple[TopicState, TopicTrigger], TopicState]] = {
+    (_S.IDLE, _T.SEND_SUBSCRIBE): _S.SUBSCRIBING,
+    (_S.CONFIRMED, _T.SEND_UNSUBSCRIBE): _S.UNSUBSCRIBING,
+    (_S.SUBSCRIBING, _T.ACKED): _S.CONFIRMED,
+    (_S.SUBSCRIBING, _T.RELEASED): _S.IDLE,
+    (_S.SUBSCRIBING, _T.REJECTED): _S.IDLE,
+    (_S.SUBSCRIBING, _T.GAVE_UP): _S.FAILED,
+    (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.IDLE,
+    **{(state, _T.DISCONNECTED): _S.IDLE for state in TopicState},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +278,9 @@ class SubscriptionSet:
         req_id = f"{self.name}-{self._next_req}"
         self._next_req += 1
         self._requests[req_id] = _Request(req_id, op, tuple(topics), now)
-        moving = TopicState.SUBSCRIBING if op == _SUBSCRIBE else TopicState.UNSUBSCRIBING
+        trigger = _T.SEND_SUBSCRIBE if op == _SUBSCRIBE else _T.SEND_UNSUBSCRIBE
         for topic in topics:
-            self._topics[topic].state = moving
+            _move(self._topics[topic], trigger)
         build = subscribe_frame if op == _SUBSCRIBE else unsubscribe_frame
         return build(topics, req_id)
 
@@ -313,7 +339,8 @@ class SubscriptionSet:
         events: list[SubscriptionEvent] = []
         for topic in topics:
             rec = self._topics[topic]
-            rec.state, rec.attempts, rec.reason = TopicState.CONFIRMED, 0, ""
+            _move(rec, _T.ACKED)
+            rec.attempts, rec.reason = 0, ""
             rec.batch_cap = self.config.max_topics_per_frame
             if topic in self._desired:
                 events.append(SubscriptionConfirmed(self.name, topic))
@@ -343,7 +370,7 @@ class SubscriptionSet:
         """Back to IDLE without charging an attempt: these topics were not at fault."""
         for topic in topics:
             rec = self._topics[topic]
-            rec.state = TopicState.IDLE
+            _move(rec, _T.RELEASED)
             self._candidates.add(topic)
             if batch_cap is not None:
                 rec.batch_cap = min(rec.batch_cap, batch_cap)
@@ -362,9 +389,9 @@ class SubscriptionSet:
         gave_up = rec.attempts >= self.config.max_attempts
         self._candidates.add(topic)
         if gave_up:
-            rec.state = TopicState.FAILED
+            _move(rec, _T.GAVE_UP)
         else:
-            rec.state = TopicState.IDLE
+            _move(rec, _T.REJECTED)
             rec.retry_at = now + self.config.retry_delay_after(rec.attempts)
         return [SubscriptionFailed(self.name, topic, reason, gave_up)]
 
@@ -372,7 +399,7 @@ class SubscriptionSet:
         # A failed unsubscribe is dropped too: at worst an unwanted topic keeps pushing data.
         events: list[SubscriptionEvent] = []
         for topic in topics:
-            self._topics[topic].state = TopicState.IDLE
+            _move(self._topics[topic], _T.UNSUBSCRIBED)
             self._candidates.add(topic)
             self._forget_if_unused(topic)
             events.append(Unsubscribed(self.name, topic, reason))
@@ -399,7 +426,8 @@ class SubscriptionSet:
         self._requests.clear()
         for topic in list(self._topics):
             rec = self._topics[topic]
-            rec.state, rec.attempts, rec.retry_at = TopicState.IDLE, 0, 0.0
+            _move(rec, _T.DISCONNECTED)
+            rec.attempts, rec.retry_at = 0, 0.0
             rec.batch_cap = self.config.max_topics_per_frame
             self._forget_if_unused(topic)
         self._candidates = set(self._topics)
@@ -422,6 +450,10 @@ class SubscriptionSet:
             return
         if rec.state in (TopicState.IDLE, TopicState.FAILED):
             del self._topics[topic]
+
+
+def _move(rec: _Topic, trigger: TopicTrigger) -> None:
+    rec.state = next_state(TOPIC_TRANSITIONS, rec.state, trigger)
 
 
 def private_subscriptions(
