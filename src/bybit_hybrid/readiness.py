@@ -8,6 +8,7 @@ waiter gets `KeyRejectedError` at once, naming the retCode, instead of a bare `T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 
 from bybit_hybrid.errors import KeyRejectedError
@@ -30,11 +31,18 @@ def key_rejection(event: CoreEvent) -> KeyRejectedError | None:
 
 
 class Readiness:
-    """Fed every core event (`observe`); `wait` returns once ready or raises the rejection."""
+    """Fed every core event (`observe`); `wait` returns once ready or raises the rejection.
+
+    The private socket's auth reply carries no retCode, REST's does: when the socket's
+    rejection comes first, `wait` gives REST up to `REFINE_S` to say which code it is.
+    """
+
+    REFINE_S = 1.0
 
     def __init__(self) -> None:
         self._ready = asyncio.Event()
         self._settled = asyncio.Event()
+        self._coded = asyncio.Event()
         self.error: KeyRejectedError | None = None
 
     def is_set(self) -> bool:
@@ -48,18 +56,33 @@ class Readiness:
         """A new start: not ready, and no rejection seen yet."""
         self._ready.clear()
         self._settled.clear()
+        self._coded.clear()
         self.error = None
 
     def observe(self, event: CoreEvent) -> None:
         if isinstance(event, Reconciled):
             self.set()
-        elif not self._ready.is_set() and self.error is None:
-            self.error = key_rejection(event)
-            if self.error is not None:
-                self._settled.set()
+            return
+        if self._ready.is_set():
+            return
+        rejection = key_rejection(event)
+        if rejection is None:
+            return
+        if rejection.ret_code is not None:
+            if self.error is None or self.error.ret_code is None:
+                self.error = rejection
+            self._coded.set()
+        elif self.error is None:
+            self.error = rejection
+        self._settled.set()
 
     async def wait(self, timeout_s: float) -> None:
         """Ready, or `KeyRejectedError` as soon as a rejection arrives, or `TimeoutError`."""
         await asyncio.wait_for(self._settled.wait(), timeout_s)
+        if self._ready.is_set() or self.error is None:
+            return
+        if self.error.ret_code is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._coded.wait(), self.REFINE_S)
         if not self._ready.is_set() and self.error is not None:
             raise self.error
