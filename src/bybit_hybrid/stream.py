@@ -46,7 +46,7 @@ from bybit_hybrid.transport.http import HttpBackend
 from bybit_hybrid.transport.recording import Recorder, RecordingCore
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.runner import StreamRunner
-from bybit_hybrid.transport.ws import AiohttpWsBackend, WsBackend
+from bybit_hybrid.transport.ws import WS_BACKENDS, AnyWsBackend, WsBackendName, ws_backend_named
 from bybit_hybrid.wire.signing import Credentials
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class BybitHybridStream(PositionStream):
         base_url: str | None = None,
         allow_insecure: bool = False,
         config: HybridConfig | None = None,
-        ws_backend: WsBackend | None = None,
+        ws_backend: AnyWsBackend | WsBackendName | None = None,
         http_backend: HttpBackend | None = None,
         max_active_time_s: int | None = None,
         rng: random.Random | None = None,
@@ -88,7 +88,13 @@ class BybitHybridStream(PositionStream):
         self._config = config or HybridConfig()
         if max_active_time_s is not None:
             self._config = _with_max_active_time(self._config, max_active_time_s)
-        self._ws_backend = ws_backend
+        # A backend object is lent (the caller closes it); a name (default: picows) makes one
+        # per start, owned and closed by the stream.
+        self._ws_backend = "picows" if ws_backend is None else ws_backend
+        if isinstance(self._ws_backend, str) and self._ws_backend not in WS_BACKENDS:
+            raise ValueError(
+                f"ws_backend {self._ws_backend!r} is not one of {', '.join(WS_BACKENDS)}"
+            )
         self._http_backend = http_backend
         self._max_active_time_s = max_active_time_s
         self._rng = rng
@@ -96,7 +102,7 @@ class BybitHybridStream(PositionStream):
         self._core: HybridCore | None = None
         self._runner: StreamRunner | None = None
         self._rest: BybitRestClient | None = None
-        self._owned_ws: AiohttpWsBackend | None = None
+        self._owned_ws: AnyWsBackend | None = None
         self._ready = asyncio.Event()
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
@@ -122,8 +128,8 @@ class BybitHybridStream(PositionStream):
         self._ready.clear()
         self._core = self._new_core()
         ws_backend = self._ws_backend
-        if ws_backend is None:
-            ws_backend = self._owned_ws = AiohttpWsBackend()
+        if isinstance(ws_backend, str):
+            ws_backend = self._owned_ws = ws_backend_named(ws_backend)
         self._runner = StreamRunner(
             self._core,
             self.endpoints,
