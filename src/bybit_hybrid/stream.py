@@ -272,7 +272,13 @@ class BybitHybridStream(PositionStream):
                 event.reason,
             )
         elif isinstance(event, AuthFailed):
-            log.error("%s: auth rejected by Bybit: %s", event.connection, event.ret_msg)
+            # A warning: the socket retries with back-off; an application that treats this as
+            # fatal (the `stream` command does) reports it once itself.
+            log.warning(
+                "%s: auth rejected by Bybit (retrying with back-off): %s",
+                event.connection,
+                event.ret_msg,
+            )
         elif isinstance(event, SocketDead):
             log.warning("%s: socket declared dead: %s", event.connection, event.reason)
         elif isinstance(event, SubscriptionFailed):
