@@ -560,9 +560,14 @@ def verdicts(points: dict[int, dict[str, dict[str, Any]]], args: argparse.Namesp
     product_key = "product:uvloop" if args.uvloop else "product"
     for symbols, results in points.items():
         product = results.get(product_key) or results.get("product")
-        peers: dict[str, dict[str, Any]] = {
-            c: results[c] for c in ("pybit", "ccxt", "ccxt:uvloop") if c in results
-        }
+        # A peer that received nothing in the window (it failed to subscribe) is named, not
+        # compared.
+        peers: dict[str, dict[str, Any]] = {}
+        for c in ("pybit", "ccxt", "ccxt:uvloop"):
+            if c in results and results[c]["messages"]:
+                peers[c] = results[c]
+            elif c in results:
+                lines.append(f"- {symbols}: {c} received no ticker frames; left out")
         if product is None or not peers:
             continue
         if args.tick_slices > 1:
