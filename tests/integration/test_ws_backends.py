@@ -13,6 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bybit_hybrid.protocol.session import StateChanged
+from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.errors import TransportError
 from bybit_hybrid.transport.http import verified_tls_context
 from bybit_hybrid.transport.ws import (
@@ -24,6 +26,7 @@ from bybit_hybrid.transport.ws import (
     ws_backend_named,
 )
 from bybit_hybrid.transport.ws_picows import PicowsWsBackend
+from tests.integration.stream_harness import BACKOFF, start_stream
 from tests.support import UNIT_S, wait_for
 
 Script = Callable[[web.WebSocketResponse], Awaitable[None]]
@@ -256,3 +259,36 @@ async def test_a_failing_sink_closes_the_picows_socket_with_a_reason() -> None:
 def test_an_unknown_backend_name_is_refused() -> None:
     with pytest.raises(ValueError, match="'websockets' is not one of picows, aiohttp"):
         ws_backend_named("websockets")
+
+
+async def test_a_frame_the_core_chokes_on_closes_the_socket_and_the_stream_recovers(
+    sim: SimServer,
+) -> None:
+    """picows (push): an exception inside the frame callback is not lost in picows: the runner
+    closes that socket with a reason, the core sees it end, and the back-off reconnects."""
+    h = await start_stream(sim, ws_backend="picows")
+    try:
+        core = h.stream.core
+        real = core.on_frame
+        armed = [True]
+
+        def choking(name: str, payload: bytes | str, now: float) -> bool:
+            if armed[0] and name.startswith("public"):
+                armed[0] = False
+                raise RuntimeError("core bug")
+            return real(name, payload, now)
+
+        core.on_frame = choking  # type: ignore[method-assign]
+        await wait_for(lambda: not armed[0], 3 * UNIT_S, "a public frame arrived")
+        await wait_for(
+            lambda: any(
+                isinstance(e, StateChanged) and "frame handling failed" in e.reason
+                for _, e in h.core_events
+            ),
+            3 * UNIT_S,
+            "the socket closed with the reason",
+        )
+        await h.wait_live(BACKOFF.max_s + 2 * UNIT_S)
+        await h.prove_marks_flow(["BTCUSDT"])
+    finally:
+        await h.close()

@@ -348,23 +348,25 @@ class _Sink:
     Frames that arrive before the runner has told the core the socket is open (picows may
     parse a frame in the same read as the upgrade's answer) are held and replayed then."""
 
-    __slots__ = ("_early", "_name", "_runner", "live")
+    __slots__ = ("_early", "_failed", "_name", "_runner", "live")
 
     def __init__(self, runner: StreamRunner, name: str) -> None:
         self._runner = runner
         self._name = name
         self._early: list[bytes | str] = []
+        self._failed = False  # after a failure, frames until the close are dropped
         self.live = False
 
     def go_live(self) -> None:
-        self.live = True
+        self.live = not self._failed
         early, self._early = self._early, []
         for payload in early:
             self(payload)
 
     def __call__(self, payload: bytes | str) -> None:
         if not self.live:
-            self._early.append(payload)
+            if not self._failed:
+                self._early.append(payload)
             return
         runner = self._runner
         try:
@@ -379,5 +381,5 @@ class _Sink:
             # A bug below must not kill the read callback silently: close the socket with a
             # reason, so the core sees it end and the back-off reconnects.
             log.exception("%s: frame handling raised", self._name)
-            self.live = False
+            self.live, self._failed = False, True
             runner.fail_socket(self._name, f"frame handling failed: {exc!r}")
