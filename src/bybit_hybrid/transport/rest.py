@@ -27,6 +27,7 @@ from bybit_hybrid.transport.errors import (
     api_error,
 )
 from bybit_hybrid.transport.http import AiohttpBackend, HttpBackend, HttpBackendError, HttpResponse
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.ratelimit import (
     DEFAULT_LIMITS_PER_S,
     ORDER_CREATE,
@@ -156,13 +157,15 @@ class BybitRestClient:
         max_rate_limit_wait_s: float = 5.0,
         limits_per_s: Mapping[str, float] | None = DEFAULT_LIMITS_PER_S,
         metrics: RestMetrics | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
+        """`proxy` routes the client's own backend (ignored when a backend is lent)."""
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         # A backend the client creates is closed by it; a lent one belongs to the caller.
         self._owned_backend: AiohttpBackend | None = None
         if backend is None:
-            backend = self._owned_backend = AiohttpBackend()
+            backend = self._owned_backend = AiohttpBackend(proxy=proxy)
         self._backend = backend
         self._recv_window_ms = recv_window_ms
         self._clock = clock
