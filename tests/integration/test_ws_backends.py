@@ -13,13 +13,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.protocol.session import StateChanged
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.errors import TransportError
 from bybit_hybrid.transport.http import verified_tls_context
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.ws import (
     MAX_FRAME_BYTES,
     WS_BACKENDS,
+    AiohttpWsBackend,
     ConnectionClosedError,
     PushWsBackend,
     WsBackend,
@@ -292,3 +295,16 @@ async def test_a_frame_the_core_chokes_on_closes_the_socket_and_the_stream_recov
         await h.prove_marks_flow(["BTCUSDT"])
     finally:
         await h.close()
+
+
+def test_through_a_proxy_the_sockets_use_aiohttp() -> None:
+    """picows takes none of the tested proxy paths, so a proxy selects aiohttp for the sockets
+    (with the proxy), and the direct default stays picows."""
+    proxy = Proxy.from_url("socks5h://127.0.0.1:1080")
+    assert isinstance(ws_backend_named("picows"), PicowsWsBackend)
+    through = ws_backend_named("picows", proxy=proxy)
+    assert isinstance(through, AiohttpWsBackend) and through._proxy is proxy
+    stream = BybitHybridStream("key", "secret", base_url="http://127.0.0.1:9", proxy=proxy)
+    assert isinstance(stream._new_ws_backend("picows"), AiohttpWsBackend)
+    direct = BybitHybridStream("key", "secret", base_url="http://127.0.0.1:9")
+    assert isinstance(direct._new_ws_backend("picows"), PicowsWsBackend)
