@@ -21,6 +21,11 @@ from bybit_hybrid.transport.http import verified_tls_context
 from bybit_hybrid.transport.ws import MAX_FRAME_BYTES, ConnectionClosedError, FrameSink
 
 log = logging.getLogger(__name__)
+# picows's own messages, under our name. Its INFO line per connection (buffer sizes, mask
+# implementation) repeats the stream's own connection log, so only its warnings and errors
+# pass unless this logger is lowered explicitly.
+_PICOWS_LOG = logging.getLogger(__name__ + ".picows")
+_PICOWS_LOG.setLevel(logging.WARNING)
 
 _TEXT: Final = WSMsgType.TEXT
 _BINARY: Final = WSMsgType.BINARY
@@ -208,6 +213,7 @@ class PicowsWsBackend:
                     max_frame_size=self._max_frame_bytes,
                     max_redirects=0,
                     disconnect_on_exception=True,
+                    logger_name=_PICOWS_LOG,
                 )
         except TimeoutError:
             raise TransportError(url, f"connect timed out after {timeout_s:.1f}s") from None
