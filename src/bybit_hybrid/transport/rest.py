@@ -14,6 +14,7 @@ from typing import Final, ParamSpec, TypeVar
 import msgspec
 
 from bybit_hybrid.protocol.domain import Instrument, PositionKey, PositionSnapshot, TickerUpdate
+from bybit_hybrid.protocol.ratelimit import int_or_none
 from bybit_hybrid.transport.errors import (
     ApiServerError,
     BybitError,
@@ -51,6 +52,7 @@ from bybit_hybrid.wire.messages import (
     TickersResult,
     TradingStopRequest,
 )
+from bybit_hybrid.wire.paths import INSTRUMENTS, MARKET_TIME, TICKERS
 from bybit_hybrid.wire.signing import DEFAULT_RECV_WINDOW_MS, Credentials, mask
 
 __all__ = [
@@ -67,9 +69,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 Args = ParamSpec("Args")
 Paged = TypeVar("Paged", PositionListResult, InstrumentsResult)
-MARKET_TIME: Final = "/v5/market/time"
-TICKERS: Final = "/v5/market/tickers"
-INSTRUMENTS: Final = "/v5/market/instruments-info"
 CATEGORY: Final = "linear"
 POSITION_PAGE_LIMIT: Final = 200
 INSTRUMENT_PAGE_LIMIT: Final = 1000
@@ -480,7 +479,7 @@ class BybitRestClient:
             ) from None
         self.metrics.responses[(endpoint, envelope.retCode)] += 1
         if envelope.retCode != 0:
-            reset_at_ms = _int_header(response, _HEADER_RESET)
+            reset_at_ms = int_or_none(response.header(_HEADER_RESET))
             message = self._redact(envelope.retMsg, signature)
             raise api_error(endpoint, envelope.retCode, message, reset_at_ms)
         return envelope
@@ -544,16 +543,6 @@ def _converted(
         raise MalformedResponseError(
             endpoint, f"answered a row that does not convert: {exc}"
         ) from None
-
-
-def _int_header(response: HttpResponse, name: str) -> int | None:
-    value = response.header(name)
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
 
 
 def is_not_modified(exc: BaseException) -> bool:
