@@ -81,6 +81,9 @@ class SimConfig:
     # ticks at `rate_hz` but the frames arrive spread out (Bybit does not document whether its
     # per-symbol pushes are aligned; benchmarks measure both shapes).
     tick_slices: int = 1
+    # With `tick_slices` N > 1: each symbol's slice is drawn at random instead of i % N, so the
+    # symbols tick on independent phases (some slices empty, some with several symbols).
+    random_phases: bool = False
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -236,6 +239,8 @@ class SimServer:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.exchange = Exchange(self.config.symbols, self.config.seed, self.now_ms())
+        if self.config.random_phases:
+            self.exchange.prices.random_phases(self.config.tick_slices, self.config.seed)
         self.faults = FaultController(self)
         self.connections: set[SimConnection] = set()
         self._subs: dict[str, set[SimConnection]] = {}

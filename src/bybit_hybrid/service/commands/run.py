@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {
         "metrics_port": args.metrics_port,
         "event_loop": args.loop,
+        "ws_backend": args.ws_backend,
         "protection_dry_run": True if args.dry_run else None,
     }
     settings = load_settings(args.config, flags)
