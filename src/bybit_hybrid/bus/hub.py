@@ -1,0 +1,228 @@
+"""The market-data hub: tickers for the union of the workers' demand, each mark change to the
+bus as `bybit.marks.{SYMBOL}` (last value per subject, msg-id dedupe for hot-hot hubs).
+
+It reuses the product's machinery unchanged: a `HubCore` (public sockets, shards, subscription
+retries, ticker merging) run by the `StreamRunner`; this module only adds the bus around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js.client import JetStreamContext
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from bybit_hybrid.bus.core import HubCore
+from bybit_hybrid.bus.payloads import BusMark, HubBeat, decode_demand, encode
+from bybit_hybrid.bus.settings import BusSettings
+from bybit_hybrid.bus.setup import connect, ensure_demand_bucket, ensure_stream, marks_config
+from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_symbol, mark_msg_id, mark_subject
+from bybit_hybrid.protocol.hybrid import CoreEvent, HybridConfig
+from bybit_hybrid.protocol.session import StateChanged
+from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.transport.runner import StreamRunner
+from bybit_hybrid.transport.ws import AiohttpWsBackend, WsBackend
+from bybit_hybrid.wire.signing import Credentials
+
+log = logging.getLogger(__name__)
+
+
+def default_hub_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class MarkHub:
+    """See the module docstring. `start()` connects the bus first: a hub without it is useless."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        bus: BusSettings,
+        *,
+        hub_id: str | None = None,
+        config: HybridConfig | None = None,
+        ws_backend: WsBackend | None = None,
+    ) -> None:
+        self.endpoints = endpoints
+        self.bus = bus
+        self.hub_id = hub_id or default_hub_id()
+        self._config = config
+        self._ws_backend = ws_backend
+        self._owned_ws: AiohttpWsBackend | None = None
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        self._core: HubCore | None = None
+        self._runner: StreamRunner | None = None
+        self._rest: BybitRestClient | None = None
+        # Conflated per symbol: under a backlog the newest mark wins, as in the mailbox.
+        self._pending: dict[str, BusMark] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = {"marks_published": 0, "duplicates": 0, "publish_errors": 0, "bad_demand": 0}
+
+    @property
+    def core(self) -> HubCore:
+        if self._core is None:
+            raise RuntimeError("hub is not started")
+        return self._core
+
+    def demand(self) -> frozenset[str]:
+        return self.core.demand
+
+    async def start(self) -> None:
+        self._nc = await connect(self.bus, f"bybit-hybrid-hub-{self.hub_id}")
+        self._js = self._nc.jetstream()
+        await ensure_stream(self._js, marks_config(self.bus))
+        self._kv = await ensure_demand_bucket(self._js, self.bus)
+        self._core = HubCore(self._on_mark, self._config)
+        # The runner wants a REST client; the hub's core never asks it for anything.
+        self._rest = BybitRestClient(self.endpoints.rest_url, Credentials("hub", "no-key"))
+        ws = self._ws_backend or AiohttpWsBackend()
+        if self._ws_backend is None:
+            self._owned_ws = ws  # type: ignore[assignment]
+        self._runner = StreamRunner(self._core, self.endpoints, self._rest, ws, self._on_events)
+        await self._runner.start()
+        for coro, name in (
+            (self._publish_loop(), "publish"),
+            (self._demand_loop(), "demand"),
+            (self._heartbeat_loop(), "heartbeat"),
+        ):
+            self._tasks.append(asyncio.create_task(coro, name=f"bybit-hub-{name}"))
+        log.info("hub %s: on %s, bus %s", self.hub_id, self.endpoints.name, self.bus.masked())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.stop()
+        if self._owned_ws is not None:
+            await self._owned_ws.aclose()
+        if self._rest is not None:
+            await self._rest.close()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._runner = self._rest = self._nc = self._owned_ws = None
+
+    def status(self) -> dict[str, Any]:
+        core = self._core
+        return {
+            "hub": self.hub_id,
+            "endpoints": self.endpoints.name,
+            "bus": self.bus.masked(),
+            "bus_connected": self._nc is not None and self._nc.is_connected,
+            "demand": sorted(core.demand) if core else [],
+            "subscribed_tickers": core.subscribed_tickers() if core else 0,
+            "public_sockets": len(core.sockets()) if core else 0,
+            **self.stats,
+        }
+
+    # --- marks out ---------------------------------------------------------------------------
+
+    def _on_mark(self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None) -> None:
+        self._pending[symbol] = BusMark(symbol, mark, ts_ms, cs, self.hub_id)
+        self._wake.set()
+
+    async def _publish_loop(self) -> None:
+        assert self._js is not None
+        js = self._js
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = list(self._pending.values()), {}
+            results = await asyncio.gather(
+                *(self._publish(js, mark) for mark in batch), return_exceptions=True
+            )
+            for mark, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    self.stats["publish_errors"] += 1
+                    log.warning("hub: publishing %s failed: %s", mark.symbol, result)
+                    # Keep it unless a newer one is already waiting: the bus is down or slow.
+                    self._pending.setdefault(mark.symbol, mark)
+            if self._pending:
+                await asyncio.sleep(min(0.5, self.bus.heartbeat_s))
+                self._wake.set()
+
+    async def _publish(self, js: JetStreamContext, mark: BusMark) -> None:
+        msg_id = mark_msg_id(mark.symbol, mark.cs, mark.ts_ms)
+        ack = await js.publish(
+            mark_subject(mark.symbol),
+            encode(mark),
+            timeout=self.bus.connect_timeout_s,
+            headers={"Nats-Msg-Id": msg_id},
+        )
+        if ack.duplicate:
+            self.stats["duplicates"] += 1  # the other hub was first: expected when hot-hot
+        else:
+            self.stats["marks_published"] += 1
+
+    # --- demand in ---------------------------------------------------------------------------
+
+    async def _demand_loop(self) -> None:
+        while True:
+            try:
+                symbols = await self.read_demand()
+            except NatsError as exc:
+                log.warning("hub: reading demand failed (keeping the last): %s", exc)
+            else:
+                assert self._core is not None and self._runner is not None
+                if symbols != self._core.demand:
+                    log.info("hub: demand now %d symbols", len(symbols))
+                    self._core.set_demand(symbols, time.time())
+                    self._runner.pump()
+            await asyncio.sleep(self.bus.demand_refresh_s)
+
+    async def read_demand(self) -> set[str]:
+        """The union of every live worker's symbols (expired entries are gone from the bucket)."""
+        assert self._kv is not None
+        try:
+            keys = await self._kv.keys()
+        except NoKeysError:
+            return set()
+        union: set[str] = set()
+        for key in keys:
+            try:
+                entry = await self._kv.get(key)
+            except NatsError:
+                continue  # deleted or expired between keys() and get()
+            if entry.value is None:
+                continue
+            union |= self._symbols_of(key, entry.value)
+        return union
+
+    def _symbols_of(self, key: str, raw: bytes) -> set[str]:
+        try:
+            demand = decode_demand(raw)
+            return {check_symbol(s) for s in demand.symbols}
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            self.stats["bad_demand"] += 1
+            log.warning("hub: demand entry %r ignored: %s", key, exc)
+            return set()
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._nc is not None and self._core is not None
+        while True:
+            beat = HubBeat(self.hub_id, len(self._core.demand), int(time.time() * 1000))
+            with contextlib.suppress(NatsError):
+                await self._nc.publish(HUB_HEARTBEAT, encode(beat))
+            await asyncio.sleep(self.bus.heartbeat_s)
+
+    def _on_events(self, events: list[CoreEvent]) -> None:
+        for event in events:
+            if isinstance(event, StateChanged):
+                log.info("hub %s: %s -> %s", event.connection, event.old.value, event.new.value)
