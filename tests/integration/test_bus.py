@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 
-from bybit_hybrid.bus.payloads import Demand, decode_mark, encode
+from bybit_hybrid.bus.payloads import Demand, decode_mark, decode_position, encode
 from bybit_hybrid.bus.setup import ensure_demand_bucket
-from bybit_hybrid.bus.subjects import DEMAND_BUCKET, MARKS_STREAM
+from bybit_hybrid.bus.subjects import DEMAND_BUCKET, MARKS_STREAM, POSITIONS_STREAM, mark_msg_id
+from bybit_hybrid.protocol.events import MarkUpdated
 from bybit_hybrid.sim import SimServer
 from tests.integration.bus_harness import (
     fast_bus,
@@ -22,7 +25,8 @@ from tests.integration.bus_harness import (
     worker_for,
 )
 from tests.integration.nats_support import NatsServer
-from tests.support import UNIT_S, wait_for
+from tests.integration.stream_harness import Recorder
+from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 D = Decimal
 
@@ -114,6 +118,186 @@ async def test_worker_takes_marks_from_the_bus_and_opens_no_public_socket(
             assert entry.value is not None
             assert sim.api_key.encode() not in entry.value
             assert sim.api_secret.encode() not in entry.value
+    finally:
+        await worker.stop()
+        await hub.stop()
+
+
+def _core_marks(rec: Recorder, symbol: str) -> list[Decimal]:
+    return [
+        e.view.mark_price
+        for _t, e in rec.core_events
+        if isinstance(e, MarkUpdated) and e.key.symbol == symbol and e.view.mark_price
+    ]
+
+
+async def test_hot_hot_hubs_publish_each_mark_once_and_one_may_die(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    bus = fast_bus(nats_server.url)
+    hub_a, hub_b = hub_for(sim, bus, "hub-a"), hub_for(sim, bus, "hub-b")
+    await hub_a.start()
+    await hub_b.start()
+    worker, rec = worker_for(sim, bus, "alice")
+    await worker.start()
+    seen: list[tuple[str, str]] = []  # (msg id, publishing hub) of every message stored
+
+    async def on_msg(msg: Msg) -> None:
+        mark = decode_mark(msg.data)
+        seen.append((mark_msg_id(mark.symbol, mark.cs, mark.ts_ms), mark.hub))
+
+    try:
+        await worker.wait_ready(3 * UNIT_S)
+        async with nats_client(nats_server.url) as nc:
+            await nc.jetstream().subscribe(
+                "bybit.marks.>", ordered_consumer=True, deliver_policy=DeliverPolicy.NEW, cb=on_msg
+            )
+            both = [{"tickers.BTCUSDT", "tickers.ETHUSDT"}] * 2
+            await wait_for(lambda: public_topics(sim) == both, 5 * UNIT_S, "both hubs serve")
+            await wait_for(
+                lambda: hub_a.stats["duplicates"] + hub_b.stats["duplicates"] >= 5,
+                5 * UNIT_S,
+                "the duplicate window dropping the second hub's copies",
+            )
+            ids = [i for i, _hub in seen]
+            assert len(ids) == len(set(ids)), "a mark was stored twice"
+            # Kill one hub: every later mark still reaches the worker, each stored once.
+            await hub_a.stop()
+            sim.pause_ticks("BTCUSDT")
+            tick = sim.exchange.instruments["BTCUSDT"].tick_size
+            for step in range(1, 6):
+                mark = sim.exchange.prices.mark("BTCUSDT") + step * tick
+                await sim.set_mark("BTCUSDT", mark)
+                await wait_for(
+                    lambda m=mark: m in _core_marks(rec, "BTCUSDT"),  # type: ignore[misc]
+                    5 * UNIT_S,
+                    f"mark {mark} after hub-a died",
+                )
+            ids = [i for i, _hub in seen]
+            assert len(ids) == len(set(ids))
+            assert worker.get_status()["bus"]["mode"] == "bus"
+    finally:
+        await worker.stop()
+        await hub_a.stop()
+        await hub_b.stop()
+
+
+async def _read_positions(nc: Client, account: str, from_seq: int = 1) -> list[Msg]:
+    """Every message on `bybit.positions.{account}` from stream sequence `from_seq` on."""
+    js = nc.jetstream()
+    sub = await js.subscribe(
+        f"bybit.positions.{account}",
+        ordered_consumer=True,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq
+        ),
+    )
+    msgs: list[Msg] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5 * UNIT_S)
+            except NatsTimeoutError:
+                return msgs
+            msgs.append(msg)
+    finally:
+        await sub.unsubscribe()
+
+
+def _lifecycle(msgs: list[Msg]) -> list[tuple[str, str]]:
+    return [(m.event, m.data["symbol"]) for m in map(lambda x: decode_position(x.data), msgs)]
+
+
+async def test_position_events_replay_from_a_sequence_across_a_worker_restart(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    bus = fast_bus(nats_server.url)
+    hub = hub_for(sim, bus, "hub-a")
+    await hub.start()
+    worker, _rec = worker_for(sim, bus, "alice")
+    await worker.start()
+    try:
+        await worker.wait_ready(3 * UNIT_S)
+        await sim.open_position("SOLUSDT", "Buy", D("0.5"))
+        await wait_for(lambda: worker.publisher.stats["published"] >= 3, 5 * UNIT_S, "3 opens")
+        async with nats_client(nats_server.url) as nc:
+            first = await _read_positions(nc, "alice")
+            assert sorted(_lifecycle(first)) == [
+                ("opened", "BTCUSDT"),
+                ("opened", "ETHUSDT"),
+                ("opened", "SOLUSDT"),
+            ]
+            payload = decode_position(first[0].data)
+            assert payload.account == "alice" and payload.exchange == "bybit"
+            assert set(payload.data) == CONTRACT_KEYS
+            assert isinstance(payload.data["size"], str)  # decimals as strings
+            for msg in first:
+                assert sim.api_key.encode() not in msg.data
+            last_seq = first[-1].metadata.sequence.stream
+            # Restart the worker: its bootstrap re-announces the same three positions; the
+            # duplicate window drops them, so a consumer resuming after last_seq sees only
+            # what really happened since.
+            await worker.stop()
+            worker, _rec = worker_for(sim, bus, "alice")
+            await worker.start()
+            await worker.wait_ready(3 * UNIT_S)
+            await wait_for(
+                lambda: worker.publisher.stats["duplicates"] >= 3, 5 * UNIT_S, "dup opens"
+            )
+            await sim.close_position("SOLUSDT")
+            await wait_for(lambda: worker.publisher.stats["published"] >= 1, 5 * UNIT_S, "close")
+            resumed = await _read_positions(nc, "alice", last_seq + 1)
+            assert _lifecycle(resumed) == [("closed", "SOLUSDT")]
+            info = await nc.jetstream().stream_info(POSITIONS_STREAM)
+            assert info.state.messages == 4
+    finally:
+        await worker.stop()
+        await hub.stop()
+
+
+async def test_bus_outage_falls_back_to_the_own_public_socket_and_returns(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    bus = fast_bus(nats_server.url)
+    hub = hub_for(sim, bus, "hub-a")
+    await hub.start()
+    worker, rec = worker_for(sim, bus, "alice")
+    await worker.start()
+    want = {"tickers.BTCUSDT", "tickers.ETHUSDT"}
+    tick = sim.exchange.instruments["BTCUSDT"].tick_size
+    sim.pause_ticks("BTCUSDT")
+
+    async def prove_mark(step: int) -> None:
+        mark = sim.exchange.prices.mark("BTCUSDT") + step * tick
+        await sim.set_mark("BTCUSDT", mark)
+        await wait_for(lambda: mark in _core_marks(rec, "BTCUSDT"), 5 * UNIT_S, f"mark {mark}")
+
+    try:
+        await worker.wait_ready(3 * UNIT_S)
+        await wait_for(lambda: public_topics(sim) == [want], 5 * UNIT_S, "hub serves demand")
+        await nats_server.stop()
+        # Stale longer than the bound: the worker subscribes its own public socket.
+        await wait_for(
+            lambda: worker.get_status()["bus"]["mode"] == "fallback",
+            bus.stale_after_s * 3 + 2 * UNIT_S,
+            "fallback",
+        )
+        await wait_for(lambda: public_topics(sim) == [want, want], 5 * UNIT_S, "own socket")
+        assert worker.get_stats()["bus_fallback"] is True
+        assert worker.get_status()["bus"]["failovers"] == 1
+        await prove_mark(3)
+        # The bus is back: the worker returns and retires its own socket.
+        await nats_server.start()
+        await wait_for(
+            lambda: worker.get_status()["bus"]["mode"] == "bus",
+            bus.stale_after_s * 3 + 5 * UNIT_S,
+            "back on the bus",
+        )
+        await wait_for(lambda: public_topics(sim) == [want], 5 * UNIT_S, "own socket closed")
+        applied = worker.worker_core.bus_marks_applied
+        await prove_mark(6)
+        assert worker.worker_core.bus_marks_applied > applied, "the mark came over the bus"
+        assert worker.get_stats()["bus_fallback"] is False
     finally:
         await worker.stop()
         await hub.stop()

@@ -26,7 +26,7 @@ from nats.js.kv import KeyValue
 from bybit_hybrid.bus.core import HubCore
 from bybit_hybrid.bus.payloads import BusMark, HubBeat, decode_demand, encode
 from bybit_hybrid.bus.settings import BusSettings
-from bybit_hybrid.bus.setup import connect, ensure_demand_bucket, ensure_stream, marks_config
+from bybit_hybrid.bus.setup import connect, declare_all
 from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_symbol, mark_msg_id, mark_subject
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import StateChanged
@@ -70,6 +70,7 @@ class MarkHub:
         # Conflated per symbol: under a backlog the newest mark wins, as in the mailbox.
         self._pending: dict[str, BusMark] = {}
         self._wake = asyncio.Event()
+        self._redeclare = False
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"marks_published": 0, "duplicates": 0, "publish_errors": 0, "bad_demand": 0}
 
@@ -83,10 +84,11 @@ class MarkHub:
         return self.core.demand
 
     async def start(self) -> None:
-        self._nc = await connect(self.bus, f"bybit-hybrid-hub-{self.hub_id}")
+        self._nc = await connect(
+            self.bus, f"bybit-hybrid-hub-{self.hub_id}", reconnected_cb=self._on_reconnected
+        )
         self._js = self._nc.jetstream()
-        await ensure_stream(self._js, marks_config(self.bus))
-        self._kv = await ensure_demand_bucket(self._js, self.bus)
+        self._kv = await declare_all(self._js, self.bus)
         self._core = HubCore(self._on_mark, self._config)
         # The runner wants a REST client; the hub's core never asks it for anything.
         self._rest = BybitRestClient(self.endpoints.rest_url, Credentials("hub", "no-key"))
@@ -173,9 +175,16 @@ class MarkHub:
 
     # --- demand in ---------------------------------------------------------------------------
 
+    async def _on_reconnected(self) -> None:
+        self._redeclare = True  # the server may have restarted without our streams
+
     async def _demand_loop(self) -> None:
         while True:
             try:
+                if self._redeclare:
+                    assert self._js is not None
+                    self._kv = await declare_all(self._js, self.bus)
+                    self._redeclare = False
                 symbols = await self.read_demand()
             except NatsError as exc:
                 log.warning("hub: reading demand failed (keeping the last): %s", exc)

@@ -40,7 +40,7 @@ def marks_config(settings: BusSettings) -> StreamConfig:
         subjects=[MARKS_PREFIX + ">"],
         max_msgs_per_subject=1,
         duplicate_window=settings.duplicate_window_s,
-        storage=StorageType.MEMORY,
+        storage=StorageType.FILE,  # a restarted server still has every last mark
         allow_direct=True,
     )
 
@@ -53,6 +53,13 @@ def positions_config(settings: BusSettings) -> StreamConfig:
         max_age=POSITIONS_MAX_AGE_S,
         storage=StorageType.FILE,
     )
+
+
+async def declare_all(js: JetStreamContext, settings: BusSettings) -> KeyValue:
+    """Both streams and the demand bucket; again after a reconnect (the server may be new)."""
+    await ensure_stream(js, marks_config(settings))
+    await ensure_stream(js, positions_config(settings))
+    return await ensure_demand_bucket(js, settings)
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -70,7 +77,7 @@ async def ensure_demand_bucket(js: JetStreamContext, settings: BusSettings) -> K
     except (BucketNotFoundError, NotFoundError):
         pass
     config = KeyValueConfig(
-        bucket=DEMAND_BUCKET, ttl=settings.demand_ttl_s, storage=StorageType.MEMORY
+        bucket=DEMAND_BUCKET, ttl=settings.demand_ttl_s, storage=StorageType.FILE
     )
     try:
         return await js.create_key_value(config)

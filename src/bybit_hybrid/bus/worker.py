@@ -30,13 +30,7 @@ from bybit_hybrid.bus.core import WorkerCore
 from bybit_hybrid.bus.payloads import BusMark, Demand, decode_mark, encode
 from bybit_hybrid.bus.publisher import PositionPublisher
 from bybit_hybrid.bus.settings import BusSettings
-from bybit_hybrid.bus.setup import (
-    connect,
-    ensure_demand_bucket,
-    ensure_stream,
-    marks_config,
-    positions_config,
-)
+from bybit_hybrid.bus.setup import connect, declare_all
 from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_account, mark_subject
 from bybit_hybrid.protocol.hybrid import HybridCore
 from bybit_hybrid.stream import BybitHybridStream
@@ -155,6 +149,8 @@ class BusHybridStream(BybitHybridStream):
         if self._nc is None or not self._nc.is_connected:
             return
         if self._resubscribe:
+            assert self._js is not None
+            self._kv = await declare_all(self._js, self.bus)
             self._resubscribe = False
             await self._drop_subscriptions()
         wanted = frozenset(self.core.book.open_symbols())
@@ -172,9 +168,7 @@ class BusHybridStream(BybitHybridStream):
             log.warning("bus %s unreachable: %s", self.bus.masked(), exc)
             return
         js = nc.jetstream()
-        await ensure_stream(js, marks_config(self.bus))
-        await ensure_stream(js, positions_config(self.bus))
-        self._kv = await ensure_demand_bucket(js, self.bus)
+        self._kv = await declare_all(js, self.bus)
         await nc.subscribe(HUB_HEARTBEAT, cb=self._on_beat)
         self._nc, self._js = nc, js
         self.publisher.start(js)
