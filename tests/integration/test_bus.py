@@ -301,3 +301,48 @@ async def test_bus_outage_falls_back_to_the_own_public_socket_and_returns(
     finally:
         await worker.stop()
         await hub.stop()
+
+
+async def test_no_lifecycle_event_lost_or_doubled_across_worker_and_hub_restarts(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    bus = fast_bus(nats_server.url)
+    hub = hub_for(sim, bus, "hub-a")
+    await hub.start()
+    worker, _rec = worker_for(sim, bus, "alice")
+    await worker.start()
+    try:
+        await worker.wait_ready(3 * UNIT_S)
+        await wait_for(lambda: worker.publisher.stats["published"] >= 2, 5 * UNIT_S, "2 opens")
+        async with nats_client(nats_server.url) as nc:
+            last_seq = (await _read_positions(nc, "alice"))[-1].metadata.sequence.stream
+            # Down: ETH closes and XRP opens meanwhile. The new book never saw ETH open.
+            await worker.stop()
+            await sim.close_position("ETHUSDT")
+            await sim.open_position("XRPUSDT", "Sell", D("10"))
+            worker, _rec = worker_for(sim, bus, "alice")
+            await worker.start()
+            await worker.wait_ready(3 * UNIT_S)
+            await wait_for(
+                lambda: worker.publisher.stats["closes_restored"] == 1, 5 * UNIT_S, "ETH close"
+            )
+            # The hub restarts too: lifecycle events do not depend on it.
+            await hub.stop()
+            hub = hub_for(sim, bus, "hub-a2")
+            await hub.start()
+            await sim.close_position("BTCUSDT")
+            await wait_for(
+                lambda: worker.publisher.stats["published"] >= 3, 5 * UNIT_S, "3 new events"
+            )
+            resumed = await _read_positions(nc, "alice", last_seq + 1)
+            assert sorted(_lifecycle(resumed)) == [
+                ("closed", "BTCUSDT"),
+                ("closed", "ETHUSDT"),
+                ("opened", "XRPUSDT"),
+            ]
+            eth = next(decode_position(m.data).data for m in resumed if b"ETHUSDT" in m.data)
+            assert eth["size"] == "0" and eth["status"] == "closed" and eth["source"] == "rest"
+            assert set(eth) == CONTRACT_KEYS
+    finally:
+        await worker.stop()
+        await hub.stop()

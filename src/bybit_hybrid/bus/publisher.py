@@ -5,6 +5,11 @@ the bus takes it, so an outage delays events but loses none (up to `max_backlog`
 the oldest are dropped and counted, and an error is logged). The message id names the
 position's exchange state, so a restarted worker's bootstrap re-announcing the same positions
 is dropped by JetStream's duplicate window instead of reaching consumers twice.
+
+A close that happened while the worker was down has no event in the new book (which starts
+empty): at start the publisher reads its own subject back (`load`), and once the book is
+bootstrapped (`close_missing`) publishes a `closed` for every key the bus still holds open
+but the exchange no longer has (`source: rest`, size 0, the last known side and entry).
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final
 
 from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from bybit_hybrid.bus.payloads import PositionMessage, encode
+from bybit_hybrid.bus.payloads import PositionMessage, decode_position, encode
 from bybit_hybrid.bus.subjects import check_account, position_msg_id, positions_subject
+from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.protocol.events import (
     PositionChanged,
     PositionClosed,
@@ -44,7 +53,17 @@ class PositionPublisher:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.stats = {"published": 0, "duplicates": 0, "dropped": 0, "retries": 0}
+        self.stats = {
+            "published": 0,
+            "duplicates": 0,
+            "dropped": 0,
+            "retries": 0,
+            "closes_restored": 0,
+        }
+        # What the bus holds open for this account, read back at start (None: not yet).
+        self.restored: dict[tuple[str, int], dict[str, Any]] | None = None
+        # Keys this run has published an event for: its own book is the truth for them.
+        self._seen: set[tuple[str, int]] = set()
 
     def listener(self, event: CoreEvent) -> None:
         if not isinstance(event, _LIFECYCLE):
@@ -52,6 +71,10 @@ class PositionPublisher:
         view = event.view
         message = PositionMessage(self.account, event.kind, "bybit", to_contract(view))
         msg_id = position_msg_id(self.account, view.key.symbol, view.key.idx, event.kind, view.seq)
+        self._seen.add((view.key.symbol, view.key.idx))
+        self._enqueue(msg_id, message)
+
+    def _enqueue(self, msg_id: str, message: PositionMessage) -> None:
         if len(self._queue) >= self._max_backlog:
             self._queue.popleft()
             self.stats["dropped"] += 1
@@ -59,6 +82,51 @@ class PositionPublisher:
         self._queue.append((msg_id, encode(message)))
         self._drained.clear()
         self._wake.set()
+
+    async def load(self, js: JetStreamContext, idle_s: float = 0.5) -> None:
+        """Reads this account's subject from the start: the positions the bus holds open."""
+        sub = await js.subscribe(
+            self.subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        held: dict[tuple[str, int], dict[str, Any]] = {}
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=idle_s)
+                except NatsTimeoutError:
+                    break  # nothing stored, or a stall: what was read is what we know
+                _hold(held, decode_position(msg.data))
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            await sub.unsubscribe()
+        self.restored = held
+
+    def close_missing(self, open_keys: Iterable[PositionKey]) -> int:
+        """Publishes a `closed` for each key the bus holds open and the book does not."""
+        assert self.restored is not None
+        wanted = {(key.symbol, key.idx) for key in open_keys}
+        missed = [
+            data
+            for key, data in self.restored.items()
+            if key not in wanted and key not in self._seen
+        ]
+        for data in missed:
+            closed = {
+                **data,
+                "size": "0",
+                "unrealized_pnl": "0",
+                "status": "closed",
+                "source": "rest",
+                "cs": None,
+            }
+            key = (str(data["symbol"]), int(data["position_idx"]))
+            msg_id = position_msg_id(self.account, key[0], key[1], "closed", data.get("seq"))
+            self._enqueue(msg_id, PositionMessage(self.account, "closed", "bybit", closed))
+            log.info("bus: %s %s/%d closed while the worker was down", self.account, *key)
+        self.stats["closes_restored"] += len(missed)
+        self.restored = {}
+        return len(missed)
 
     @property
     def backlog(self) -> int:
@@ -100,3 +168,11 @@ class PositionPublisher:
                 continue
             self._queue.popleft()
             self.stats["duplicates" if ack.duplicate else "published"] += 1
+
+
+def _hold(held: dict[tuple[str, int], dict[str, Any]], message: PositionMessage) -> None:
+    key = (str(message.data["symbol"]), int(message.data["position_idx"]))
+    if message.event == "closed":
+        held.pop(key, None)
+    else:
+        held[key] = message.data

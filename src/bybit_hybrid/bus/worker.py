@@ -32,7 +32,7 @@ from bybit_hybrid.bus.publisher import PositionPublisher
 from bybit_hybrid.bus.settings import BusSettings
 from bybit_hybrid.bus.setup import connect, declare_all
 from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_account, mark_subject
-from bybit_hybrid.protocol.hybrid import HybridCore
+from bybit_hybrid.protocol.hybrid import CoreEvent, HybridCore, Reconciled
 from bybit_hybrid.stream import BybitHybridStream
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class BusHybridStream(BybitHybridStream):
         self.account = check_account(account)
         self.publisher = PositionPublisher(self.account)
         self.add_listener(self.publisher.listener)
+        self.add_listener(self._on_core_event)
+        self._bootstrapped = False
+        self._closes_checked = False
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -79,6 +82,7 @@ class BusHybridStream(BybitHybridStream):
 
     async def start(self) -> None:
         self.mode = BUS
+        self._bootstrapped = self._closes_checked = False
         self._health_changed_at = time.monotonic()
         await super().start()
         self._task = asyncio.create_task(self._loop(), name=f"bybit-bus-worker-{self.account}")
@@ -156,6 +160,22 @@ class BusHybridStream(BybitHybridStream):
         wanted = frozenset(self.core.book.open_symbols())
         await self._send_demand(wanted)
         await self._sync_subscriptions(wanted)
+        await self._check_closes()
+
+    def _on_core_event(self, event: CoreEvent) -> None:
+        if isinstance(event, Reconciled) and event.reason == "bootstrap":
+            self._bootstrapped = True
+
+    async def _check_closes(self) -> None:
+        """Once per start: closes that happened while this account's worker was down."""
+        if self._closes_checked:
+            return
+        if self.publisher.restored is None:
+            assert self._js is not None
+            await self.publisher.load(self._js)
+        if self._bootstrapped:
+            self.publisher.close_missing(self.core.book.open_keys())
+            self._closes_checked = True
 
     async def _connect(self) -> None:
         try:
