@@ -80,6 +80,13 @@ class WorkerCore(HybridCore):
         self.bus_marks = True
         del self._sessions[self._shards.primary]
         self.bus_marks_applied = 0
+        # Symbols the worker holds a bus subscription for (it sets this): counted as
+        # subscribed tickers, so the rollout's "zero subscriptions" alert judges the bus.
+        self.bus_subjects = 0
+
+    def subscribed_tickers(self) -> int:
+        own = super().subscribed_tickers()
+        return own + (self.bus_subjects if self.bus_marks else 0)
 
     def on_bus_mark(
         self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, now: float

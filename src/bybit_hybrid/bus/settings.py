@@ -19,7 +19,7 @@ class BusSettings:
     token: str | None = field(default=None, repr=False)
     user: str | None = None
     password: str | None = field(default=None, repr=False)
-    tls_ca_file: Path | None = None
+    ca_file: Path | None = None
     # A worker's demand entry lives this long without a heartbeat (the KV bucket's TTL).
     demand_ttl_s: float = 30.0
     # Marks older than this on a hub that is gone: the worker falls back to its own socket.
@@ -73,8 +73,8 @@ class BusSettings:
         if self.user is not None:
             options["user"] = self.user
             options["password"] = self.password
-        if self.tls_ca_file is not None:
-            options["tls"] = ssl.create_default_context(cafile=str(self.tls_ca_file))
+        if self.ca_file is not None:
+            options["tls"] = ssl.create_default_context(cafile=str(self.ca_file))
         return options
 
 

@@ -160,6 +160,7 @@ class BusHybridStream(BybitHybridStream):
         wanted = frozenset(self.core.book.open_symbols())
         await self._send_demand(wanted)
         await self._sync_subscriptions(wanted)
+        self.worker_core.bus_subjects = len(self._subs)
         await self._check_closes()
 
     def _on_core_event(self, event: CoreEvent) -> None:
@@ -229,6 +230,8 @@ class BusHybridStream(BybitHybridStream):
 
     async def _drop_subscriptions(self) -> None:
         subs, self._subs = list(self._subs.values()), {}
+        if self._core is not None:
+            self.worker_core.bus_subjects = 0
         for sub in subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

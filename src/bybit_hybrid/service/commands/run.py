@@ -20,6 +20,7 @@ from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.commands.bus_flags import add_bus_flags, bus_overrides
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
@@ -30,6 +31,7 @@ from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.output import say
 from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
 from bybit_hybrid.service.stack import RunStack
+from bybit_hybrid.service.streams import check_bus
 from bybit_hybrid.transport.errors import BybitError
 
 HELP = "stream positions and protect them: trailing stop-loss and aged-position exits"
@@ -49,13 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve /metrics, /health and /status on this port (0: any free port; "
         "default: $BYBIT_HYBRID_METRICS_PORT, else off)",
     )
+    add_bus_flags(parser, worker=True)
     add_loop_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(
-        args.config, {"metrics_port": args.metrics_port, "event_loop": args.loop}
-    )
+    overrides = {"metrics_port": args.metrics_port, "event_loop": args.loop}
+    settings = load_settings(args.config, {**overrides, **bus_overrides(args)})
+    check_bus(settings)
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     return run_loop(_run(settings, api_key, api_secret, kwargs, args.duration), settings.event_loop)

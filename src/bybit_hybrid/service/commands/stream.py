@@ -19,6 +19,7 @@ from typing import Any, get_args
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.commands.bus_flags import add_bus_flags, bus_overrides
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
@@ -28,7 +29,7 @@ from bybit_hybrid.service.commands.endpoint_flags import (
 from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.render import event_line, position_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
-from bybit_hybrid.service.streams import make_position_stream
+from bybit_hybrid.service.streams import check_bus, make_position_stream
 from bybit_hybrid.transport.recording import Recorder
 
 HELP = "stream live positions (private + public WebSocket, REST bootstrap) to stdout"
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="record every frame and REST answer (gzip JSON lines) for `replay`",
     )
+    add_bus_flags(parser, worker=True)
     add_loop_flag(parser)
 
 
@@ -70,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
         raise ConfigError(f"--max-active-time {args.max_active_time} is outside 30..600 s")
     flags = {"mode": args.mode, "cutover_pct": args.cutover_pct, "event_loop": args.loop}
+    flags.update(bus_overrides(args))
     settings = load_settings(args.config, flags)
+    check_bus(settings)
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     return run_loop(_stream(settings, api_key, api_secret, kwargs, args), settings.event_loop)
