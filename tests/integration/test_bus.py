@@ -346,3 +346,38 @@ async def test_no_lifecycle_event_lost_or_doubled_across_worker_and_hub_restarts
     finally:
         await worker.stop()
         await hub.stop()
+
+
+async def test_worker_started_without_bus_or_hub_uses_its_own_socket_until_a_hub_beats(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    bus = fast_bus(nats_server.url)
+    await nats_server.stop()
+    worker, _rec = worker_for(sim, bus, "alice")
+    await worker.start()
+    hub = hub_for(sim, bus, "hub-a")
+    want = {"tickers.BTCUSDT", "tickers.ETHUSDT"}
+    try:
+        await worker.wait_ready(3 * UNIT_S)  # the account does not wait for the bus
+        await wait_for(
+            lambda: worker.get_status()["bus"]["mode"] == "fallback",
+            bus.stale_after_s * 3 + 2 * UNIT_S,
+            "fallback without a bus",
+        )
+        await wait_for(lambda: public_topics(sim) == [want], 5 * UNIT_S, "own socket")
+        # The bus comes back, but no hub: a connection alone is not health.
+        await nats_server.start()
+        await wait_for(lambda: worker.get_status()["bus"]["connected"], 5 * UNIT_S, "bus up")
+        await asyncio.sleep(bus.stale_after_s * 2)  # proving a state holds: nothing to await
+        assert worker.get_status()["bus"]["mode"] == "fallback"
+        await hub.start()
+        await wait_for(
+            lambda: worker.get_status()["bus"]["mode"] == "bus",
+            bus.stale_after_s * 3 + 5 * UNIT_S,
+            "back on the bus once a hub beats",
+        )
+        await wait_for(lambda: public_topics(sim) == [want], 5 * UNIT_S, "only the hub's")
+        assert worker.get_status()["bus"]["failovers"] == 1
+    finally:
+        await worker.stop()
+        await hub.stop()

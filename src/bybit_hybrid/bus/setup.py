@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
@@ -27,10 +28,49 @@ log = logging.getLogger(__name__)
 POSITIONS_MAX_AGE_S = 7 * 24 * 3600.0
 
 
-async def connect(settings: BusSettings, name: str, **callbacks: Any) -> Client:
-    """A NATS connection that reconnects forever; the first connect fails fast. `callbacks`
-    are nats-py's (`reconnected_cb=...`)."""
-    return await nats.connect(name=name, **settings.connect_options(), **callbacks)
+async def connect(
+    settings: BusSettings,
+    name: str,
+    reconnected_cb: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
+    """A NATS connection that reconnects forever; the first connect fails fast. Connection
+    trouble is one warning per outage (nats-py would log a traceback per attempt)."""
+    noise = _ConnectionLog(settings.masked(), reconnected_cb)
+    # nats-py retries a first connect forever when reconnects are unlimited: bound it, so a
+    # worker without a bus falls back instead of waiting.
+    first_s = settings.connect_timeout_s * (len(settings.servers()) + 1)
+    async with asyncio.timeout(first_s):
+        client = await nats.connect(
+            name=name,
+            error_cb=noise.on_error,
+            disconnected_cb=noise.on_disconnected,
+            reconnected_cb=noise.on_reconnected,
+            **settings.connect_options(),
+        )
+    noise.down = False
+    return client
+
+
+class _ConnectionLog:
+    def __init__(self, where: str, then: Callable[[], Awaitable[None]] | None) -> None:
+        self._where = where
+        self._then = then
+        # Until the first connect succeeds its caller reports the failure.
+        self.down = True
+
+    async def on_error(self, exc: Exception) -> None:
+        log.log(logging.DEBUG if self.down else logging.WARNING, "bus %s: %r", self._where, exc)
+
+    async def on_disconnected(self) -> None:
+        if not self.down:
+            log.warning("bus %s: disconnected, reconnecting", self._where)
+        self.down = True
+
+    async def on_reconnected(self) -> None:
+        self.down = False
+        log.info("bus %s: reconnected", self._where)
+        if self._then is not None:
+            await self._then()
 
 
 def marks_config(settings: BusSettings) -> StreamConfig:

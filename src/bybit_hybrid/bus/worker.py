@@ -61,6 +61,7 @@ class BusHybridStream(BybitHybridStream):
         self._kv: KeyValue | None = None
         self._subs: dict[str, Subscription] = {}
         self._resubscribe = False
+        self._unreachable = False
         self._task: asyncio.Task[None] | None = None
         self._last_beat_at: float | None = None  # monotonic
         self._health_changed_at = time.monotonic()
@@ -186,8 +187,12 @@ class BusHybridStream(BybitHybridStream):
                 reconnected_cb=self._on_reconnected,
             )
         except (NatsError, OSError, TimeoutError) as exc:
-            log.warning("bus %s unreachable: %s", self.bus.masked(), exc)
+            # One warning per outage, not one per attempt.
+            level = logging.DEBUG if self._unreachable else logging.WARNING
+            log.log(level, "bus %s unreachable: %r", self.bus.masked(), exc)
+            self._unreachable = True
             return
+        self._unreachable = False
         js = nc.jetstream()
         self._kv = await declare_all(js, self.bus)
         await nc.subscribe(HUB_HEARTBEAT, cb=self._on_beat)
