@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -15,7 +16,12 @@ from nats.js.errors import KeyNotFoundError
 from bybit_hybrid.bus.payloads import Demand, decode_mark, decode_position, encode
 from bybit_hybrid.bus.setup import ensure_demand_bucket
 from bybit_hybrid.bus.subjects import DEMAND_BUCKET, MARKS_STREAM, POSITIONS_STREAM, mark_msg_id
+from bybit_hybrid.bus.worker import BusHybridStream
+from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised
 from bybit_hybrid.protocol.events import MarkUpdated
+from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.sim import SimServer
 from tests.integration.bus_harness import (
     fast_bus,
@@ -298,6 +304,12 @@ async def test_bus_outage_falls_back_to_the_own_public_socket_and_returns(
         await prove_mark(6)
         assert worker.worker_core.bus_marks_applied > applied, "the mark came over the bus"
         assert worker.get_stats()["bus_fallback"] is False
+        alerts = [
+            (type(e).__name__, e.name)
+            for _t, e in rec.core_events
+            if isinstance(e, AlertRaised | AlertCleared)
+        ]
+        assert alerts == [("AlertRaised", "bus_fallback"), ("AlertCleared", "bus_fallback")]
     finally:
         await worker.stop()
         await hub.stop()
@@ -380,4 +392,45 @@ async def test_worker_started_without_bus_or_hub_uses_its_own_socket_until_a_hub
         assert worker.get_status()["bus"]["failovers"] == 1
     finally:
         await worker.stop()
+        await hub.stop()
+
+
+async def test_the_service_builds_a_rollout_hybrid_stream_around_the_worker(
+    sim: SimServer, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """`run`/`stream --bus`: the worker sits inside the hybrid mode's failover and alerts, and
+    the bus subjects count as subscribed tickers (no "zero subscriptions" alert)."""
+    settings = load_settings(
+        None,
+        {
+            "bus_url": nats_server.url,
+            "bus_account": "alice",
+            "bus_stale_after_s": 1.5 * UNIT_S,
+            "rollout_mark_stale_s": 1.0 * UNIT_S,
+            "state_db": tmp_path / "state.sqlite3",
+        },
+    )
+    bus = fast_bus(nats_server.url)
+    hub = hub_for(sim, bus, "hub-a")
+    await hub.start()
+    events: list[object] = []
+    stream = make_position_stream(
+        settings, sim.api_key, sim.api_secret, None, {"base_url": sim.base_url}
+    )
+    stream.add_listener(events.append)
+    await stream.start()
+    try:
+        assert isinstance(stream, RolloutStream) and isinstance(stream.hybrid, BusHybridStream)
+        await stream.wait_ready(3 * UNIT_S)
+        await wait_for(
+            lambda: stream.get_stats()["subscribed_tickers"] == 2, 5 * UNIT_S, "bus subjects"
+        )
+        status = stream.get_status()
+        assert status["bus"]["mode"] == "bus" and status["bus"]["account"] == "alice"
+        assert status["stats"]["bus_fallback"] is False
+        await asyncio.sleep(2 * UNIT_S)  # past the zero-subscription grace: nothing raised
+        assert not [e for e in events if isinstance(e, AlertRaised)]
+        assert stream.get_stats()["polling_symbols"] == 0
+    finally:
+        await stream.stop()
         await hub.stop()

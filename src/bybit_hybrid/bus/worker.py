@@ -32,12 +32,17 @@ from bybit_hybrid.bus.publisher import PositionPublisher
 from bybit_hybrid.bus.settings import BusSettings
 from bybit_hybrid.bus.setup import connect, declare_all
 from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_account, mark_subject
+from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised, Severity
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridCore, Reconciled
 from bybit_hybrid.stream import BybitHybridStream
 
 log = logging.getLogger(__name__)
 
 BUS, FALLBACK = "bus", "fallback"
+# Raised (and cleared) to every listener: metrics count it, the dashboard shows it.
+BUS_ALERT = "bus_fallback"
+_FELL_BACK = "no healthy hub on the bus: marks from this account's own public socket"
+_RETURNED = "marks from the bus again"
 
 
 class BusHybridStream(BybitHybridStream):
@@ -277,10 +282,12 @@ class BusHybridStream(BybitHybridStream):
                 self.account,
             )
             self.apply(lambda core, now: _switch(core, public=True, now=now))
+            self._fanout.notify(AlertRaised(BUS_ALERT, Severity.WARNING, _FELL_BACK, self.now()))
         elif healthy and self.mode == FALLBACK:
             self.mode = BUS
             log.warning("bus: healthy again: %s takes its marks from the bus", self.account)
             self.apply(lambda core, now: _switch(core, public=False, now=now))
+            self._fanout.notify(AlertCleared(BUS_ALERT, Severity.WARNING, _RETURNED, self.now()))
 
 
 def _feed(core: HybridCore, mark: BusMark, now: float) -> None:
