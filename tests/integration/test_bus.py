@@ -434,3 +434,29 @@ async def test_the_service_builds_a_rollout_hybrid_stream_around_the_worker(
     finally:
         await stream.stop()
         await hub.stop()
+
+
+async def test_a_restart_after_the_duplicate_window_republishes_nothing_and_changes_are_changes(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    # A window far shorter than the restart: JetStream's msg-id dedupe cannot help here.
+    bus = fast_bus(nats_server.url, duplicate_window_s=0.1)
+    worker, _rec = worker_for(sim, bus, "alice")
+    await worker.start()
+    try:
+        await worker.wait_ready(3 * UNIT_S)
+        await wait_for(lambda: worker.publisher.stats["published"] >= 2, 5 * UNIT_S, "2 opens")
+        async with nats_client(nats_server.url) as nc:
+            last_seq = (await _read_positions(nc, "alice"))[-1].metadata.sequence.stream
+            await worker.stop()
+            await sim.change_position("BTCUSDT", size=D("0.003"))  # while the worker is down
+            worker, _rec = worker_for(sim, bus, "alice")
+            await worker.start()
+            await worker.wait_ready(3 * UNIT_S)
+            await wait_for(lambda: worker.publisher.stats["published"] >= 1, 5 * UNIT_S, "news")
+            await wait_for(lambda: worker.publisher.stats["duplicates"] >= 1, 5 * UNIT_S, "ETH")
+            resumed = await _read_positions(nc, "alice", last_seq + 1)
+            assert _lifecycle(resumed) == [("changed", "BTCUSDT")]
+            assert decode_position(resumed[0].data).data["size"] == "0.003"
+    finally:
+        await worker.stop()

@@ -2,9 +2,11 @@
 
 Events are queued in order and each is published with an ack before the next, retried until
 the bus takes it, so an outage delays events but loses none (up to `max_backlog`; beyond it
-the oldest are dropped and counted, and an error is logged). The message id names the
-position's exchange state, so a restarted worker's bootstrap re-announcing the same positions
-is dropped by JetStream's duplicate window instead of reaching consumers twice.
+the oldest are dropped and counted, and an error is logged). Before publishing anything the
+publisher reads its subject back: a restarted worker's bootstrap re-announcing a position in
+the state the bus holds is dropped, one in a new state goes out as `changed`. The message id
+names the position's exchange state, so a publish retried after a lost ack is dropped by
+JetStream's duplicate window.
 
 A close that happened while the worker was down has no event in the new book (which starts
 empty): at start the publisher reads its own subject back (`load`), and once the book is
@@ -48,7 +50,7 @@ class PositionPublisher:
     def __init__(self, account: str, max_backlog: int = 100_000) -> None:
         self.account = check_account(account)
         self.subject = positions_subject(account)
-        self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._queue: collections.deque[PositionMessage] = collections.deque()
         self._max_backlog = max_backlog
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -64,22 +66,23 @@ class PositionPublisher:
         self.restored: dict[tuple[str, int], dict[str, Any]] | None = None
         # Keys this run has published an event for: its own book is the truth for them.
         self._seen: set[tuple[str, int]] = set()
+        # The last state on the bus per open key, kept as events are published.
+        self._held: dict[tuple[str, int], dict[str, Any]] = {}
 
     def listener(self, event: CoreEvent) -> None:
         if not isinstance(event, _LIFECYCLE):
             return  # marks travel on bybit.marks.*; the replayable log holds the lifecycle
         view = event.view
         message = PositionMessage(self.account, event.kind, "bybit", to_contract(view))
-        msg_id = position_msg_id(self.account, view.key.symbol, view.key.idx, event.kind, view.seq)
         self._seen.add((view.key.symbol, view.key.idx))
-        self._enqueue(msg_id, message)
+        self._enqueue(message)
 
-    def _enqueue(self, msg_id: str, message: PositionMessage) -> None:
+    def _enqueue(self, message: PositionMessage) -> None:
         if len(self._queue) >= self._max_backlog:
             self._queue.popleft()
             self.stats["dropped"] += 1
             log.error("bus: position backlog full (%d), oldest event dropped", self._max_backlog)
-        self._queue.append((msg_id, encode(message)))
+        self._queue.append(message)
         self._drained.clear()
         self._wake.set()
 
@@ -100,7 +103,8 @@ class PositionPublisher:
                     break
         finally:
             await sub.unsubscribe()
-        self.restored = held
+        self.restored = dict(held)
+        self._held = held
 
     def close_missing(self, open_keys: Iterable[PositionKey]) -> int:
         """Publishes a `closed` for each key the bus holds open and the book does not."""
@@ -121,8 +125,7 @@ class PositionPublisher:
                 "cs": None,
             }
             key = (str(data["symbol"]), int(data["position_idx"]))
-            msg_id = position_msg_id(self.account, key[0], key[1], "closed", data.get("seq"))
-            self._enqueue(msg_id, PositionMessage(self.account, "closed", "bybit", closed))
+            self._enqueue(PositionMessage(self.account, "closed", "bybit", closed))
             log.info("bus: %s %s/%d closed while the worker was down", self.account, *key)
         self.stats["closes_restored"] += len(missed)
         self.restored = {}
@@ -150,24 +153,57 @@ class PositionPublisher:
         self._task = None
 
     async def _run(self, js: JetStreamContext) -> None:
+        # Nothing is published before the bus's own record is read: it decides what is new.
+        while self.restored is None:
+            try:
+                await self.load(js)
+            except (NatsError, TimeoutError) as exc:
+                log.debug("bus: reading back %s failed, retrying: %s", self.subject, exc)
+                await asyncio.sleep(_RETRY_S)
         while True:
             if not self._queue:
                 self._drained.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            msg_id, payload = self._queue[0]
+            message = self._as_news(self._queue[0])
+            if message is None:
+                self._queue.popleft()
+                self.stats["duplicates"] += 1
+                continue
             try:
-                ack = await js.publish(
-                    self.subject, payload, timeout=2.0, headers={"Nats-Msg-Id": msg_id}
-                )
+                await self._publish(js, message)
             except (NatsError, TimeoutError) as exc:
                 self.stats["retries"] += 1
                 log.debug("bus: publishing a position event failed, retrying: %s", exc)
                 await asyncio.sleep(_RETRY_S)
                 continue
             self._queue.popleft()
-            self.stats["duplicates" if ack.duplicate else "published"] += 1
+            _hold(self._held, message)
+
+    def _as_news(self, message: PositionMessage) -> PositionMessage | None:
+        """A restarted worker's bootstrap announces every position as `opened`: the same state
+        the bus holds is no news (None); another state of a position the bus holds open is a
+        `changed`. This holds beyond JetStream's duplicate window."""
+        if message.event != "opened":
+            return message
+        held = self._held.get((str(message.data["symbol"]), int(message.data["position_idx"])))
+        if held is None:
+            return message
+        if held.get("seq") == message.data.get("seq"):
+            return None
+        return PositionMessage(message.account, "changed", message.exchange, message.data)
+
+    async def _publish(self, js: JetStreamContext, message: PositionMessage) -> None:
+        data = message.data
+        msg_id = position_msg_id(
+            self.account, str(data["symbol"]), int(data["position_idx"]), message.event,
+            data.get("seq"),
+        )  # fmt: skip
+        ack = await js.publish(
+            self.subject, encode(message), timeout=2.0, headers={"Nats-Msg-Id": msg_id}
+        )
+        self.stats["duplicates" if ack.duplicate else "published"] += 1
 
 
 def _hold(held: dict[tuple[str, int], dict[str, Any]], message: PositionMessage) -> None:

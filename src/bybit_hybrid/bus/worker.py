@@ -175,11 +175,8 @@ class BusHybridStream(BybitHybridStream):
 
     async def _check_closes(self) -> None:
         """Once per start: closes that happened while this account's worker was down."""
-        if self._closes_checked:
-            return
-        if self.publisher.restored is None:
-            assert self._js is not None
-            await self.publisher.load(self._js)
+        if self._closes_checked or self.publisher.restored is None:
+            return  # the publisher reads the bus's record first
         if self._bootstrapped:
             self.publisher.close_missing(self.core.book.open_keys())
             self._closes_checked = True
