@@ -48,6 +48,7 @@ async def connect(
             **settings.connect_options(),
         )
     noise.down = False
+    noise.client = client
     return client
 
 
@@ -57,11 +58,14 @@ class _ConnectionLog:
         self._then = then
         # Until the first connect succeeds its caller reports the failure.
         self.down = True
+        self.client: Client | None = None
 
     async def on_error(self, exc: Exception) -> None:
         log.log(logging.DEBUG if self.down else logging.WARNING, "bus %s: %r", self._where, exc)
 
     async def on_disconnected(self) -> None:
+        if self.client is not None and self.client.is_closed:
+            return  # our own close at stop, not an outage
         if not self.down:
             log.warning("bus %s: disconnected, reconnecting", self._where)
         self.down = True
