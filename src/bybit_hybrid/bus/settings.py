@@ -14,7 +14,7 @@ class BusSettings:
     """`url` is one or more `nats://` / `tls://` servers separated by commas; credentials go
     in `creds_file` (a NATS .creds file), `token`, or `user`/`password`, never on the bus."""
 
-    url: str
+    url: str = field(repr=False)  # may hold user:password; `masked()` is what is shown
     creds_file: Path | None = None
     token: str | None = field(default=None, repr=False)
     user: str | None = None
@@ -46,6 +46,9 @@ class BusSettings:
             raise ValueError(
                 f"stale_after_s {self.stale_after_s} must exceed heartbeat_s {self.heartbeat_s}"
             )
+
+    def __repr__(self) -> str:
+        return f"BusSettings(url={self.masked()!r}, creds_file={self.creds_file!r})"
 
     def servers(self) -> list[str]:
         servers = [s.strip() for s in self.url.split(",") if s.strip()]
