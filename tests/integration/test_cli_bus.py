@@ -9,8 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+from bybit_hybrid.protocol.events import MarkUpdated
 from bybit_hybrid.sim import SimServer
-from tests.integration.bus_harness import nats_client, public_topics
+from tests.integration.bus_harness import fast_bus, hub_for, nats_client, public_topics, worker_for
 from tests.integration.nats_support import NatsServer
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
@@ -85,3 +86,43 @@ async def test_bad_bus_flags_are_one_line_errors(sim: SimServer, tmp_path: Path)
         code, _out, err = await _finish(await _spawn(tmp_path, keys, *base, *flags))
         assert code == 2, (flags, err)
         assert len(err.strip().splitlines()) == 1 and message in err, (flags, err)
+
+
+async def test_a_hub_process_killed_hard_loses_no_mark_with_a_second_hub(
+    sim: SimServer, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    bus = fast_bus(nats_server.url)
+    proc = await _spawn(
+        tmp_path, {}, "hub", "--bus", nats_server.url, "--base-url", sim.base_url,
+        "--duration", str(60 * UNIT_S), "--hub-id", "hub-proc",
+    )  # fmt: skip
+    hub_b = hub_for(sim, bus, "hub-b")
+    worker, rec = worker_for(sim, bus, "alice")
+    try:
+        await hub_b.start()
+        await worker.start()
+        await worker.wait_ready(3 * UNIT_S)
+        want = {"tickers.BTCUSDT", "tickers.ETHUSDT"}
+        await wait_for(lambda: public_topics(sim) == [want, want], 10 * UNIT_S, "two hubs")
+        proc.kill()  # SIGKILL: no goodbye, its sockets just die
+        await proc.wait()
+        sim.pause_ticks("BTCUSDT")
+        tick = sim.exchange.instruments["BTCUSDT"].tick_size
+        for step in range(1, 6):
+            mark = sim.exchange.prices.mark("BTCUSDT") + step * tick
+            await sim.set_mark("BTCUSDT", mark)
+            await wait_for(
+                lambda m=mark: any(  # type: ignore[misc]
+                    isinstance(e, MarkUpdated) and e.view.mark_price == m
+                    for _t, e in rec.core_events
+                ),
+                5 * UNIT_S,
+                f"mark {mark} after the hub process died",
+            )
+        assert worker.get_status()["bus"]["mode"] == "bus"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await worker.stop()
+        await hub_b.stop()
