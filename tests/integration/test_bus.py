@@ -460,3 +460,23 @@ async def test_a_restart_after_the_duplicate_window_republishes_nothing_and_chan
             assert decode_position(resumed[0].data).data["size"] == "0.003"
     finally:
         await worker.stop()
+
+
+async def test_new_demand_reaches_the_hub_at_once_not_at_the_next_poll(
+    sim: SimServer, nats_server: NatsServer
+) -> None:
+    bus = fast_bus(nats_server.url, demand_refresh_s=60.0, demand_ttl_s=120.0)
+    hub = hub_for(sim, bus, "hub-a")
+    await hub.start()
+    try:
+        async with nats_client(nats_server.url) as nc:
+            kv = await ensure_demand_bucket(nc.jetstream(), bus)
+            await kv.put("alice", encode(Demand("alice", ["SOLUSDT"], 0)))
+            await wait_for(lambda: public_topics(sim) == [{"tickers.SOLUSDT"}], 3 * UNIT_S, "put")
+            await kv.put("alice", encode(Demand("alice", ["SOLUSDT", "XRPUSDT"], 0)))
+            want = {"tickers.SOLUSDT", "tickers.XRPUSDT"}
+            await wait_for(lambda: public_topics(sim) == [want], 3 * UNIT_S, "a second put")
+            await kv.delete("alice")  # a clean stop withdraws at once too
+            await wait_for(lambda: public_topics(sim) == [set()], 3 * UNIT_S, "the delete")
+    finally:
+        await hub.stop()

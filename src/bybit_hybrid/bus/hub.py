@@ -71,6 +71,8 @@ class MarkHub:
         self._pending: dict[str, BusMark] = {}
         self._wake = asyncio.Event()
         self._redeclare = False
+        self._by_account: dict[str, set[str]] = {}
+        self._watched_at: dict[str, float] = {}  # monotonic, per demand key
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"marks_published": 0, "duplicates": 0, "publish_errors": 0, "bad_demand": 0}
 
@@ -100,6 +102,7 @@ class MarkHub:
         for coro, name in (
             (self._publish_loop(), "publish"),
             (self._demand_loop(), "demand"),
+            (self._watch_loop(), "watch"),
             (self._heartbeat_loop(), "heartbeat"),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"bybit-hub-{name}"))
@@ -179,40 +182,80 @@ class MarkHub:
         self._redeclare = True  # the server may have restarted without our streams
 
     async def _demand_loop(self) -> None:
+        """The whole bucket every `demand_refresh_s`: that is how expired entries leave."""
         while True:
             try:
                 if self._redeclare:
                     assert self._js is not None
                     self._kv = await declare_all(self._js, self.bus)
                     self._redeclare = False
-                symbols = await self.read_demand()
+                started = time.monotonic()
+                self._merge_poll(await self.read_demand(), started)
             except NatsError as exc:
                 log.warning("hub: reading demand failed (keeping the last): %s", exc)
             else:
-                assert self._core is not None and self._runner is not None
-                if symbols != self._core.demand:
-                    log.info("hub: demand now %d symbols", len(symbols))
-                    self._core.set_demand(symbols, time.time())
-                    self._runner.pump()
+                self._apply_demand()
             await asyncio.sleep(self.bus.demand_refresh_s)
 
-    async def read_demand(self) -> set[str]:
-        """The union of every live worker's symbols (expired entries are gone from the bucket)."""
+    async def _watch_loop(self) -> None:
+        """Puts and deletes as they happen: a new symbol is subscribed at once."""
+        while True:
+            try:
+                assert self._kv is not None
+                watcher = await self._kv.watchall()
+                try:
+                    async for entry in watcher:
+                        if entry is None:
+                            continue  # nats-py's "no pending updates" marker
+                        self._watched_at[entry.key] = time.monotonic()
+                        if entry.operation in ("DEL", "PURGE") or entry.value is None:
+                            self._by_account.pop(entry.key, None)
+                        else:
+                            self._by_account[entry.key] = self._symbols_of(entry.key, entry.value)
+                        self._apply_demand()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+            except NatsError as exc:
+                log.debug("hub: demand watch ended, the poll covers: %s", exc)
+            await asyncio.sleep(self.bus.demand_refresh_s)
+
+    def _merge_poll(self, polled: dict[str, set[str]], started: float) -> None:
+        """The poll is the truth for every key the watcher has not updated since it began
+        (a put seen meanwhile is newer than what the poll read)."""
+        for key in self._by_account.keys() | polled.keys():
+            if self._watched_at.get(key, -1.0) >= started:
+                continue
+            if key in polled:
+                self._by_account[key] = polled[key]
+            else:
+                self._by_account.pop(key, None)
+                self._watched_at.pop(key, None)
+
+    def _apply_demand(self) -> None:
+        assert self._core is not None and self._runner is not None
+        symbols: set[str] = set().union(*self._by_account.values())
+        if symbols != self._core.demand:
+            log.info("hub: demand now %d symbols", len(symbols))
+            self._core.set_demand(symbols, time.time())
+            self._runner.pump()
+
+    async def read_demand(self) -> dict[str, set[str]]:
+        """Every live worker's symbols (expired entries are gone from the bucket)."""
         assert self._kv is not None
         try:
             keys = await self._kv.keys()
         except NoKeysError:
-            return set()
-        union: set[str] = set()
+            return {}
+        demand: dict[str, set[str]] = {}
         for key in keys:
             try:
                 entry = await self._kv.get(key)
             except NatsError:
                 continue  # deleted or expired between keys() and get()
-            if entry.value is None:
-                continue
-            union |= self._symbols_of(key, entry.value)
-        return union
+            if entry.value is not None:
+                demand[key] = self._symbols_of(key, entry.value)
+        return demand
 
     def _symbols_of(self, key: str, raw: bytes) -> set[str]:
         try:

@@ -33,6 +33,7 @@ from bybit_hybrid.bus.settings import BusSettings
 from bybit_hybrid.bus.setup import connect, declare_all
 from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_account, mark_subject
 from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised, Severity
+from bybit_hybrid.protocol.events import PositionClosed, PositionOpened
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridCore, Reconciled
 from bybit_hybrid.stream import BybitHybridStream
 
@@ -60,6 +61,8 @@ class BusHybridStream(BybitHybridStream):
         self.add_listener(self.publisher.listener)
         self.add_listener(self._on_core_event)
         self._bootstrapped = False
+        # Set when a position opens or closes: the demand goes out now, not at the next tick.
+        self._demand_moved = asyncio.Event()
         self._closes_checked = False
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -151,7 +154,10 @@ class BusHybridStream(BybitHybridStream):
             except Exception:
                 log.exception("bus worker step failed")
             self._judge_health()
-            await asyncio.sleep(period_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(period_s):
+                    await self._demand_moved.wait()
+            self._demand_moved.clear()
 
     async def _step(self) -> None:
         if self._nc is None:
@@ -170,6 +176,8 @@ class BusHybridStream(BybitHybridStream):
         await self._check_closes()
 
     def _on_core_event(self, event: CoreEvent) -> None:
+        if isinstance(event, PositionOpened | PositionClosed):
+            self._demand_moved.set()
         if isinstance(event, Reconciled) and event.reason == "bootstrap":
             self._bootstrapped = True
 
