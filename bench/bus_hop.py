@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,48 @@ async def _nats(store: Path) -> tuple[asyncio.subprocess.Process, str]:
     raise SystemExit("nats-server did not start")
 
 
+def _stamp_hub(hub: MarkHub, hub_at: dict[tuple[str, int], float]) -> None:
+    """Records when the hub's core merged each mark-changing frame (same clock as the workers)."""
+    assert hub._core is not None
+    marks = hub._core.marks
+    sink = marks._sink  # type: ignore[attr-defined]
+
+    def stamped(symbol: str, mark: Any, ts_ms: int, cs: int | None) -> None:
+        hub_at[(symbol, ts_ms)] = time.perf_counter()
+        sink(symbol, mark, ts_ms, cs)
+
+    marks._sink = stamped  # type: ignore[attr-defined]
+
+
+def _hop_listener(
+    hub_at: dict[tuple[str, int], float], hops_ms: list[float]
+) -> Callable[[object], None]:
+    def listener(event: object) -> None:
+        if isinstance(event, MarkUpdated):
+            at = hub_at.get((event.key.symbol, event.view.exchange_ts_ms or 0))
+            if at is not None:
+                hops_ms.append((time.perf_counter() - at) * 1000)
+
+    return listener
+
+
+async def _workers(
+    sim: SimServer, bus: BusSettings, count: int, listener: Callable[[object], None]
+) -> list[BusHybridStream]:
+    streams = []
+    for n in range(count):
+        stream = BusHybridStream(
+            sim.api_key, sim.api_secret, None, base_url=sim.base_url,
+            rng=random.Random(n), bus=bus, account=f"acct{n}",
+        )  # fmt: skip
+        stream.add_listener(listener)
+        streams.append(stream)
+        await stream.start()
+    for stream in streams:
+        await stream.wait_ready(30)
+    return streams
+
+
 async def run(workers: int, symbols: int, seconds: float) -> dict[str, Any]:
     hub_at: dict[tuple[str, int], float] = {}
     hops_ms: list[float] = []
@@ -68,33 +111,8 @@ async def run(workers: int, symbols: int, seconds: float) -> dict[str, Any]:
     async with SimServer(config) as sim:
         hub = MarkHub(Endpoints.select(base_url=sim.base_url), bus, hub_id="bench")
         await hub.start()
-        assert hub._core is not None
-        marks = hub._core.marks
-        sink = marks._sink  # type: ignore[attr-defined]
-
-        def stamped(symbol: str, mark: Any, ts_ms: int, cs: int | None) -> None:
-            hub_at[(symbol, ts_ms)] = time.perf_counter()
-            sink(symbol, mark, ts_ms, cs)
-
-        marks._sink = stamped  # type: ignore[attr-defined]
-
-        def listener(event: object) -> None:
-            if isinstance(event, MarkUpdated):
-                at = hub_at.get((event.key.symbol, event.view.exchange_ts_ms or 0))
-                if at is not None:
-                    hops_ms.append((time.perf_counter() - at) * 1000)
-
-        streams = []
-        for n in range(workers):
-            stream = BusHybridStream(
-                sim.api_key, sim.api_secret, None, base_url=sim.base_url,
-                rng=random.Random(n), bus=bus, account=f"acct{n}",
-            )  # fmt: skip
-            stream.add_listener(listener)
-            streams.append(stream)
-            await stream.start()
-        for stream in streams:
-            await stream.wait_ready(30)
+        _stamp_hub(hub, hub_at)
+        streams = await _workers(sim, bus, workers, _hop_listener(hub_at, hops_ms))
         await asyncio.sleep(3)  # demand reaches the hub, subscriptions settle
         hops_ms.clear()
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -102,6 +120,7 @@ async def run(workers: int, symbols: int, seconds: float) -> dict[str, Any]:
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         public = sum(1 for c in sim.connections if c.kind is ConnKind.PUBLIC)
         applied = sum(s.worker_core.bus_marks_applied for s in streams)
+        shards = hub.status()["public_sockets"]
         for stream in streams:
             await stream.stop()
         await hub.stop()
@@ -109,12 +128,21 @@ async def run(workers: int, symbols: int, seconds: float) -> dict[str, Any]:
     await proc.wait()
     shutil.rmtree(store, ignore_errors=True)
     cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    hops = sorted(hops_ms)
+    return _table(
+        workers, symbols, public=public, shards=shards, applied=applied,
+        hops=sorted(hops_ms), cpu_s=cpu_s,
+    )  # fmt: skip
+
+
+def _table(
+    workers: int, symbols: int, *, public: int, shards: int, applied: int,
+    hops: list[float], cpu_s: float,
+) -> dict[str, Any]:  # fmt: skip
     return {
         "workers": workers,
         "symbols": symbols,
         "public connections (sim)": public,
-        "hub shards": hub.status()["public_sockets"],
+        "hub shards": shards,
         "marks applied (all workers)": applied,
         "hop p50 ms": round(statistics.median(hops), 3) if hops else None,
         "hop p99 ms": round(hops[int(len(hops) * 0.99) - 1], 3) if hops else None,
