@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import aiohttp
+
 from bybit_hybrid.protocol.events import MarkUpdated
 from bybit_hybrid.sim import SimServer
 from tests.integration.bus_harness import fast_bus, hub_for, nats_client, public_topics, worker_for
@@ -42,7 +44,7 @@ async def test_hub_and_stream_worker_processes(
     keys = {"BYBIT_API_KEY": sim.api_key, "BYBIT_API_SECRET": sim.api_secret}
     hub = await _spawn(
         tmp_path, {}, "hub", "--bus", nats_server.url, "--base-url", sim.base_url,
-        "--duration", str(12 * UNIT_S), "--hub-id", "hub-cli",
+        "--duration", str(12 * UNIT_S), "--hub-id", "hub-cli", "--status-port", "0",
     )  # fmt: skip
     worker = await _spawn(
         tmp_path, keys, "stream", "--bus", nats_server.url, "--account", "acct1",
@@ -52,6 +54,16 @@ async def test_hub_and_stream_worker_processes(
         want = {f"tickers.{p.symbol}" for p in sim.exchange.open_positions()}
         # One public connection in all, the hub's, serving the worker's symbols.
         await wait_for(lambda: public_topics(sim) == [want], 10 * UNIT_S, "hub serving")
+        assert hub.stdout is not None
+        first = (await asyncio.wait_for(hub.stdout.readline(), 10 * UNIT_S)).decode()
+        assert first.startswith("status on http://127.0.0.1:"), first
+        async with aiohttp.ClientSession() as http:
+            async with http.get(first.split()[-1] + "/status") as response:
+                status = await response.json()
+            assert status["hub"] == "hub-cli" and status["bus_connected"] is True
+            assert status["demand"] == sorted(s.removeprefix("tickers.") for s in want)
+            async with http.get(first.split()[-1] + "/health") as response:
+                assert response.status == 200, await response.text()
         code, out, err = await _finish(worker)
         assert code == 0, err
         lines = [json.loads(line) for line in out.splitlines()]

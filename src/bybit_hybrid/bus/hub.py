@@ -124,6 +124,16 @@ class MarkHub:
                 await self._nc.close()
         self._runner = self._rest = self._nc = self._owned_ws = None
 
+    def health(self) -> tuple[bool, list[str]]:
+        """Healthy: on the bus, and every public socket live (or nothing demanded yet)."""
+        status = self.status()
+        reasons = [] if status["bus_connected"] else ["bus disconnected"]
+        if status["demand"]:
+            reasons += [
+                f"{name} {state}" for name, state in status["sockets"].items() if state != "live"
+            ]
+        return not reasons, reasons
+
     def status(self) -> dict[str, Any]:
         core = self._core
         return {
@@ -133,6 +143,7 @@ class MarkHub:
             "bus_connected": self._nc is not None and self._nc.is_connected,
             "demand": sorted(core.demand) if core else [],
             "subscribed_tickers": core.subscribed_tickers() if core else 0,
+            "sockets": {n: core.session(n).state.value for n in core.sockets()} if core else {},
             "public_sockets": len(core.sockets()) if core else 0,
             **self.stats,
         }

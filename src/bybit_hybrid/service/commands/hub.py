@@ -24,7 +24,9 @@ from bybit_hybrid.service.commands.endpoint_flags import (
     endpoint_kwargs,
     positive_seconds,
 )
+from bybit_hybrid.service.hub_http import HubServer
 from bybit_hybrid.service.loop import run_loop
+from bybit_hybrid.service.output import say
 from bybit_hybrid.service.settings import load_settings
 from bybit_hybrid.service.streams import bus_settings
 from bybit_hybrid.transport.endpoints import Endpoints
@@ -42,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub-id", metavar="NAME", help="this hub's name (default: host-pid)")
     parser.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S s")
     parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+    parser.add_argument(
+        "--status-port",
+        type=int,
+        metavar="P",
+        help="serve /health and /status (JSON) on 127.0.0.1:P (0: any free port)",
+    )
     add_loop_flag(parser)
 
 
@@ -54,10 +62,15 @@ def run(args: argparse.Namespace) -> int:
     endpoints = Endpoints.select(**kwargs)  # type: ignore[arg-type]
     ws = AiohttpWsBackend(proxy=proxy)  # type: ignore[arg-type]
     hub = MarkHub(endpoints, bus, hub_id=args.hub_id, ws_backend=ws)
-    return run_loop(_run(hub, ws, args.duration), settings.event_loop)
+    if args.status_port is not None and not 0 <= args.status_port <= 65535:
+        raise ConfigError(f"--status-port {args.status_port} is not a port (0..65535)")
+    server = None if args.status_port is None else HubServer(hub, port=args.status_port)
+    return run_loop(_run(hub, ws, server, args.duration), settings.event_loop)
 
 
-async def _run(hub: MarkHub, ws: AiohttpWsBackend, duration_s: float | None) -> int:
+async def _run(
+    hub: MarkHub, ws: AiohttpWsBackend, server: HubServer | None, duration_s: float | None
+) -> int:
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,11 +81,19 @@ async def _run(hub: MarkHub, ws: AiohttpWsBackend, duration_s: float | None) -> 
             await hub.start()
         except (NatsError, OSError, TimeoutError) as exc:
             raise ConfigError(f"bus {hub.bus.masked()}: cannot connect: {exc}") from None
+        if server is not None:
+            try:
+                await server.start()
+            except OSError as exc:
+                raise ConfigError(f"--status-port: {exc.strerror or exc}") from None
+            say(f"status on {server.url}")
         reporter = asyncio.create_task(_report(hub), name="hub-status")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), duration_s)
         reporter.cancel()
     finally:
+        if server is not None:
+            await server.stop()
         await hub.stop()
         await ws.aclose()
         log.info("hub stopped: %s", hub.status())
