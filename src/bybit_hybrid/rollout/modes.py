@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -134,7 +134,9 @@ class RolloutStream(PositionStream):
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
         recorder: Recorder | None = None,
+        hybrid_factory: Callable[..., BybitHybridStream] = BybitHybridStream,
     ) -> None:
+        """`hybrid_factory` builds the hybrid stream (a bus worker, `bybit_hybrid.bus`)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -155,7 +157,7 @@ class RolloutStream(PositionStream):
             hybrid_config = dataclasses.replace(
                 hybrid_config, stream_symbol=lambda symbol: cutover_streams(symbol, pct)
             )
-        self.hybrid = BybitHybridStream(
+        self.hybrid = hybrid_factory(
             api_key,
             api_secret,
             None if self._rest_drives else event_handler,
