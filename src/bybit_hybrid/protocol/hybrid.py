@@ -27,6 +27,9 @@ Rules:
 - The private stream sends no snapshot (BYBIT_V5.md §6.1): the book is bootstrapped from REST
   at start and reconciled again each time the private `position` subscription is confirmed,
   i.e. after every reconnect, so opens and closes missed during an outage are emitted then.
+- A key missing from a `position/list` answer is not closed on that answer alone: the book
+  asks for a confirmation, which the core sends as `FetchPositions(reason="confirm",
+  symbol=...)` (one complete listing when many symbols are missed), see `protocol.positions`.
 - A new position without a known mark gets its mark seeded from REST tickers, so it has a
   price before its first ticker frame.
 - A frame that fails to decode is counted and reported as `BadFrame`; the socket stays up.
@@ -53,7 +56,7 @@ from bybit_hybrid.protocol.domain import PositionSnapshot, Socket, Source, Ticke
 from bybit_hybrid.protocol.events import PositionEvent, PositionOpened
 from bybit_hybrid.protocol.failover import FailoverSwitched
 from bybit_hybrid.protocol.marks import MarkCache
-from bybit_hybrid.protocol.positions import PositionBook
+from bybit_hybrid.protocol.positions import PositionBook, confirmation_requests
 from bybit_hybrid.protocol.session import (
     ConnectionSession,
     SessionConfig,
@@ -105,10 +108,13 @@ class HybridConfig:
 
 @dataclass(frozen=True, slots=True)
 class FetchPositions:
-    """Every open position (all settle coins, all pages); `reason` is bootstrap or reconnect."""
+    """Every open position (all settle coins, all pages), or with `symbol` that symbol's rows,
+    flat ones included; `reason` is bootstrap, reconnect or confirm (keys a listing missed,
+    `PositionBook.take_confirmations`)."""
 
     request_id: int
     reason: str
+    symbol: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,16 +335,30 @@ class HybridCore:
         if reason is None:
             reason = request.reason if isinstance(request, FetchPositions) else "unrequested"
         self._rest_backoff.reset()
-        events = self.book.reconcile(
-            snapshots,
-            now,
-            complete=True,
-            requested_at=requested_at,
-            response_ts_ms=response_ts_ms,
-        )
-        self._emit_positions(events)
-        opened = [s for s in snapshots if s.is_open]
-        self._events.append(Reconciled(reason, len(opened), len(events)))
+        if isinstance(request, FetchPositions) and request.symbol is not None:
+            # One symbol's rows confirm (or withdraw) what a listing missed; not a reconcile.
+            self._emit_positions(
+                self.book.confirm(
+                    request.symbol,
+                    snapshots,
+                    now,
+                    requested_at=requested_at,
+                    response_ts_ms=response_ts_ms,
+                )
+            )
+        else:
+            events = self.book.reconcile(
+                snapshots,
+                now,
+                complete=True,
+                requested_at=requested_at,
+                response_ts_ms=response_ts_ms,
+            )
+            self._emit_positions(events)
+            opened = [s for s in snapshots if s.is_open]
+            self._events.append(Reconciled(reason, len(opened), len(events)))
+        for symbol in confirmation_requests(self.book.take_confirmations()):
+            self._want_rest(FetchPositions(self._next_request_id(), "confirm", symbol))
         self._sync_ticker_demand(now)
 
     def on_tickers(self, request_id: int, updates: list[TickerUpdate], now: float) -> None:

@@ -586,6 +586,14 @@ class _CoreTarget:
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None:
         self._stream._apply_tickers(updates)
 
+    def confirmations(self) -> list[str | None]:
+        return []  # the core asks for its confirmations itself (FetchPositions "confirm")
+
+    def apply_confirmation(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None:
+        raise AssertionError("the core confirms through its own REST requests")
+
     def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
         self._stream._poll_failed(error, retry_in_s)
 

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # Above this many symbols, one call for all linear tickers is cheaper than one call each.
 TICKERS_ONE_BY_ONE_MAX: Final = 3
+# A complete confirmation listing can miss new keys; what is left after this many rounds is
+# confirmed by the next poll.
+CONFIRM_ROUNDS_MAX: Final = 2
 
 
 class PollTarget(Protocol):
@@ -47,6 +50,14 @@ class PollTarget(Protocol):
     def apply_positions(self, page: PositionPage, requested_at: float, now: float) -> None: ...
 
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None: ...
+
+    def confirmations(self) -> list[str | None]:
+        """Symbols (None: a complete listing) to fetch at once to confirm keys the last listing
+        missed; empty when the target asks for them itself (the hybrid core)."""
+
+    def apply_confirmation(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None: ...
 
     def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
         """The poll failed (the poller has logged it); the next try is in `retry_in_s`."""
@@ -137,6 +148,7 @@ class RestPoller:
             page = await self._rest.get_positions()
             self.position_rows += len(page.positions)
             self._target.apply_positions(page, requested_at, self._clock())
+            await self._confirm()
             # Read after the positions: a position that just opened needs its mark too.
             symbols = self._target.needs().mark_symbols
             if symbols:
@@ -162,6 +174,19 @@ class RestPoller:
             self.planner.on_success(now, self._target.needs())
             self._observe_limits(now)
             self._target.polled(now)
+
+    async def _confirm(self) -> None:
+        """Fetches at once what the book wants to confirm a key the listing missed, so a real
+        close waits one more call instead of a whole poll interval (issue 19 F1)."""
+        for _ in range(CONFIRM_ROUNDS_MAX):
+            wanted = self._target.confirmations()
+            if not wanted:
+                return
+            for symbol in wanted:
+                requested_at = self._clock()
+                page = await self._rest.get_positions(symbol=symbol)
+                self.position_rows += len(page.positions)
+                self._target.apply_confirmation(symbol, page, requested_at, self._clock())
 
     async def _fetch_tickers(self, symbols: frozenset[str]) -> list[TickerUpdate]:
         if len(symbols) > TICKERS_ONE_BY_ONE_MAX:
@@ -366,6 +391,21 @@ class AdaptiveBybitStream(PositionStream):
             self._ready.set()
         self._fanout.emit(events)
 
+    def _confirmed(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None:
+        if symbol is None:
+            self._applied_positions(page, requested_at, now)
+            return
+        events = self._book.on_confirm(
+            symbol,
+            page.positions,
+            now,
+            requested_at=requested_at,
+            response_ts_ms=page.response_time_ms,
+        )
+        self._fanout.emit(list(events))
+
     def _applied_tickers(self, updates: list[TickerUpdate], now: float) -> None:
         self._fanout.emit(self._book.on_tickers(updates, now))
 
@@ -396,6 +436,14 @@ class _BookTarget:
 
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None:
         self._stream._applied_tickers(updates, now)
+
+    def confirmations(self) -> list[str | None]:
+        return self._stream.book.take_confirmations()
+
+    def apply_confirmation(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None:
+        self._stream._confirmed(symbol, page, requested_at, now)
 
     def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
         self._stream._poll_failed(error, retry_in_s, now)

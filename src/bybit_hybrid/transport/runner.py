@@ -252,7 +252,7 @@ class StreamRunner:
         requested_at = self._clock()
         try:
             if isinstance(request, FetchPositions):
-                page = await self._rest.get_positions()
+                page = await self._rest.get_positions(symbol=request.symbol)
                 self.core.on_positions(
                     request.request_id,
                     page.positions,
