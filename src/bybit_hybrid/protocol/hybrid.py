@@ -36,8 +36,10 @@ Rules:
 - `HybridConfig.stream_symbol`, when set, limits the streams to the symbols it accepts (a
   cutover share): other symbols get no ticker subscription and their private pushes are
   ignored, so REST polling (`on_positions(reason="poll")`, `on_tickers`) alone drives them.
-- `mark_frame_at(symbol)` and `last_frame_at` let a failover shell judge the sockets'
-  freshness: a ticker whose frames flow without a mark price still leaves the mark stale.
+- `ticker_heard_at(symbol)`, `mark_frame_at(symbol)` and `last_frame_at` let a failover
+  shell judge the sockets' freshness: a ticker is alive while its frames (or its socket's
+  pongs) arrive, whether or not they carry a mark; a mark that stopped moving is checked
+  against REST (`protocol.failover`).
 """
 
 from __future__ import annotations
@@ -212,6 +214,8 @@ class HybridCore:
         self._rest_backoff = Backoff(self.config.rest_backoff, self._rng)
         self._request_serial = 0
         self.last_frame_at: float | None = None
+        # When each socket last received a frame of any kind (pongs included).
+        self._rx_at: dict[str, float] = {}
         self._add_session(
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
         )
@@ -269,7 +273,7 @@ class HybridCore:
         session = self._sessions.get(name)
         if session is None:
             return False
-        self.last_frame_at = now
+        self.last_frame_at = self._rx_at[name] = now
         try:
             message = decode_ws(payload)
             events = session.on_message(message, now)
@@ -394,6 +398,24 @@ class HybridCore:
         """When the symbol's last ticker frame carrying a mark price arrived (REST seeds and
         mark-less deltas do not count)."""
         return self.marks.mark_frame_at(symbol)
+
+    def ticker_heard_at(self, symbol: str) -> float | None:
+        """The symbol's ticker's last sign of life (issue 19 F4): its last frame of any kind, or
+        the last frame (a pong included) of the LIVE public socket where its topic is
+        confirmed, since a quiet symbol may send nothing at all. REST seeds never count."""
+        heard = self.marks.frame_at(symbol)
+        topic = ticker_topic(symbol)
+        shard = self._shards.connection_of(topic)
+        session = self._sessions.get(shard) if shard is not None else None
+        if (
+            session is not None
+            and session.state is SessionState.LIVE
+            and topic in session.subscriptions.confirmed
+        ):
+            rx_at = self._rx_at.get(shard or "")
+            if rx_at is not None and (heard is None or rx_at > heard):
+                heard = rx_at
+        return heard
 
     def streams(self, symbol: str) -> bool:
         """True if the sockets serve this symbol (always, unless a cutover excludes it)."""

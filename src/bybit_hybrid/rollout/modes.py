@@ -189,6 +189,7 @@ class RolloutStream(PositionStream):
         self._position_failures = 0
         self._gave_up: set[str] = set()
         self._last_event_at: float | None = None
+        self._checks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RolloutStream(mode={self.mode!r}, endpoints={self.endpoints.name!r})"
@@ -224,6 +225,10 @@ class RolloutStream(PositionStream):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._eval_task
         self._eval_task = None
+        for task in list(self._checks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._poller is not None:
             await self._poller.stop()
         self._poller = None
@@ -418,11 +423,15 @@ class RolloutStream(PositionStream):
         )
         symbols = {
             symbol: SymbolObservation(
-                core.mark_frame_at(symbol), gave_up=TICKER_PREFIX + symbol in self._gave_up
+                core.ticker_heard_at(symbol),
+                gave_up=TICKER_PREFIX + symbol in self._gave_up,
+                mark_at=core.mark_frame_at(symbol),
             )
             for symbol in self._streamed_held(core)
         }
         switches = self.failover.evaluate(now, account, symbols)
+        for symbol in self.failover.take_mark_checks():
+            self._check_frozen_mark(symbol)
         for switch in switches:
             self._switched(switch)
         if self._poller is not None and switches:
@@ -430,6 +439,29 @@ class RolloutStream(PositionStream):
                 self._poller.hurry()
             else:
                 self._poller.reschedule()
+
+    def _check_frozen_mark(self, symbol: str) -> None:
+        """One REST ticker sample for a mark that stopped moving on a live ticker (issue 19
+        F4): the failover machine decides from it whether the market is quiet or the feed is
+        frozen."""
+
+        async def check() -> None:
+            rest_mark = None
+            try:
+                updates = await self.hybrid.rest.get_tickers(symbol)
+                rest_mark = next((u.mark_price for u in updates if u.symbol == symbol), None)
+            except BybitError as exc:
+                log.warning("frozen-mark check of %s failed: %s", symbol, exc)
+            core = self._core_or_none()
+            if self.failover is not None and core is not None:
+                stream_mark = core.marks.mark(symbol)
+                self.failover.on_mark_check(
+                    symbol, self.now(), rest_mark=rest_mark, stream_mark=stream_mark
+                )
+
+        task = asyncio.create_task(check(), name=f"bybit-hybrid-mark-check-{symbol}")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     def _switched(self, switch: FailoverSwitched) -> None:
         level = logging.WARNING if switch.new is FeedMode.POLLING else logging.INFO

@@ -752,6 +752,12 @@ class SimServer:
         self.exchange.instrument(symbol)
         self.exchange.prices.set_trend(symbol, ticks_per_step)
 
+    def set_quiet(self, symbol: str, quiet: bool = True) -> None:
+        """A quiet market for `symbol`: ticker frames keep flowing (trades, book) but its mark
+        never changes, so Bybit's deltas carry no markPrice; REST shows the same mark."""
+        self.exchange.instrument(symbol)
+        self.exchange.prices.set_quiet(symbol, quiet)
+
     def pause_ticks(self, symbol: str | None = None) -> None:
         """Stops the walk for one symbol, or for all when `symbol` is None."""
         if symbol is None:
