@@ -43,7 +43,7 @@ ROLLOUT = RolloutConfig(
     failover=FAILOVER,
     alerts=ALERTS,
     poll=POLL,
-    compare=CompareConfig(max_skew_s=0.3 * UNIT_S, grace_s=1.0 * UNIT_S),
+    compare=CompareConfig(grace_s=1.0 * UNIT_S),
     eval_interval_s=0.05 * UNIT_S,
 )
 

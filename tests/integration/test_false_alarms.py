@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 
+from bybit_hybrid.protocol.compare import Divergence
 from bybit_hybrid.protocol.failover import FeedMode
 from bybit_hybrid.sim import SimServer
-from tests.integration.rollout_harness import ROLLOUT, start_rollout
+from tests.integration.rollout_harness import ROLLOUT, start_rollout, tick_multiple
 from tests.integration.stream_harness import sim_config
-from tests.support import wait_for
+from tests.support import UNIT_S, wait_for
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 STALE_S = ROLLOUT.failover.mark_stale_s
@@ -46,4 +48,30 @@ async def test_a_quiet_market_keeps_its_symbol_on_the_streams(sim: SimServer) ->
         assert failover.stats.mark_checks >= 1 and failover.stats.mark_check_mismatches == 0
     finally:
         sim.set_quiet(BTC, False)
+        await h.close()
+
+
+async def test_a_spike_right_after_a_poll_raises_no_divergence(sim: SimServer) -> None:
+    """F5: the mark jumps 1.2 % just after a REST poll. The old comparator held the new hybrid
+    mark against that older REST sample and raised a critical divergence, both feeds exact."""
+    h = await start_rollout(sim, "parallel")
+    try:
+        rest = h.rollout.rest_stream
+        comparator = h.rollout.comparator
+        assert rest is not None and comparator is not None
+        polls: list[float] = []
+        rest.add_poll_listener(polls.append)
+        await wait_for(lambda: bool(polls), 3 * UNIT_S, "a REST poll")
+        sim.pause_ticks(BTC)
+        spiked = tick_multiple(sim, BTC, h.mark_of(BTC) * Decimal("1.012"))
+        await sim.set_mark(BTC, spiked)
+        core = h.rollout.hybrid.core
+        await wait_for(lambda: core.marks.mark(BTC) == spiked, 2 * UNIT_S, "the spike streamed")
+        seen = len(polls)
+        await wait_for(lambda: len(polls) >= seen + 4, 6 * UNIT_S, "four more REST polls")
+        marks = [d for d in h.of_type(Divergence) if d.kind == "mark"]
+        assert marks == []
+        assert comparator.stats.mark_comparisons >= 4
+    finally:
+        sim.resume_ticks(BTC)
         await h.close()

@@ -41,7 +41,7 @@ from bybit_hybrid.protocol.alerts import (
 )
 from bybit_hybrid.protocol.compare import Comparator, CompareConfig, Divergence, Feed
 from bybit_hybrid.protocol.domain import PositionKey, TickerUpdate
-from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent, PositionView
+from bybit_hybrid.protocol.events import PositionEvent, PositionView
 from bybit_hybrid.protocol.failover import (
     AccountObservation,
     Failover,
@@ -324,9 +324,8 @@ class RolloutStream(PositionStream):
         if self.comparator is None:
             return
         now = self.now()
-        if isinstance(event, MarkUpdated) and event.view.mark_price is not None:
-            mark = event.view.mark_price
-            self._divergence(self.comparator.on_hybrid_mark(event.key.symbol, mark, now))
+        if isinstance(event, PositionEvent):
+            self._record_hybrid_mark(self.hybrid.core, event.key.symbol)
         if isinstance(event, PositionEvent):
             self.comparator.on_position_event(Feed.HYBRID, event, now)
 
@@ -345,15 +344,22 @@ class RolloutStream(PositionStream):
         if hybrid_core is None:
             return
         for symbol in sorted(rest_book.held_symbols()):
+            self._record_hybrid_mark(hybrid_core, symbol)
             rest_mark = rest_book.marks.mark(symbol)
-            if rest_mark is not None:
-                hybrid_mark = hybrid_core.marks.mark(symbol)
-                found = self.comparator.on_rest_mark(symbol, rest_mark, hybrid_mark, now)
+            rest_ts_ms = rest_book.marks.last_ts_ms(symbol)
+            if rest_mark is not None and rest_ts_ms is not None:
+                found = self.comparator.on_rest_mark(symbol, rest_mark, rest_ts_ms, now)
                 self._divergence(found)
         rest_views = _by_key(rest_book.book.views())
         hybrid_views = _by_key(hybrid_core.book.views())
         for found_position in self.comparator.check_books(now, rest_views, hybrid_views):
             self._divergence(found_position)
+
+    def _record_hybrid_mark(self, core: HybridCore, symbol: str) -> None:
+        """The mark the hybrid values `symbol` at, stamped with its ticker's exchange time."""
+        mark, ts_ms = core.marks.mark(symbol), core.marks.last_ts_ms(symbol)
+        if self.comparator is not None and mark is not None and ts_ms is not None:
+            self.comparator.on_hybrid_mark(symbol, mark, ts_ms)
 
     def _track_subscriptions(self, event: CoreEvent) -> None:
         """Counts failed subscribes: the account's (position topic) and each ticker's."""

@@ -54,8 +54,6 @@ def rollout_config(settings: AppSettings) -> RolloutConfig:
     compare = CompareConfig(
         warning_pct=Decimal(s.rollout_divergence_warning_pct),
         critical_pct=Decimal(s.rollout_divergence_critical_pct),
-        # A hybrid mark is only held against a REST sample this recent.
-        max_skew_s=min(1.0, s.rest_poll_fast_s),
         # REST sees a change up to one (slow, when flat) poll after the private stream.
         grace_s=s.rest_poll_slow_s + s.rest_poll_fast_s,
     )
