@@ -38,6 +38,8 @@ ALERTS = AlertConfig(
     no_events_critical_s=10.0 * UNIT_S,
     mark_stale_s=1.0 * UNIT_S,
     zero_subscriptions_grace_s=1.0 * UNIT_S,
+    clear_hold_s=2.0 * UNIT_S,
+    startup_grace_s=2.0 * UNIT_S,
 )
 ROLLOUT = RolloutConfig(
     failover=FAILOVER,

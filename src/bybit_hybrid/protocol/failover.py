@@ -45,6 +45,7 @@ from typing import Final
 from bybit_hybrid.protocol.errors import IllegalTransition
 
 ACCOUNT: Final = "account"
+_FROZEN: Final = "mark frozen"
 _BUCKETS: Final = 10_000
 
 
@@ -247,7 +248,7 @@ class Failover:
         self.stats.mark_checks += rest_mark is not None
         if rest_mark is not None and stream_mark is not None and rest_mark != stream_mark:
             self.stats.mark_check_mismatches += 1
-            reason = f"mark frozen at {stream_mark} while REST says {rest_mark}"
+            reason = f"{_FROZEN} at {stream_mark} while REST says {rest_mark}"
             scope.mismatch = (asked_at, reason)
 
     # --- queries ----------------------------------------------------------------------------
@@ -271,6 +272,14 @@ class Failover:
     def polling_symbols(self) -> set[str]:
         """Held symbols whose marks REST must serve now."""
         return {s for s in self._symbols if self.polls_marks(s)}
+
+    def frozen_marks(self) -> dict[str, str]:
+        """Symbols on REST because REST contradicted their frozen mark, with the reason."""
+        return {
+            symbol: scope.reason
+            for symbol, scope in self._symbols.items()
+            if scope.mode is FeedMode.POLLING and scope.reason.startswith(_FROZEN)
+        }
 
     def degraded(self) -> bool:
         """True while any scope is not STREAMING: the poller then runs fast."""

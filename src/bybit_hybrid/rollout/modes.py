@@ -521,18 +521,19 @@ class RolloutStream(PositionStream):
             expected_tickers=len(ages),
             confirmed_tickers=core.subscribed_tickers(),
             mark_ages_s=ages,
+            bad_marks={} if self.failover is None else self.failover.frozen_marks(),
         )
 
     def _ticker_ages(self, core: HybridCore, now: float) -> dict[str, float]:
-        """Seconds since each held, streamed symbol's last mark-bearing ticker frame (or since
-        it is held)."""
+        """Seconds since each held, streamed symbol's ticker last showed life (any frame of it,
+        or of its socket: issue 19 F4), or since it is held."""
         held = self._streamed_held(core)
         for symbol in [s for s in self._held_since if s not in held]:
             del self._held_since[symbol]
         ages: dict[str, float] = {}
         for symbol in held:
             since = self._held_since.setdefault(symbol, now)
-            heard = max(core.mark_frame_at(symbol) or since, since)
+            heard = max(core.ticker_heard_at(symbol) or since, since)
             ages[symbol] = now - heard
         return ages
 

@@ -50,6 +50,9 @@ def rollout_config(settings: AppSettings) -> RolloutConfig:
         subscription_failures_warning=s.rollout_subscription_failures_warning,
         mark_stale_s=s.rollout_mark_stale_s,
         zero_subscriptions_grace_s=s.rollout_mark_stale_s,
+        # Two stale periods: a clear waits out one reconnect; start-up connects and subscribes.
+        clear_hold_s=2 * s.rollout_mark_stale_s,
+        startup_grace_s=2 * s.rollout_mark_stale_s,
     )
     compare = CompareConfig(
         warning_pct=Decimal(s.rollout_divergence_warning_pct),
