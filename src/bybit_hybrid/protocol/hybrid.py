@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -290,9 +290,9 @@ class HybridCore:
                     if moved:  # revaluations only: no open to seed a mark for
                         self.stats.combined_events += len(moved)
                         self._events.extend(moved)
-                if self.config.stream_symbol is None:
-                    # A ticker opens and closes nothing: demand cannot have changed.
-                    return bool(events)
+                # A ticker opens and closes nothing: demand and routing cannot have changed
+                # (issue 19 F8: a cutover used to recount the whole book here, per frame).
+                return bool(events)
             elif isinstance(message, PositionMessage):
                 self._on_positions(name, message, now)
             elif isinstance(message, OtherTopic):
@@ -539,25 +539,25 @@ class HybridCore:
             self._want_rest(FetchTickers(self._next_request_id(), missing))
 
     def _sync_ticker_demand(self, now: float) -> None:
-        """Acquire/release ticker topics by the net change in open positions per symbol."""
+        """Acquire/release ticker topics by the net change in open positions per symbol.
+
+        Only symbols where a key opened or closed can have changed (`take_touched_symbols`):
+        O(changes), and nothing at all for the ticker frames that make up almost all inputs.
+        A cutover routes each of those symbols when it opens or closes (issue 19 F8): a
+        REST-served symbol is never subscribed, and its mark is dropped when it goes flat,
+        since no unsubscribe will drop it.
+        """
         touched = self.book.take_touched_symbols()
-        if self.config.stream_symbol is None:
-            # Only symbols where a key opened or closed can have changed: O(changes), and
-            # nothing at all for the ticker frames that make up almost all inputs.
-            if not touched:
-                return
-            symbols: Iterable[str] = touched
-            wanted_of: Callable[[str], int] = self.book.refcount
-        else:
-            wanted = {s: n for s, n in self.book.symbol_refcounts().items() if self.streams(s)}
-            self._forget_unstreamed_marks()
-            if wanted == self._ticker_refs:
-                return
-            symbols = wanted.keys() | self._ticker_refs.keys()
-            wanted_of = lambda symbol: wanted.get(symbol, 0)  # noqa: E731
+        if not touched:
+            return
         actions: list[ShardAction] = []
-        for symbol in symbols:
-            count = wanted_of(symbol)
+        for symbol in touched:
+            count = self.book.refcount(symbol)
+            if not self.streams(symbol):
+                if not count:
+                    self.marks.drop(symbol)
+                    self.book.forget_mark(symbol)
+                continue
             delta = count - self._ticker_refs.get(symbol, 0)
             topic = ticker_topic(symbol)
             for _ in range(delta):
@@ -570,14 +570,6 @@ class HybridCore:
                 self._ticker_refs.pop(symbol, None)
         for action in actions:
             self._apply_shard_action(action, now)
-
-    def _forget_unstreamed_marks(self) -> None:
-        """REST-served symbols have no unsubscribe to drop their mark when they go flat."""
-        held = self.book.open_symbols()
-        for symbol in self.marks.symbols() - held:
-            if not self.streams(symbol):
-                self.marks.drop(symbol)
-                self.book.forget_mark(symbol)
 
     def _apply_shard_action(self, action: ShardAction, now: float) -> None:
         if isinstance(action, OpenConnection):
