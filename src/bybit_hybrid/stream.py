@@ -208,6 +208,7 @@ class BybitHybridStream(PositionStream):
             "bad_frames": sum(s.bad_frames.values()),
             "ignored_frames": s.ignored_frames,
             "rest_failures": s.rest_failures,
+            **core.book.stats.missing_rows(),
             **self._fanout.stats(),
             "running": self._runner is not None,
         }

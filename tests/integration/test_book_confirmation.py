@@ -18,9 +18,11 @@ import pytest
 from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.protocol.hybrid import PRIVATE, Reconciled
 from bybit_hybrid.protocol.session import SessionState
+from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.sim.faults import Target
 from bybit_hybrid.transport.http import AiohttpBackend, HttpResponse
+from tests.integration.rollout_harness import POLL, RolloutHarness
 from tests.integration.stream_harness import CONFIG, Recorder, StreamHarness, sim_config
 from tests.support import UNIT_S, wait_for
 
@@ -113,6 +115,8 @@ async def test_a_lagging_reconcile_does_not_close_a_position_the_stream_saw_open
         await wait_for(settled, 3 * UNIT_S, "SOL confirmed (or closed)")
         backend.lagging = False
         assert sol_closes() == [], "one lagging answer closed a position open on the exchange"
+        stats = stream.get_stats()
+        assert stats["reconcile_misses"] >= 1 and stats["reconcile_closes"] == 0
         assert any(f"symbol={SOL}" in url for url in backend.symbol_queries)
         view = next(v for v in stream.positions() if v.key.symbol == SOL)
         assert view.size == Decimal("1")
@@ -127,4 +131,52 @@ async def test_a_lagging_reconcile_does_not_close_a_position_the_stream_saw_open
     finally:
         await stream.stop()
         await backend.close()  # a lent backend is the lender's to close (its keep-alive socket)
+        await h.close()
+
+
+async def test_rest_mode_keeps_a_position_a_lagging_poll_leaves_out(sim: SimServer) -> None:
+    # The REST-only stream: every poll answered by a listing from before SOL opened. The
+    # poller asks position/list?symbol= right away and SOL stays; a real close still arrives
+    # within the poll that misses it plus that one call.
+    backend = LaggingPositionList()
+    rec = Recorder()
+    tasks_before = asyncio.all_tasks()
+    stream = AdaptiveBybitStream(
+        sim.api_key,
+        sim.api_secret,
+        rec.handler,
+        base_url=sim.base_url,
+        poll=POLL,
+        http_backend=backend,
+    )
+    stream.add_listener(rec.listener)
+    h = RolloutHarness(sim, stream, rec, tasks_before)
+    await stream.start()
+    try:
+        await stream.wait_ready(3 * UNIT_S)
+        backend.freeze()  # BTC and ETH, no SOL
+        t0 = time.monotonic()
+        await sim.open_position(SOL, "Buy", Decimal("1"))
+        await h.wait_delivered(lambda d: d["symbol"] == SOL, t0, 3 * UNIT_S, "SOL open")
+        backend.lagging = True
+        lagged = backend.lagged
+        polls = stream.get_stats()["polls"]
+        await wait_for(
+            lambda: stream.get_stats()["polls"] >= polls + 3, 6 * UNIT_S, "three lagging polls"
+        )
+        assert backend.lagged > lagged
+        closes = [d for d in h.delivered if d.data["symbol"] == SOL and d.data["size"] == 0]
+        assert closes == [], "a lagging poll closed a position open on the exchange"
+        assert stream.get_stats()["reconcile_misses"] >= 1
+        backend.lagging = False
+
+        t1 = time.monotonic()
+        await sim.close_position(SOL)
+        closed = await h.wait_delivered(
+            lambda d: d["symbol"] == SOL and d["status"] == "closed", t1, 3 * UNIT_S, "close"
+        )
+        assert closed.data["source"] == "rest"
+    finally:
+        await stream.stop()
+        await backend.close()
         await h.close()

@@ -103,16 +103,22 @@ class BookStats:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    def missing_rows(self) -> dict[str, int]:
+        """For `get_stats()`: keys a listing missed (a confirmation was asked), misses withdrawn
+        because REST was behind the book, and keys closed on absence alone."""
+        return {
+            "reconcile_misses": self.reconcile_misses,
+            "reconcile_misses_withdrawn": self.reconcile_misses_withdrawn,
+            "reconcile_closes": self.reconcile_closes,
+        }
+
 
 @dataclass(slots=True)
 class _Slot:
     """Per-key ordering state; outlives a close so a late, older push cannot reopen it.
 
-    `inferred` is set by a close on REST absence (no row of its own): a push with the last
-    row's stamps is a replay, but a REST row with them re-opens the key. `missed_at` is when a
-    complete answer first missed this open key (`now` of that answer), until the miss is
-    confirmed or withdrawn.
-    """
+    `inferred`: closed on REST absence, with no row of its own (see `_replayed`). `missed_at`:
+    when a complete answer first missed this open key, until confirmed or withdrawn."""
 
     last: PositionSnapshot
     received_at: float
@@ -139,14 +145,19 @@ class PositionBook:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def apply_position(self, snapshot: PositionSnapshot, now: float) -> list[PositionEvent]:
-        """Applies one stream (or REST) row; returns the events it causes, often none."""
+    def apply_position(
+        self, snapshot: PositionSnapshot, now: float, *, requested_at: float | None = None
+    ) -> list[PositionEvent]:
+        """Applies one stream (or REST) row; returns the events it causes, often none.
+        `requested_at` is when a REST row's request was sent."""
         if snapshot.size > _ZERO and snapshot.side is None:
             self.stats.invalid_dropped += 1  # a size without a side cannot be valued
             return []
         slot = self._slots.get(snapshot.key)
         order = _compare(snapshot, slot.last) if slot is not None else 1
-        if slot is not None and (order < 0 or (order == 0 and _replayed(slot, snapshot))):
+        if slot is not None and (
+            order < 0 or (order == 0 and _replayed(slot, snapshot, requested_at))
+        ):
             self.stats.stale_dropped += 1
             return []
         previous = self._open.views.get(snapshot.key)
@@ -215,7 +226,7 @@ class PositionBook:
             listed.add(snapshot.key)
             if response_ts_ms is None:
                 response_ts_ms = snapshot.exchange_ts_ms
-            events.extend(self.apply_position(snapshot, now))
+            events.extend(self.apply_position(snapshot, now, requested_at=requested_at))
         self._withdraw_misses(listed)
         if complete:
             for key in sorted(self._open.views.keys() - listed):
@@ -244,7 +255,7 @@ class PositionBook:
             listed.add(snapshot.key)
             if response_ts_ms is None:
                 response_ts_ms = snapshot.exchange_ts_ms
-            events.extend(self.apply_position(snapshot, now))
+            events.extend(self.apply_position(snapshot, now, requested_at=requested_at))
         self._withdraw_misses(listed)
         for key in sorted(self._open.by_symbol.get(symbol, set()) - listed):
             if self._slots[key].received_at < requested_at:
@@ -390,6 +401,7 @@ class PositionBook:
         cause = replace(slot.last, source=Source.REST, exchange_ts_ms=response_ts_ms)
         slot.inferred = True
         slot.missed_at = None
+        slot.received_at = now  # when the close was decided: older requests cannot undo it
         self.stats.reconcile_closes += 1
         previous = self._open.views[key]
         return [self._close(previous, cause, previous.position_status, now)]
@@ -455,10 +467,15 @@ def _compare(new: PositionSnapshot, old: PositionSnapshot) -> int:
     return 0
 
 
-def _replayed(slot: _Slot, snapshot: PositionSnapshot) -> bool:
+def _replayed(slot: _Slot, snapshot: PositionSnapshot, requested_at: float | None) -> bool:
     """After a close on absence alone, a push with the last row's stamps repeats what is known
-    to be gone; a REST row with them is a listing showing the key open (issue 19 F1)."""
-    return slot.inferred and snapshot.source is not Source.REST
+    to be gone; a REST row with them is a listing showing the key open (issue 19 F1), unless
+    its request was sent before the close was decided (it is the evidence already weighed)."""
+    if not slot.inferred:
+        return False
+    if snapshot.source is not Source.REST:
+        return True
+    return requested_at is not None and requested_at < slot.received_at
 
 
 def _diff(previous: PositionView | None, snapshot: PositionSnapshot) -> frozenset[str]:

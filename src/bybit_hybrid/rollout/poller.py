@@ -337,6 +337,7 @@ class AdaptiveBybitStream(PositionStream):
             "poll_failures": planner.failures if planner else 0,
             "rate_limited": planner.rate_limited if planner else 0,
             "rest_failures": planner.failures + planner.rate_limited if planner else 0,
+            **book.book.stats.missing_rows(),
             **self._fanout.stats(),
             "running": poller is not None,
         }

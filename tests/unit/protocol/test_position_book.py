@@ -453,6 +453,16 @@ def test_a_listing_reopens_a_key_closed_on_absence_whatever_its_stamps() -> None
     assert BTC0 in book
 
 
+def test_a_listing_sent_before_the_close_on_absence_cannot_undo_it() -> None:
+    # It was in flight while the close was decided: the evidence already weighed.
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    _closed_on_absence(book)  # decided at 5.0
+    listed = replace(pos(seq=5, updated_ms=1_000), source=Source.REST)
+    assert book.reconcile([listed], now=6.0, requested_at=4.5) == []
+    assert BTC0 not in book
+
+
 def test_after_a_close_on_absence_a_replayed_push_is_stale_but_a_newer_one_reopens() -> None:
     book = PositionBook()
     book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
