@@ -8,10 +8,18 @@ from decimal import Decimal
 
 import pytest
 
+from bybit_hybrid.protocol.alerts import AlertRaised
 from bybit_hybrid.protocol.compare import Divergence
 from bybit_hybrid.protocol.failover import FeedMode
 from bybit_hybrid.sim import SimServer
-from tests.integration.rollout_harness import ROLLOUT, start_rollout, tick_multiple
+from tests.integration.rollout_harness import (
+    ALERTS,
+    RECONNECT_S,
+    ROLLOUT,
+    SOCKET_DEAD_S,
+    start_rollout,
+    tick_multiple,
+)
 from tests.integration.stream_harness import sim_config
 from tests.support import UNIT_S, wait_for
 
@@ -74,4 +82,32 @@ async def test_a_spike_right_after_a_poll_raises_no_divergence(sim: SimServer) -
         assert comparator.stats.mark_comparisons >= 4
     finally:
         sim.resume_ticks(BTC)
+        await h.close()
+
+
+async def test_a_black_holed_public_socket_is_socket_down_not_zero_subscriptions(
+    sim: SimServer,
+) -> None:
+    """F7: the public socket and every replacement accept the upgrade and then say nothing.
+    The old code counted a socket waiting for its subscribe acks as up: after the redial it
+    raised zero_subscriptions (critical) and socket_down never fired."""
+    h = await start_rollout(sim, "hybrid")
+    try:
+        sim.blackhole("public")
+        t0 = time.monotonic()
+
+        def names() -> set[str]:
+            return {a.name for a in h.of_type(AlertRaised, t0)}
+
+        # Dead after one ping + pong, then down for the socket-down warning (30 s production).
+        await wait_for(
+            lambda: "socket_down.public-1" in names(),
+            SOCKET_DEAD_S + RECONNECT_S + ALERTS.socket_down_warning_s,
+            "socket_down.public-1",
+        )
+        assert "zero_subscriptions" not in names()
+        # The marks went to REST meanwhile: the outage was served, and said once per cause.
+        assert h.switches(BTC, FeedMode.POLLING, t0) and h.switches(ETH, FeedMode.POLLING, t0)
+    finally:
+        sim.blackhole("public", on=False)
         await h.close()

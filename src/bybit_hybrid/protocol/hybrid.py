@@ -399,6 +399,10 @@ class HybridCore:
         mark-less deltas do not count)."""
         return self.marks.mark_frame_at(symbol)
 
+    def rx_at(self, name: str) -> float | None:
+        """When socket `name` last received a frame of any kind (a pong included)."""
+        return self._rx_at.get(name)
+
     def ticker_heard_at(self, symbol: str) -> float | None:
         """The symbol's ticker's last sign of life (issue 19 F4): its last frame of any kind, or
         the last frame (a pong included) of the LIVE public socket where its topic is

@@ -75,7 +75,8 @@ log = logging.getLogger(__name__)
 
 RolloutMode = Literal["canary", "parallel", "cutover", "hybrid"]
 MODES: Final = ("canary", "parallel", "cutover", "hybrid")
-_UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE, SessionState.STALE)
+# For the alerts a socket is up while it serves its topics and is heard from (see `_serving`).
+_UP: Final = (SessionState.LIVE, SessionState.STALE)
 # The account's private feed is up only while frames arrive: a STALE socket (TCP up, nothing
 # arriving) hides every open and close made meanwhile, so failover must poll (issue 19 F2).
 ACCOUNT_FEED_UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE)
@@ -513,7 +514,7 @@ class RolloutStream(PositionStream):
 
     def _health(self, core: HybridCore, ages: Mapping[str, float]) -> HealthSample:
         return HealthSample(
-            sockets_up={name: core.session(name).state in _UP for name in core.sockets()},
+            sockets_up={name: _serving(core, name, self.now()) for name in core.sockets()},
             last_event_at=self._last_event_at,
             reconnections=core.stats.reconnections,
             subscription_failures=self._subscription_failures,
@@ -638,6 +639,18 @@ class _CoreTarget:
 
     def polled(self, now: float) -> None:
         """Nothing to do: the core already delivered what the poll changed."""
+
+
+def _serving(core: HybridCore, name: str, now: float) -> bool:
+    """Up, for the alerts: subscribed (LIVE or STALE) and heard from within one ping + pong.
+    A socket that accepts the upgrade and then answers nothing (a black hole, whose subscribes
+    time out and settle) is down, not "up with zero subscriptions" (issue 19 F7)."""
+    session = core.session(name)
+    if session.state not in _UP:
+        return False
+    rx_at = core.rx_at(name)
+    heartbeat_s = session.config.ping_interval_s + session.config.pong_timeout_s
+    return rx_at is not None and now - rx_at <= heartbeat_s
 
 
 def _by_key(views: list[PositionView]) -> dict[PositionKey, PositionView]:
