@@ -20,7 +20,8 @@ Invariants, checked per step:
   open positions (key and size) within `CONVERGE_S`, and during the whole run no position the
   exchange holds is missing from the book for longer than `HIDDEN_BOUND_S`;
 - **no false alarm**: in `quiet_market`, `none` and `clock_step` steps no critical alert, no
-  critical divergence and no switch to POLLING is raised.
+  critical divergence and no switch to POLLING is raised. Such a step starts once every
+  socket is LIVE again after the previous fault (within `RECOVER_S`, itself an invariant).
 
 Timing is measured on the real monotonic clock; every wait goes through `wait_for`.
 """
@@ -81,6 +82,8 @@ HIDDEN_BOUND_S: Final = (
     + UNIT_S
 )
 SAMPLE_S: Final = 0.05 * UNIT_S
+# Sockets back after a fault: a dead one noticed, then redialled after its backoff.
+RECOVER_S: Final = SOCKET_DEAD_S + 2 * RECONNECT_S
 
 
 @dataclass
@@ -192,6 +195,14 @@ class _Campaign:
         self.symbols = list(sim.exchange.instruments)
 
     async def step(self, fault: str) -> None:
+        recovered = True
+        if fault in QUIET_STEPS:
+            # A quiet step judges a healthy stream: the last fault's sockets must be back first
+            # (a long black hole's redial backoff is not this step's alarm).
+            try:
+                await wait_for(lambda: hybrid_live(self.stream), RECOVER_S, "streams back")
+            except AssertionError:
+                recovered = False
         started = time.monotonic()
         duration_s = self.rng.uniform(*self.step_s)
         disarm = self._arm(fault)
@@ -213,6 +224,8 @@ class _Campaign:
         step = StepResult(fault, time.monotonic() - ended, converged)
         if fault in QUIET_STEPS:
             step.false_alarms = _false_alarms(self.watch.since(started))
+            if not recovered:
+                step.false_alarms.append(f"streams not back within {RECOVER_S:.1f}s")
         self.result.steps.append(step)
 
     def _arm(self, fault: str) -> Callable[[], None]:
