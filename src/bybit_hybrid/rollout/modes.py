@@ -327,7 +327,6 @@ class RolloutStream(PositionStream):
         now = self.now()
         if isinstance(event, PositionEvent):
             self._record_hybrid_mark(self.hybrid.core, event.key.symbol)
-        if isinstance(event, PositionEvent):
             self.comparator.on_position_event(Feed.HYBRID, event, now)
 
     def _on_rest_event(self, event: CoreEvent) -> None:
@@ -457,7 +456,7 @@ class RolloutStream(PositionStream):
             try:
                 updates = await self.hybrid.rest.get_tickers(symbol)
                 rest_mark = next((u.mark_price for u in updates if u.symbol == symbol), None)
-            except BybitError as exc:
+            except Exception as exc:  # any failure: the machine asks again a stretch later
                 log.warning("frozen-mark check of %s failed: %s", symbol, exc)
             core = self._core_or_none()
             if self.failover is not None and core is not None:
