@@ -336,7 +336,10 @@ class Campaign:
         await wait_for(lambda: not sim.connections, 2 * UNIT_S, "the sim to see every socket close")
 
     async def _sample(self) -> None:
-        threshold = ROLLOUT.failover.mark_stale_s
+        # A mark frozen on a live socket (muted ticker, stale_mark) switches only once one REST
+        # sample contradicts it (issue 19 F4); a sample that fails (the campaign's REST faults)
+        # is taken again one stretch later.
+        threshold = 2 * ROLLOUT.failover.mark_stale_s
         while True:
             await asyncio.sleep(SAMPLE_S)
             self.obs.sample(threshold, time.monotonic())

@@ -54,12 +54,13 @@ def rollout_config(settings: AppSettings) -> RolloutConfig:
         subscription_failures_warning=s.rollout_subscription_failures_warning,
         mark_stale_s=s.rollout_mark_stale_s,
         zero_subscriptions_grace_s=s.rollout_mark_stale_s,
+        # Two stale periods: a clear waits out one reconnect; start-up connects and subscribes.
+        clear_hold_s=2 * s.rollout_mark_stale_s,
+        startup_grace_s=2 * s.rollout_mark_stale_s,
     )
     compare = CompareConfig(
         warning_pct=Decimal(s.rollout_divergence_warning_pct),
         critical_pct=Decimal(s.rollout_divergence_critical_pct),
-        # A hybrid mark is only held against a REST sample this recent.
-        max_skew_s=min(1.0, s.rest_poll_fast_s),
         # REST sees a change up to one (slow, when flat) poll after the private stream.
         grace_s=s.rest_poll_slow_s + s.rest_poll_fast_s,
     )
