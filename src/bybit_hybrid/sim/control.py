@@ -35,6 +35,7 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     routes.update(_position_routes(sim))
     routes.update(_price_routes(sim))
     routes.update(_fault_routes(sim))
+    routes.update(_trading_fault_routes(sim))
     return routes
 
 
@@ -187,4 +188,46 @@ def _fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         "/sim/fault/mute": ("POST", mute),
         "/sim/fault/clear": ("POST", clear),
         "/sim/fault": ("GET", show),
+    }
+
+
+def _life(body: dict[str, Any]) -> dict[str, Any]:
+    """count / seconds / symbol of a trading fault (at least one of count and seconds)."""
+    symbol = body.get("symbol")
+    return {
+        "count": int(body.get("count", 0)),
+        "seconds": float(body.get("seconds", 0)),
+        "symbol": None if symbol is None else str(symbol),
+    }
+
+
+def _trading_fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    faults = sim.faults
+
+    async def failure(body: dict[str, Any]) -> Any:
+        faults.trading_failure(
+            str(body["path"]),
+            str(body["mode"]),
+            reset_ms=int(body.get("reset_ms", 1000)),
+            **_life(body),
+        )
+        return {}
+
+    async def reply_delay(body: dict[str, Any]) -> Any:
+        faults.reply_delay(str(body["path"]), int(body["ms"]), **_life(body))
+        return {}
+
+    async def partial_fill(body: dict[str, Any]) -> Any:
+        faults.partial_fill(str(body["fraction"]), **_life(body))
+        return {}
+
+    async def hand_stop(body: dict[str, Any]) -> Any:
+        faults.hand_stop(int(body["ticks"]), **_life(body))
+        return {}
+
+    return {
+        "/sim/fault/trading": ("POST", failure),
+        "/sim/fault/reply_delay": ("POST", reply_delay),
+        "/sim/fault/partial_fill": ("POST", partial_fill),
+        "/sim/fault/hand_stop": ("POST", hand_stop),
     }

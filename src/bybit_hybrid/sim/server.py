@@ -22,10 +22,13 @@ from bybit_hybrid.sim.connections import ConnState, SimConnection
 from bybit_hybrid.sim.control import control_routes
 from bybit_hybrid.sim.exchange import Exchange, ExchangeError
 from bybit_hybrid.sim.faults import ConnKind, FaultState, RestErrorMode, Target
+from bybit_hybrid.sim.frames import envelope
 from bybit_hybrid.sim.history import CloseReason
 from bybit_hybrid.sim.positions import PositionMode, Side
 from bybit_hybrid.sim.ratelimit import DEFAULT_LIMITS_PER_S, LimitDecision, RollingLimiter
 from bybit_hybrid.sim.scenarios import SCENARIOS, run_scenario
+from bybit_hybrid.sim.trading_faults import ORDER_PATH, STOP_PATH, TradingFaultState
+from bybit_hybrid.sim.trading_shell import TradingFaultsMixin, serve_trading
 from bybit_hybrid.wire.signing import rest_payload, verify, ws_auth_payload
 
 log = logging.getLogger(__name__)
@@ -114,7 +117,7 @@ def _coerce_target(target: Target | str) -> Target:
     return target if isinstance(target, Target) else Target(target)
 
 
-class FaultController:
+class FaultController(TradingFaultsMixin):
     """Python API of the fault switches; each has a `/sim/fault/...` route mirror."""
 
     def __init__(self, server: SimServer) -> None:
@@ -211,13 +214,15 @@ class FaultController:
             self.state.muted.discard(symbol)
 
     def clear(self) -> None:
-        """Disarms every fault and un-silences open sockets."""
+        """Disarms every fault (trading faults too) and un-silences open sockets."""
         self.state.clear()
+        self._server.trading_faults.clear()
         for conn in self._server.connections:
             conn.silent = False
 
     def to_json(self) -> dict[str, object]:
-        return self.state.to_json(time.monotonic())
+        now_s = time.monotonic()
+        return {**self.state.to_json(now_s), "trading": self.trading.to_json(now_s)}
 
 
 RestCall = Callable[[Mapping[str, Any], int, str], dict[str, Any]]
@@ -236,7 +241,10 @@ class SimServer:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.exchange = Exchange(self.config.symbols, self.config.seed, self.now_ms())
+        self.trading_faults = TradingFaultState()
         self.faults = FaultController(self)
+        # Set on stop(): requests held without a reply (trading faults) end at once.
+        self.stopping = asyncio.Event()
         self.connections: set[SimConnection] = set()
         self._subs: dict[str, set[SimConnection]] = {}
         self._limiter = RollingLimiter(self.config.rate_limits_per_s)
@@ -282,6 +290,7 @@ class SimServer:
 
     async def start(self) -> None:
         """Binds the port, opens the initial positions, starts ticks, idle scan and scenario."""
+        self.stopping.clear()
         self._runner = web.AppRunner(self._build_app(), handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -296,6 +305,7 @@ class SimServer:
         log.info("sim listening on %s", self.base_url)
 
     async def stop(self) -> None:
+        self.stopping.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -391,6 +401,9 @@ class SimServer:
         if self.config.stamp_send_us:
             data["simSendUs"] = frames.SEND_STAMP_PLACEHOLDER
         return frames.ticker_frame(symbol, "snapshot", data, ticker.cs, now_ms)
+
+    def flush_pushes(self) -> None:
+        self._flush_pushes()
 
     def _flush_pushes(self) -> None:
         for push in self.exchange.drain_pushes():
@@ -621,7 +634,7 @@ class SimServer:
     async def _market_time(self, request: web.Request) -> web.Response:
         now_ns = time.time_ns()
         result = {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
-        return _envelope(0, "OK", result, now_ns // 1_000_000)
+        return envelope(0, "OK", result, now_ns // 1_000_000)
 
     def _rest_route(
         self, path: str, endpoint: _Endpoint
@@ -629,6 +642,14 @@ class SimServer:
         async def route(request: web.Request) -> web.Response:
             raw_query = request.raw_path.partition("?")[2]
             raw_body = (await request.read()).decode("utf-8", "replace")
+            if path in (STOP_PATH, ORDER_PATH):
+                return await serve_trading(
+                    self,
+                    request,
+                    path,
+                    raw_body,
+                    lambda: self._serve_rest(request, path, endpoint, raw_query, raw_body),
+                )
             return self._serve_rest(request, path, endpoint, raw_query, raw_body)
 
         return route
@@ -652,19 +673,19 @@ class SimServer:
                 api_key = self._check_signature(request, signed_text, now_ms)
                 decision = self._limiter.hit(api_key, path, now_ms)
                 if decision is not None and not decision.allowed:
-                    return _envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
+                    return envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
             params = _parse_params(endpoint.method, raw_query, raw_body)
             result = endpoint.call(params, now_ms, raw_body)
         except ExchangeError as exc:
             extra = decision.headers() if decision is not None else {}
-            return _envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)
+            return envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)
         except Exception:  # a sim bug still answers in Bybit's envelope, never a bare 500
             log.exception("sim: %s failed", path)
-            return _envelope(10016, "Internal System Error.", {}, now_ms)
+            return envelope(10016, "Internal System Error.", {}, now_ms)
         finally:
             self._flush_pushes()
         extra = decision.headers() if decision is not None else {}
-        return _envelope(0, "OK", result, now_ms, extra)
+        return envelope(0, "OK", result, now_ms, extra)
 
     def _check_signature(self, request: web.Request, signed_text: str, now_ms: int) -> str:
         headers = request.headers
@@ -692,10 +713,10 @@ class SimServer:
             ts_raw = request.headers.get("X-BAPI-TIMESTAMP", str(now_ms))
             window_raw = request.headers.get("X-BAPI-RECV-WINDOW", str(DEFAULT_RECV_WINDOW_MS))
             err = _timestamp_error(ts_raw, now_ms, window_raw)
-            return _envelope(err.ret_code, err.ret_msg, {}, now_ms)
+            return envelope(err.ret_code, err.ret_msg, {}, now_ms)
         limit = self._limiter.limit_for(path) or 10
         headers = LimitDecision(False, limit, 0, now_ms + 1000).headers()
-        return _envelope(10006, "Too many visits!", {}, now_ms, headers)
+        return envelope(10006, "Too many visits!", {}, now_ms, headers)
 
     # -- control API (Python) ---------------------------------------------------------------
 
@@ -841,23 +862,3 @@ def _parse_params(method: str, raw_query: str, raw_body: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ExchangeError(10001, "params error: request body must be a JSON object")
     return body
-
-
-def _envelope(
-    ret_code: int,
-    ret_msg: str,
-    result: dict[str, Any],
-    now_ms: int,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    body = {
-        "retCode": ret_code,
-        "retMsg": ret_msg,
-        "result": result,
-        "retExtInfo": {},
-        "time": now_ms,
-    }
-    all_headers = {"Timenow": str(now_ms), "Ret_code": str(ret_code), **(headers or {})}
-    return web.Response(
-        text=frames.encode(body), content_type="application/json", headers=all_headers
-    )
