@@ -4,9 +4,15 @@
 
 Each seed runs `tests/campaign/driver.py`: a hybrid-mode stream with REST failover, the event
 router and unified protection (tmp SQLite) against an in-process simulator, under a seeded
-random schedule of every injectable fault while positions open, change and close (one-way and
-hedge) and prices run through trailing activations. Prints seed, faults, opens, closes,
-trading-stop requests, failover switches and violations; exits 1 if any seed broke an invariant.
+random schedule of every injectable fault (socket and REST faults, trading-stop failures per
+retCode by count and window, timeouts, lost/delayed replies, hand-set stops in flight, partial
+fills and failed orders on market closes, restarts mid-trail, monitor-only -> live) while
+positions open, change and close (one-way and hedge) and prices run through trailing activations
+and back through the stop. The protection invariant is checked against the simulator's own
+position and stop state after every step (tests/campaign/invariants.py). Prints per seed: faults,
+opens, closes, trading-stop requests, crossings (mark through the trail's stop), market closes by
+protection, failover switches and violations; then the faults injected per kind; exits 1 if any
+seed broke an invariant.
 """
 
 from __future__ import annotations
@@ -17,14 +23,25 @@ import logging
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import table
-from tests.campaign.driver import CampaignResult, run_campaign
+from tests.campaign.driver import FAULTS, CampaignResult, run_campaign
 
-HEADERS = ["seed", "faults", "opens", "closes", "stop reqs", "failovers", "violations"]
+HEADERS = [
+    "seed",
+    "faults",
+    "opens",
+    "closes",
+    "stop reqs",
+    "crossings",
+    "our closes",
+    "failovers",
+    "violations",
+]
 
 
 async def main(first: int, seeds: int, steps: int) -> list[CampaignResult]:
@@ -56,6 +73,10 @@ def cli() -> int:
     print(table(HEADERS, rows))
     totals = [sum(int(str(r[i])) for r in rows) for i in range(1, len(HEADERS))]
     print(table(["seeds", *HEADERS[1:]], [[len(rows), *totals]]))
+    kinds: Counter[str] = Counter()
+    for result in results:
+        kinds.update(result.faults)
+    print(table(["fault", "injected"], [[name, kinds[name]] for name in FAULTS]))
     print(f"{time.monotonic() - started:.0f} s")
     return 1 if any(r.violations for r in results) else 0
 

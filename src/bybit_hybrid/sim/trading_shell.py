@@ -99,7 +99,7 @@ class TradingFaultsMixin:
     ) -> None:
         """Market orders fill only `fraction` of their qty (rounded down to qtyStep, at least
         one step); the rest is cancelled, as a thin book does to a derivatives market order."""
-        value = parse_decimal(fraction)
+        value = fraction if isinstance(fraction, Decimal) else parse_decimal(fraction)
         if value is None or not 0 < value < 1:
             raise ValueError("fraction must be a decimal in (0, 1)")
         rule_armed = armed(count, seconds, self._symbol(symbol), time.monotonic())
