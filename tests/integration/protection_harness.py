@@ -22,6 +22,7 @@ from bybit_hybrid.service.settings import load_settings
 from bybit_hybrid.sim import EventKind, HistoryEvent, SimServer
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.wire.signing import Credentials
+from tests.campaign.invariants import stops_of
 from tests.integration.stream_harness import CONFIG
 from tests.support import UNIT_S, wait_for
 
@@ -154,3 +155,18 @@ async def start_rig(
         await rig.close()
         raise
     return rig
+
+
+def held_stop(sim: SimServer, symbol: str, idx: int = 0) -> Decimal:
+    """The stop-loss the simulator holds for the position (0 = none)."""
+    pos = sim.exchange.positions.get((symbol, idx))
+    return Decimal(0) if pos is None or not pos.is_open else pos.stop_loss
+
+
+def trail_stop(rig: Rig, key: PositionKey) -> Decimal | None:
+    """The tightest stop the trail holds (wanted or confirmed, whatever it calls them)."""
+    trail = rig.protection.trailing.trail(key)
+    stops = [] if trail is None else stops_of(trail)
+    if not stops:
+        return None
+    return max(stops) if trail is not None and trail.side.value == "Buy" else min(stops)

@@ -3,6 +3,7 @@ monitor-only, 10006 retries and crossed stops, all checked in the simulator's ow
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from bybit_hybrid.protection.trailing import TrailPhase
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.sim import CloseReason, EventKind, SimServer
-from tests.integration.protection_harness import Rig, SkewClock, start_rig
+from tests.integration.protection_harness import Rig, SkewClock, held_stop, start_rig, trail_stop
 from tests.integration.stream_harness import sim_config
 from tests.support import UNIT_S, wait_for
 
@@ -21,6 +22,9 @@ ETH = "ETHUSDT"  # tick 0.01
 BTC_KEY = PositionKey(BTC, 0)
 TICK_BTC = Decimal("0.10")
 TICK_ETH = Decimal("0.01")
+# Until issue 16's protection fixes (branch h16core) are merged these fail on the code they
+# were written against: each reproduces one row of the issue end to end.
+PENDING_D1 = pytest.mark.xfail(reason="issue 16 D1 (fixed on h16core)", strict=True)
 
 
 def floor_tick(price: Decimal, tick: Decimal) -> Decimal:
@@ -114,12 +118,12 @@ async def test_restart_mid_trail_resumes_the_same_peak_and_stop(
         await rig.move_and_settle(BTC, peak - 50 * TICK_BTC)
         before = rig.protection.trailing.trail(BTC_KEY)
         assert before is not None and before.extreme_price == peak
-        assert before.stop_price == floor_tick(peak * Decimal("0.995"), TICK_BTC)
+        assert held_stop(sim, BTC) == long_stop(peak) == trail_stop(rig, BTC_KEY)
     finally:
         await rig.close()
     # While we are down, ETH is closed on the exchange: its stored state must go.
     await sim.close_position(ETH)
-    sent_before = len(rig.stop_requests())
+    sent_before = len(rig.sent_stops(BTC))
 
     rig = await start_rig(sim, db, trailing_min_update_interval_s=0)
     try:
@@ -128,19 +132,18 @@ async def test_restart_mid_trail_resumes_the_same_peak_and_stop(
         await rig.settle()
         after = trailing.trail(BTC_KEY)
         assert after is not None and trailing.stats.resumed == 1
-        assert (after.extreme_price, after.stop_price, after.phase) == (
-            before.extreme_price,
-            before.stop_price,
-            TrailPhase.TRAILING,
-        )
-        assert len(rig.stop_requests()) == sent_before, "nothing re-sent, nothing loosened"
+        assert (after.extreme_price, after.phase) == (peak, TrailPhase.TRAILING)
+        # The exchange still holds the stop from before the restart (nothing loosened it), and
+        # the trail agrees with the exchange.
+        assert held_stop(sim, BTC) == long_stop(peak) == trail_stop(rig, BTC_KEY)
+        assert rig.sent_stops(BTC)[sent_before:] in ([], [long_stop(peak)])
         await wait_for(
             lambda: set(rig.store.load_trails()) == {BTC_KEY}, 3 * UNIT_S, "ETH row dropped"
         )
         # The trail goes on from the remembered peak.
         higher = peak + 1000 * TICK_BTC
         await rig.move_and_settle(BTC, higher)
-        assert rig.sent_stops(BTC)[-1] == floor_tick(higher * Decimal("0.995"), TICK_BTC)
+        assert held_stop(sim, BTC) == long_stop(higher) == trail_stop(rig, BTC_KEY)
     finally:
         await rig.close()
 
@@ -203,24 +206,49 @@ async def test_monitor_only_sends_nothing(sim: SimServer, tmp_path: Path) -> Non
         await rig.close()
 
 
+def long_stop(peak: Decimal) -> Decimal:
+    """The rule (docs/protection.md): a long's trail stop is peak·(1 - 0.5 %), on the tick below."""
+    return floor_tick(peak * Decimal("0.995"), TICK_BTC)
+
+
+def within_bybits_limits(rig: Rig, symbol: str) -> None:
+    """No more than 10 trading-stop requests in any rolling second, and none sent before the
+    reset time a 10006 answer announced."""
+    requests = rig.stop_requests(symbol)
+    times = [e.time_ms for e in requests]
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[i:] if u < t + 1000) <= 10, f"over 10/s at {t}"
+    for before, after in itertools.pairwise(requests):
+        if before.details["ret_code"] == 10006:
+            reset_ms = before.time_ms + RESET_MS
+            assert after.time_ms >= reset_ms, f"request at {after.time_ms} before reset {reset_ms}"
+
+
+RESET_MS = 150
+
+
+@PENDING_D1
 async def test_rate_limited_trading_stop_is_retried_within_limits(rig: Rig) -> None:
+    """Compares the exchange's stop with the trail's after each phase (not request counts)."""
     sim = rig.sim
     entry = await rig.open(BTC, "Buy", "0.001")
-    sim.faults.rest_errors("10006", 2, path="/v5/position/trading-stop")
+    sim.faults.trading_failure("trading-stop", "10006", count=2, reset_ms=RESET_MS)
     activation = floor_tick(entry * Decimal("1.03"), TICK_BTC)
     await rig.move_and_settle(BTC, activation)
-    await wait_for(lambda: bool(rig.sent_stops(BTC)), 3 * UNIT_S, "the stop after two 10006")
-    trailing = rig.protection.trailing
-    assert trailing.stats.retries == 2 and trailing.stats.failures == 0
-    assert rig.sent_stops(BTC) == [floor_tick(activation * Decimal("0.995"), TICK_BTC)]
+    await wait_for(
+        lambda: held_stop(sim, BTC) == long_stop(activation), 3 * UNIT_S, "the stop after 10006"
+    )
+    assert trail_stop(rig, BTC_KEY) == held_stop(sim, BTC)
 
-    # More 10006 than the retry budget: it gives up on that stop, and the next one goes out.
-    sim.faults.rest_errors("10006", 10, path="/v5/position/trading-stop")
-    await rig.move_and_settle(BTC, activation + 1000 * TICK_BTC)
-    assert trailing.stats.failures == 1 and trailing.stats.retries == 2 + 3
-    sim.faults.clear()
-    await rig.move_and_settle(BTC, activation + 2000 * TICK_BTC)
-    assert len(rig.sent_stops(BTC)) == 2
+    # 10006 for longer than any retry budget: the exchange keeps the old stop meanwhile (never
+    # a looser one), and once the limit lifts it holds the trail's newest stop, no new mark needed.
+    sim.faults.trading_failure("trading-stop", "10006", seconds=1.5 * UNIT_S, reset_ms=RESET_MS)
+    higher = activation + 1000 * TICK_BTC
+    await rig.move(BTC, higher)
+    await wait_for(lambda: held_stop(sim, BTC) == long_stop(higher), 5 * UNIT_S, "the newest stop")
+    await rig.settle()
+    assert trail_stop(rig, BTC_KEY) == held_stop(sim, BTC) == long_stop(higher)
+    within_bybits_limits(rig, BTC)
 
 
 async def test_a_crossed_stop_is_replaced_by_a_market_close(sim: SimServer, tmp_path: Path) -> None:

@@ -180,6 +180,11 @@ class TradingFaultState:
         self.partials = [r for r in self.partials if r.armed.live(now_s)]
         self.hand_stops = [r for r in self.hand_stops if r.armed.live(now_s)]
 
+    def live_rules(self, now_s: float) -> int:
+        """How many rules are still armed (a window that ran out without a request is not)."""
+        self._prune(now_s)
+        return len(self.failures) + len(self.delays) + len(self.partials) + len(self.hand_stops)
+
     def clear(self) -> None:
         """Disarms every rule; the injected counters stay (they are a record, not a switch)."""
         self.failures.clear()

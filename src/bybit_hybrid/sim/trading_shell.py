@@ -57,6 +57,10 @@ class TradingFaultsMixin:
     def trading(self) -> TradingFaultState:
         return self._server.trading_faults
 
+    def trading_armed(self) -> int:
+        """How many trading-fault rules are still armed."""
+        return self.trading.live_rules(time.monotonic())
+
     def trading_failure(
         self,
         path: str,
