@@ -6,7 +6,10 @@ its history of stop changes) and the trail's stop of every open position, and as
 1. *Closed within a bound*: while protection runs live, whenever the simulator's mark is through
    the trail's stop (the tighter of everything the trail wanted or believed held for this position
    life, remembered across restarts), the position is closed within `bound_s`, counted from the
-   latest of: the mark going through, the stack being up, the order path being healthy again.
+   latest of: the mark going through, the stack being up. Suspended for a symbol while the
+   simulator serves it a frozen mark (`stale_mark`: frames keep coming with a wrong price, which
+   no client can tell), and only trail states of this position life count (same side, an entry
+   this life has had), so a trail of the previous life at the same key is never charged to it.
 2. *Never looser*: every stop-loss change a trading-stop request of ours makes on the simulator
    is at least as tight as the stop the exchange held just before (a hand-set stop, tighter or
    looser, becomes what is held; cancelling a held stop is loosening).
@@ -64,6 +67,7 @@ class Life:
     key: Key
     side: str
     opened_index: int
+    entries: set[Decimal] = field(default_factory=set)
     held: Decimal = Decimal(0)  # the stop the exchange holds (0 = none)
     trail_stop: Decimal | None = None
     through_since: float | None = None
@@ -82,7 +86,6 @@ class ProtectionMonitor:
     protection: Any = None
     live: bool = True
     up_since: float = 0.0
-    order_path_free_at: float = 0.0
     lives: dict[Key, Life] = field(default_factory=dict)
     closed: dict[Key, Life] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
@@ -98,10 +101,6 @@ class ProtectionMonitor:
 
     def stack_down(self) -> None:
         self.protection = None
-
-    def order_path_blocked_for(self, seconds: float) -> None:
-        """The campaign armed order/create failures: the bound counts from when they end."""
-        self.order_path_free_at = max(self.order_path_free_at, self.clock() + seconds)
 
     def check(self) -> None:
         """One sample: new simulator history first, then rule 1 for every open position."""
@@ -140,6 +139,8 @@ class ProtectionMonitor:
                 )
 
     def _set_held(self, life: Life, event: HistoryEvent, *, ours: bool) -> None:
+        if event.details.get("entry_price"):
+            life.entries.add(Decimal(event.details["entry_price"]))
         new = Decimal(event.details.get("stop_loss") or 0)
         old = life.held
         if ours and old > 0 and new != old:
@@ -160,11 +161,12 @@ class ProtectionMonitor:
         if protection is None:
             return
         trail = protection.trailing.trail(PositionKey(*life.key))
-        if trail is not None:
+        if trail is not None and _of_life(trail, life):
             for stop in stops_of(trail):
                 life.trail_stop = tighter(life.side, life.trail_stop, stop)
         pos = self.sim.exchange.positions.get(life.key)
-        if pos is None or not pos.is_open or life.trail_stop is None or not self.live:
+        frozen = life.key[0] in self.sim.faults.state.stale_marks
+        if pos is None or not pos.is_open or life.trail_stop is None or not self.live or frozen:
             life.through_since = None
             return
         mark = self.sim.exchange.prices.mark(life.key[0])
@@ -174,7 +176,7 @@ class ProtectionMonitor:
         if life.through_since is None:
             life.through_since = now
             self.crossings += 1
-        start = max(life.through_since, self.up_since, self.order_path_free_at)
+        start = max(life.through_since, self.up_since)
         if now - start > self.bound_s and not life.reported:
             life.reported = True
             self.violations.append(
@@ -195,6 +197,11 @@ class ProtectionMonitor:
             f"{e.details.get('injected') or e.details.get('ret_code')}"
             for e in requests[-last:]
         ]
+
+
+def _of_life(trail: Any, life: Life) -> bool:
+    side = getattr(getattr(trail, "side", None), "value", None)
+    return side == life.side and getattr(trail, "entry_price", None) in life.entries
 
 
 def _describe(trail: Any) -> str:
