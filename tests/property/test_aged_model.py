@@ -1,13 +1,16 @@
-"""The aged core against a plain reference model over long random paths of marks and time.
+"""The aged core against a reference model written from the rules of docs/protection.md.
 
-The model: no exit before max age or while a trail is active; then close at the first mark
-that reaches entry·(1 ± (2·fee − loss)/100), where loss is 0 during grace and grows by step per
-hour afterwards up to the cap. Both sides; a failed close goes back to waiting.
+The rules, in the model's own terms (exact fractions, profit in percent of the entry): no exit
+before max age or while a trail owns the exit; then close at the first mark whose profit reaches
+the allowance, which is the round-trip fee during grace and shrinks by `step` per hour after it,
+to at most `max_loss` below zero. The entry is the position's average: adds move it, and every
+allowance follows. Both sides, random entries and sizes; a failed close goes back to waiting.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,23 +20,24 @@ from bybit_hybrid.protection.aged import AgedClose, AgedHold, AgedParams, AgedPh
 from bybit_hybrid.protocol.domain import Side
 
 H = 3_600_000
-BY_AGE = (AgedPhase.YOUNG, AgedPhase.GRACE, AgedPhase.PROGRESSIVE)
+ENTRY_PLACES = Decimal("0.00000001")  # Bybit reports avgPrice to a fixed number of places
 
 
-def model_target(p: AgedParams, side: Side, entry: Decimal, age_ms: int) -> Decimal | None:
+def allowance_pct(p: AgedParams, age_ms: int) -> Fraction | None:
+    """Profit, in percent of entry, at which an aged position is let go; None while young."""
     if age_ms < p.max_age_ms:
         return None
-    past_grace_ms = age_ms - p.max_age_ms - p.grace_ms
-    loss = Decimal(0)
-    if past_grace_ms > 0:
-        loss = min(p.max_loss_pct, p.step_pct_per_h * past_grace_ms / H)
-    margin = 2 * p.fee_pct_per_side - loss
-    if side is Side.BUY:
-        return entry * (1 + margin / 100)
-    return entry * (1 - margin / 100)
+    hours_past_grace = Fraction(max(0, age_ms - p.max_age_ms - p.grace_ms), H)
+    loss = min(Fraction(p.max_loss_pct), Fraction(p.step_pct_per_h) * hours_past_grace)
+    return 2 * Fraction(p.fee_pct_per_side) - loss
 
 
-def model_phase(p: AgedParams, age_ms: int) -> AgedPhase:
+def profit_pct(side: Side, entry: Fraction, mark: Fraction) -> Fraction:
+    move = mark - entry if side is Side.BUY else entry - mark
+    return move / entry * 100
+
+
+def phase_by_age(p: AgedParams, age_ms: int) -> AgedPhase:
     if age_ms < p.max_age_ms:
         return AgedPhase.YOUNG
     if age_ms < p.max_age_ms + p.grace_ms:
@@ -50,9 +54,12 @@ params_st = st.builds(
     max_loss_pct=st.sampled_from([Decimal("1"), Decimal("10")]),
 )
 
-# (price move in 0.01 steps, minutes elapsed, trail activates now, the close fails)
+# (price move in thousandths of the entry, minutes elapsed, add size (0: none), close fails)
 step_st = st.tuples(
-    st.integers(-30, 30), st.integers(0, 20), st.booleans(), st.sampled_from([False, False, True])
+    st.integers(-8, 8),
+    st.integers(0, 20),
+    st.sampled_from([0] * 8 + [1, 3]),
+    st.sampled_from([False, False, True]),
 )
 
 
@@ -60,53 +67,59 @@ step_st = st.tuples(
 @given(
     st.sampled_from([Side.BUY, Side.SELL]),
     params_st,
+    st.integers(1_000, 9_000_000),
     st.integers(0, 6 * H),
     st.lists(step_st, min_size=50, max_size=400),
     st.integers(0, 100),
 )
-def test_core_agrees_with_reference_model(
+def test_core_agrees_with_the_rules(  # noqa: PLR0917 (hypothesis draws)
     side: Side,
     params: AgedParams,
+    entry_cents: int,
     already_open_ms: int,
-    steps: list[tuple[int, int, bool, bool]],
+    steps: list[tuple[int, int, int, bool]],
     trail_from: int,
 ) -> None:
-    entry = Decimal("100.00")
+    entry = Decimal(entry_cents) / 100
+    size = Decimal(1)
     now_ms = 1_700_000_000_000
     state = AgedState(side, entry, now_ms - already_open_ms)
+    opened_ms = now_ms - already_open_ms
     mark = entry
-    closed_by_us = False
-    trail_on = False
-    last_order = 0
-    for i, (move, minutes, _, fail) in enumerate(steps):
-        mark = max(Decimal("0.01"), mark + move * Decimal("0.01"))
+    done = trail_on = False
+    seen_phase = AgedPhase.YOUNG
+    for i, (move, minutes, add, fail) in enumerate(steps):
+        mark = max(Decimal("0.01"), mark + mark * move / 1000).quantize(Decimal("0.01"))
         now_ms += minutes * 60_000
+        if add and not done:  # an add at this mark: the average entry moves
+            total = size + add
+            entry = ((entry * size + mark * add) / total).quantize(ENTRY_PLACES)
+            size = total
+            state = core.rebase_entry(state, entry)
         trail_on = trail_on or i == trail_from
-        age_ms = now_ms - state.opened_at_ms
-        state_before = state
+        age_ms = now_ms - opened_ms
         state, decision = core.on_mark(state, params, mark, now_ms, trail_on)
-        last_order = max(last_order, BY_AGE.index(model_phase(params, age_ms)))
-        if closed_by_us or trail_on or state_before.phase is AgedPhase.TRAILING:
-            # Once a trail owns the exit (or we closed), the aged monitor never acts again.
-            assert isinstance(decision, AgedHold)
+        if done or trail_on:
+            assert isinstance(decision, AgedHold)  # a trail (or our close) owns the exit
             continue
-        target = model_target(params, side, entry, age_ms)
-        reached = target is not None and (mark - target) * side.sign >= 0
-        if not reached:
-            assert isinstance(decision, AgedHold), (i, decision)
-            assert decision.target_price == target
-            assert state.phase is BY_AGE[last_order]
+        allowed = allowance_pct(params, age_ms)
+        by_age = phase_by_age(params, age_ms)
+        order = (AgedPhase.YOUNG, AgedPhase.GRACE, AgedPhase.PROGRESSIVE)
+        seen_phase = max(seen_phase, by_age, key=order.index)
+        if allowed is None or profit_pct(side, Fraction(entry), Fraction(mark)) < allowed:
+            assert isinstance(decision, AgedHold), (i, decision, allowed)
+            assert state.phase is seen_phase
             continue
-        assert isinstance(decision, AgedClose), (i, decision, target)
-        assert decision.target_price == target
-        assert decision.phase is model_phase(params, age_ms)
-        assert state.phase is AgedPhase.CLOSING
+        assert isinstance(decision, AgedClose), (i, decision, allowed)
+        assert decision.phase is by_age and state.phase is AgedPhase.CLOSING
+        loss = 2 * Fraction(params.fee_pct_per_side) - allowed
+        assert abs(Fraction(decision.accepted_loss_pct) - loss) < Fraction(1, 10**20)
         if fail:
             state = core.close_failed(state, params, now_ms)
-            assert state.phase is model_phase(params, age_ms)
+            assert state.phase is by_age
         else:
             state = core.closed(state)
-            closed_by_us = True
+            done = True
 
 
 @settings(max_examples=200, deadline=None)

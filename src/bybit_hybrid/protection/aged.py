@@ -27,11 +27,12 @@ class AgedPhase(StrEnum):
     TRAILING = "trailing"  # a trailing stop is active: it owns the exit
     GRACE = "grace"  # target: break-even plus fees
     PROGRESSIVE = "progressive"  # target: accepted loss growing per hour
-    CLOSING = "closing"  # a close is in flight
-    CLOSED = "closed"  # closed by us, or found gone
+    CLOSING = "closing"  # a close is in flight, repeated until the exchange shows it flat
+    CLOSED = "closed"  # the exchange shows it flat; waiting for the stream's close
 
 
 # YOUNG may jump straight to PROGRESSIVE: a restart can find a position already past grace.
+# CLOSED re-arms by age when the position shows up open again (a size change, a reconcile).
 TRANSITIONS: Final[dict[AgedPhase, frozenset[AgedPhase]]] = {
     AgedPhase.YOUNG: frozenset(
         {AgedPhase.TRAILING, AgedPhase.GRACE, AgedPhase.PROGRESSIVE, AgedPhase.CLOSED}
@@ -42,7 +43,7 @@ TRANSITIONS: Final[dict[AgedPhase, frozenset[AgedPhase]]] = {
     ),
     AgedPhase.PROGRESSIVE: frozenset({AgedPhase.TRAILING, AgedPhase.CLOSING, AgedPhase.CLOSED}),
     AgedPhase.CLOSING: frozenset({AgedPhase.GRACE, AgedPhase.PROGRESSIVE, AgedPhase.CLOSED}),
-    AgedPhase.CLOSED: frozenset(),
+    AgedPhase.CLOSED: frozenset({AgedPhase.YOUNG, AgedPhase.GRACE, AgedPhase.PROGRESSIVE}),
 }
 _BY_AGE: Final = (AgedPhase.YOUNG, AgedPhase.GRACE, AgedPhase.PROGRESSIVE)
 
@@ -155,6 +156,18 @@ def resumed(state: AgedState, params: AgedParams, now_ms: int) -> AgedState:
 
 def closed(state: AgedState) -> AgedState:
     return transition(state, AgedPhase.CLOSED)
+
+
+def rearm(state: AgedState, params: AgedParams, now_ms: int) -> AgedState:
+    """A position believed flat is open after all: its phase comes from its age again."""
+    if state.phase is not AgedPhase.CLOSED:
+        return state
+    return transition(state, phase_for_age(params, now_ms - state.opened_at_ms))
+
+
+def rebase_entry(state: AgedState, entry_price: Decimal) -> AgedState:
+    """An add (or partial close) moved the average entry: targets follow the new one."""
+    return dataclasses.replace(state, entry_price=entry_price)
 
 
 def with_open_time(state: AgedState, opened_at_ms: int) -> AgedState:

@@ -1,8 +1,11 @@
 """Aged-position adapter: runs the pure aged core on every mark and closes aged positions.
 
-A close first asks REST whether the position still exists: if it is already gone it is only
-recorded as closed; otherwise a reduce-only market order for the exchange's size goes out.
-The CLOSING phase is persisted before either call, so a crash mid-close is decided afresh.
+A close is a verified exit (`closer.Closer`): before every reduce-only market order it asks the
+position list for the exchange's size, and it repeats until the list shows the position flat, so
+a partial fill or a size changed meanwhile leaves no remainder; failures back off. Only then is
+the state CLOSED, and a position that shows up open again (a size change, a reconcile) re-arms.
+The CLOSING phase is persisted before any call, so a crash mid-close is decided afresh. Adds move
+the entry (the average) and with it every target.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Final
 
 from bybit_hybrid.protection import aged as core
 from bybit_hybrid.protection.aged import AgedClose, AgedPhase, AgedState
+from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import AgedConfig
 from bybit_hybrid.protection.exchange import ProtectionExchange
 from bybit_hybrid.protection.position_manager import (
@@ -28,12 +32,11 @@ from bybit_hybrid.protection.position_manager import (
     ManagedPosition,
     ReconciledPositions,
 )
-from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone
+from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.router.router import EventRouter, RoutedEvent
 from bybit_hybrid.tasks import cancel_and_wait
-from bybit_hybrid.transport.errors import BybitError
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +74,9 @@ class AgedAdapter:
         self._retry = retry or RetryPolicy()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._sleep = sleep
+        self._closer = Closer(exchange, self._retry, sleep)
         self._stored: dict[PositionKey, AgedState] = store.load_aged() if store else {}
         self._states: dict[PositionKey, AgedState] = {}
-        self._retry_at_ms: dict[PositionKey, int] = {}
         self._reported: set[tuple[PositionKey, AgedPhase]] = set()
         self._tasks: dict[PositionKey, asyncio.Task[None]] = {}
         self.stats = AgedStats()
@@ -101,23 +104,40 @@ class AgedAdapter:
         data = routed.data
         if isinstance(data, ReconciledPositions):
             self._prune(data.open_keys)
+            self._rearm(data.open_keys)
             return
         event: ManagedEvent = data
         key = event.position.key
         if event.kind is ManagedKind.CLOSED:
             self._forget(key)
             return
-        state = self._states.get(key) or self._create(event.position)
+        state = self._states.get(key)
+        if state is not None and _other_lifetime(state, event):
+            self._forget(key)
+            state = None
+        state = state or self._create(event.position)
         if state is None:
             return
-        self._step(key, self._with_age(state, event.position), event.position)
+        state = self._with_age(state, event.position)
+        if event.kind is not ManagedKind.MARK:
+            state = self._lifecycle(state, event)
+        self._step(key, state, event.position)
+
+    def _lifecycle(self, state: AgedState, event: ManagedEvent) -> AgedState:
+        """An add moves the entry; a size change of a position believed flat re-arms it."""
+        view = event.position.view
+        if view.entry_price and view.entry_price != state.entry_price:
+            state = core.rebase_entry(state, view.entry_price)
+        if "size" in event.changed and state.phase is AgedPhase.CLOSED:
+            state = core.rearm(state, self.config.params, self._clock_ms())
+        return state
 
     def _step(self, key: PositionKey, state: AgedState, position: ManagedPosition) -> None:
         before = self._states.get(key)
         mark = position.view.mark_price
         now_ms = self._clock_ms()
         decision: core.AgedDecision | None = None
-        if mark is not None and now_ms >= self._retry_at_ms.get(key, 0):
+        if mark is not None:
             active = self._trailing_active(key)
             state, decision = core.on_mark(state, self.config.params, mark, now_ms, active)
             if isinstance(decision, AgedClose) and self.config.monitor_only.applies(key.symbol):
@@ -137,11 +157,11 @@ class AgedAdapter:
         if view.side is None or not view.entry_price:
             return None
         stored = self._stored.pop(position.key, None)
-        if stored is not None and (stored.side, stored.entry_price) == (
-            view.side,
-            view.entry_price,
-        ):
-            return core.resumed(stored, self.config.params, self._clock_ms())
+        if stored is not None and _same_lifetime(stored, position):
+            resumed = core.resumed(stored, self.config.params, self._clock_ms())
+            if view.entry_price != stored.entry_price:
+                resumed = core.rebase_entry(resumed, view.entry_price)  # added while away
+            return resumed
         return AgedState(view.side, view.entry_price, position.opened_at_ms)
 
     def _with_age(self, state: AgedState, position: ManagedPosition) -> AgedState:
@@ -156,24 +176,19 @@ class AgedAdapter:
     async def _close(
         self, key: PositionKey, decision: AgedClose, position: ManagedPosition
     ) -> None:
-        try:
-            row = await self._exchange.open_row(key)
-            if row is None or row.side is None or row.side is not position.view.side:
-                self.stats.already_gone += 1
-                self._mark_closed(key, "already gone on the exchange; no order sent")
-                return
-            order_id = await self._exchange.close_at_market(key, row.side, row.size)
-        except BybitError as exc:
-            if is_position_gone(exc):
-                self.stats.already_gone += 1
-                self._mark_closed(key, "nothing left to close")
-                return
-            self._close_failed(key, exc)
+        side = position.view.side
+        if side is None:
             return
-        self.stats.closes += 1
+        result = await self._closer.close_until_flat(key, side)
+        self.stats.closes += result.orders
+        self.stats.close_failures += result.failures
+        if result.orders == 0:
+            self.stats.already_gone += 1
+            self._mark_closed(key, "already flat on the exchange; no order sent")
+            return
         self._mark_closed(
             key,
-            f"closed at market (order {order_id}) in {decision.phase}: mark "
+            f"closed at market (order {result.order_id}) in {decision.phase}: mark "
             f"{decision.mark_price} reached target {decision.target_price:.8f} "
             f"(accepted loss {decision.accepted_loss_pct:.4f} %)",
         )
@@ -185,16 +200,14 @@ class AgedAdapter:
             self._save(key, closed, state)
         log.warning("%s: aged position %s", key, why)
 
-    def _close_failed(self, key: PositionKey, exc: BybitError) -> None:
-        self.stats.close_failures += 1
+    def _rearm(self, open_keys: Iterable[PositionKey]) -> None:
+        """Believed flat, yet open in the book just reconciled with REST: watch it again."""
         now_ms = self._clock_ms()
-        state = self._states.get(key)
-        if state is not None:
-            self._states[key] = reverted = core.close_failed(state, self.config.params, now_ms)
-            self._save(key, reverted, state)
-        # Wait a little before the next mark may try again: never a tight loop of orders.
-        self._retry_at_ms[key] = now_ms + round(self._retry.base_delay_s * 1000)
-        log.error("%s: aged close failed, will retry: %s", key, exc)
+        for key in open_keys:
+            state = self._states.get(key)
+            if state is not None and state.phase is AgedPhase.CLOSED:
+                self._states[key] = rearmed = core.rearm(state, self.config.params, now_ms)
+                self._save(key, rearmed, state)
 
     def _report_monitor_only(self, key: PositionKey, decision: AgedClose) -> None:
         self.stats.monitor_only += 1
@@ -207,7 +220,6 @@ class AgedAdapter:
     def _forget(self, key: PositionKey) -> None:
         self._states.pop(key, None)
         self._stored.pop(key, None)
-        self._retry_at_ms.pop(key, None)
         task = self._tasks.pop(key, None)
         if task is not None and not task.done():
             task.cancel()
@@ -226,3 +238,18 @@ class AgedAdapter:
             log.info("%s: aged phase %s -> %s", key, before.phase, state.phase)
         if self._store is not None:
             self._store.save_aged(key, state)
+
+
+def _same_lifetime(stored: AgedState, position: ManagedPosition) -> bool:
+    """Same side, and the same exchange openTime when there is one (else the same entry)."""
+    if stored.side is not position.view.side:
+        return False
+    if position.age_source is AgeSource.EXCHANGE:
+        return stored.opened_at_ms == position.opened_at_ms
+    return stored.entry_price == position.view.entry_price
+
+
+def _other_lifetime(state: AgedState, event: ManagedEvent) -> bool:
+    """A live state seeing an open or the other side: the position was replaced meanwhile."""
+    side = event.position.view.side
+    return event.kind is ManagedKind.OPENED or (side is not None and side is not state.side)

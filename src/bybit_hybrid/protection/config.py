@@ -10,7 +10,7 @@ from typing import Any
 
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protection.aged import MS_PER_HOUR, AgedParams
-from bybit_hybrid.protection.trailing import TrailingParams
+from bybit_hybrid.protection.trailing import DEFAULT_TAKER_FEE_PCT, TrailingParams
 
 _FLOAT_FIELDS = frozenset({"min_update_interval_s"})
 _OVERRIDABLE = frozenset(f.name for f in fields(TrailingParams))
@@ -46,14 +46,18 @@ class AgedConfig:
 
 def trailing_config(settings: Any) -> TrailingConfig:
     """From an `AppSettings` (typed loosely so tests can pass a namespace)."""
-    defaults = TrailingParams(
-        activation_pct=settings.trailing_activation_pct,
-        callback_pct=settings.trailing_callback_pct,
-        breakeven_trigger_pct=settings.trailing_breakeven_trigger_pct,
-        min_update_interval_s=settings.trailing_min_update_interval_s,
-        min_improvement_pct=settings.trailing_min_improvement_pct,
-        bypass_improvement_pct=settings.trailing_bypass_improvement_pct,
-    )
+    try:
+        defaults = TrailingParams(
+            activation_pct=settings.trailing_activation_pct,
+            callback_pct=settings.trailing_callback_pct,
+            breakeven_trigger_pct=settings.trailing_breakeven_trigger_pct,
+            min_update_interval_s=settings.trailing_min_update_interval_s,
+            min_improvement_pct=settings.trailing_min_improvement_pct,
+            bypass_improvement_pct=settings.trailing_bypass_improvement_pct,
+            fee_pct_per_side=getattr(settings, "trailing_fee_pct_per_side", DEFAULT_TAKER_FEE_PCT),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"trailing settings: trailing_{exc}") from None
     overrides = {
         symbol: _override(defaults, symbol, values)
         for symbol, values in settings.trailing_symbol_overrides.items()

@@ -1,7 +1,8 @@
 """The protection's exchange calls: move a stop, confirm a position, close it at market.
 
-Single attempts only, each behind the shared account limiter; retry policy belongs to the
-adapters, which know whether a newer stop has superseded the one that failed.
+Single attempts only (the REST client's own retries are switched off per call), each behind the
+shared account limiter: retries belong to the adapters, which re-decide before every attempt
+(a newer stop, a hand-set one, a mark through the stop).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Final
 
 from bybit_hybrid.protection.limiter import AccountLimiter
 from bybit_hybrid.protection.prices import price_text
-from bybit_hybrid.protocol.domain import Instrument, PositionKey, PositionSnapshot, Side
+from bybit_hybrid.protocol.domain import (
+    Instrument,
+    PositionKey,
+    PositionSnapshot,
+    Side,
+    TickerUpdate,
+)
+from bybit_hybrid.protocol.marks import TickerState
 from bybit_hybrid.transport.ratelimit import ORDER_CREATE, POSITION_LIST, TRADING_STOP
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.wire.messages import OrderCreateRequest, TradingStopRequest
@@ -46,7 +54,18 @@ class ProtectionExchange:
         """True if the stop changed, False on 34040 (already there); other errors raise."""
         request = self.stop_request(key, stop_price)
         await self.limiter.acquire(TRADING_STOP)
-        return await self.rest.apply_trading_stop(request)
+        return await self.rest.apply_trading_stop(request, retry=False)
+
+    def server_now_ms(self) -> int:
+        """The exchange's clock as the REST client estimates it (for rate-limit resets)."""
+        return self.rest.now_ms()
+
+    async def trigger_price(self, symbol: str) -> Decimal | None:
+        """A fresh price of the type the stop triggers on, from REST tickers (None: unknown)."""
+        for ticker in await self.rest.get_tickers(symbol):
+            if ticker.symbol == symbol:
+                return trigger_price_of(ticker, self.sl_trigger_by)
+        return None
 
     async def open_row(self, key: PositionKey) -> PositionSnapshot | None:
         """The exchange's row for `key` if that position is open now, else None."""
@@ -74,3 +93,12 @@ class ProtectionExchange:
 
     async def instruments(self) -> dict[str, Instrument]:
         return await self.rest.get_instruments()
+
+
+def trigger_price_of(prices: TickerUpdate | TickerState, trigger_by: str) -> Decimal | None:
+    """The price of `trigger_by`'s type (MarkPrice, LastPrice, IndexPrice) from a ticker."""
+    if trigger_by == "LastPrice":
+        return prices.last_price
+    if trigger_by == "IndexPrice":
+        return prices.index_price
+    return prices.mark_price

@@ -31,6 +31,16 @@ def safe_stop_on_tick(side: Side, price: Decimal, tick_size: Decimal) -> Decimal
     return ceil_to_tick(price, tick_size)
 
 
+def profit_side_on_tick(side: Side, price: Decimal, tick_size: Decimal) -> Decimal:
+    """A price on the tick grid rounded in the position's favour: up for a long, down for a short.
+
+    For a break-even stop: rounding the other way would lock in a fraction of a tick of loss.
+    """
+    if side is Side.BUY:
+        return ceil_to_tick(price, tick_size)
+    return floor_to_tick(price, tick_size)
+
+
 def moved_by_pct(side: Side, price: Decimal, pct: Decimal) -> Decimal:
     """`price` moved `pct` percent in the position's favour (up for a long, down for a short)."""
     return price * (1 + side.sign * pct / HUNDRED)

@@ -3,7 +3,8 @@
 Writes are tiny single-row upserts in WAL mode with `synchronous=NORMAL` (durable across a
 process crash, no fsync per commit), so they run inline on the event loop: a thread hop would
 cost more than the write and could reorder two writes of one key. Prices are stored as text so
-Decimals round-trip exactly.
+Decimals round-trip exactly. A trail's `stop_price` column is the stop it *wants*: what the
+exchange holds is never stored, because only the exchange can confirm it after a restart.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS trails (
     phase TEXT NOT NULL,
     stop_price TEXT,
     last_sent_at_s REAL,
+    opened_at_ms INTEGER,
     PRIMARY KEY (symbol, idx)
 );
 CREATE TABLE IF NOT EXISTS aged (
@@ -52,16 +54,25 @@ class ProtectionStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self.writes = 0
 
     def close(self) -> None:
         self._db.close()
 
+    def _migrate(self) -> None:
+        """Files from before trails carried their position's openTime get the column (NULL)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(trails)")}
+        if "opened_at_ms" not in columns:
+            self._db.execute("ALTER TABLE trails ADD COLUMN opened_at_ms INTEGER")
+
     # --- trails ----------------------------------------------------------------------------
 
     def save_trail(self, key: PositionKey, state: TrailState) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO trails VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO trails (symbol, idx, side, entry_price, tick_size,"
+            " extreme_price, phase, stop_price, last_sent_at_s, opened_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.symbol,
                 key.idx,
@@ -70,8 +81,9 @@ class ProtectionStore:
                 str(state.tick_size),
                 str(state.extreme_price),
                 state.phase.value,
-                None if state.stop_price is None else str(state.stop_price),
-                state.last_sent_at_s,
+                None if state.wanted_stop is None else str(state.wanted_stop),
+                None,  # monotonic: meaningless in another process
+                state.opened_at_ms,
             ),
         )
         self.writes += 1
@@ -81,7 +93,10 @@ class ProtectionStore:
         self.writes += 1
 
     def load_trails(self) -> dict[PositionKey, TrailState]:
-        rows = self._db.execute("SELECT * FROM trails").fetchall()
+        rows = self._db.execute(
+            "SELECT symbol, idx, side, entry_price, tick_size, extreme_price, phase, stop_price,"
+            " opened_at_ms FROM trails"
+        ).fetchall()
         return {PositionKey(row[0], row[1]): _trail_from_row(row) for row in rows}
 
     # --- aged ------------------------------------------------------------------------------
@@ -127,14 +142,15 @@ class ProtectionStore:
 
 
 def _trail_from_row(row: tuple[object, ...]) -> TrailState:
+    """A stored trail: its wanted stop, unconfirmed (the exchange has the last word)."""
     stop = row[7]
-    sent_at = row[8]
+    opened_at = row[8]
     return TrailState(
         side=Side(str(row[2])),
         entry_price=Decimal(str(row[3])),
         tick_size=Decimal(str(row[4])),
         extreme_price=Decimal(str(row[5])),
         phase=TrailPhase(str(row[6])),
-        stop_price=None if stop is None else Decimal(str(stop)),
-        last_sent_at_s=None if sent_at is None else float(str(sent_at)),
+        wanted_stop=None if stop is None else Decimal(str(stop)),
+        opened_at_ms=None if opened_at is None else int(str(opened_at)),
     )

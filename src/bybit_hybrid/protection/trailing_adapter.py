@@ -1,10 +1,16 @@
 """Trailing-stop adapter: feeds managed positions to the pure core and executes its decisions.
 
 Per position it keeps the trail state (persisted before any exchange call), the latest view and
-at most one worker task. A worker sends the newest wanted stop, re-checking it against the
-latest mark first; a failed send is retried with backoff, and a newer stop decided meanwhile
-replaces the one being retried. 34040 counts as success; 10001 "zero position" ends the trail.
-Workers of different positions run concurrently, all behind the account's shared limiter.
+at most one worker task. The worker never executes a stale job: before every attempt it asks
+the core again, from the newest mark and the newest knowledge of the exchange's stop, so it
+sends only the newest wanted stop, drops one the exchange already holds or beats (a hand-set
+stop included), and turns into a market close once the trigger price is through the stop.
+
+Outcomes go back to the core: a successful or 34040 reply confirms the stop; 10001 "wrong side"
+marks that price as never to be sent again and re-decides from a fresh REST price; 10001 "zero
+position" is believed only when the position list agrees. Every other failure waits (the retry
+policy's backoff, a 10006 reset) and tries again while the position is open: an unconfirmed
+stop is never given up. A market close repeats until the exchange shows the position flat.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from decimal import Decimal
 from typing import Final
 
 from bybit_hybrid.protection import trailing as core
+from bybit_hybrid.protection.closer import Closer, server_now_ms
 from bybit_hybrid.protection.config import TrailingConfig
 from bybit_hybrid.protection.exchange import ProtectionExchange
 from bybit_hybrid.protection.position_manager import (
@@ -30,8 +37,7 @@ from bybit_hybrid.protection.position_manager import (
     ManagedPosition,
     ReconciledPositions,
 )
-from bybit_hybrid.protection.prices import has_crossed
-from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone
+from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone, is_wrong_side
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailState
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
@@ -43,6 +49,9 @@ log = logging.getLogger(__name__)
 
 HANDLER_NAME: Final = "trailing"
 _SEND_RECORDS: Final = 10_000
+_UNSEEN: Final = object()  # no exchange stop seen yet for a key
+
+TriggerPrices = Callable[[str], Decimal | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +68,6 @@ class SendRecord:
     sent_at_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    decision: MoveStop | CloseNow
-    cause_at_s: float
-
-
 @dataclass
 class TrailingStats:
     decisions: Counter[str] = field(default_factory=Counter)
@@ -73,6 +76,8 @@ class TrailingStats:
     retries: int = 0
     failures: int = 0
     gone: int = 0
+    gone_refuted: int = 0  # 10001 "zero position" while the position list shows it open
+    wrong_side: int = 0
     closes: int = 0
     close_failures: int = 0
     adopted: int = 0
@@ -82,7 +87,11 @@ class TrailingStats:
 
 
 class TrailingAdapter:
-    """The trailing-stop consumer; `register(router)` subscribes it to managed events."""
+    """The trailing-stop consumer; `register(router)` subscribes it to managed events.
+
+    `clock` is monotonic seconds (the interval rule). `trigger_prices(symbol)` gives the latest
+    price of the `slTriggerBy` type when that is not the mark (e.g. from the stream's tickers).
+    """
 
     def __init__(
         self,
@@ -92,8 +101,9 @@ class TrailingAdapter:
         *,
         instruments: Mapping[str, Instrument] | None = None,
         retry: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        trigger_prices: TriggerPrices | None = None,
     ) -> None:
         self.config = config
         self._exchange = exchange
@@ -102,15 +112,20 @@ class TrailingAdapter:
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._sleep = sleep
+        self.trigger_prices = trigger_prices
+        self._closer = Closer(exchange, self._retry, sleep)
         self._stored: dict[PositionKey, TrailState] = store.load_trails() if store else {}
         self._trails: dict[PositionKey, TrailState] = {}
         self._positions: dict[PositionKey, ManagedPosition] = {}
-        self._pending: dict[PositionKey, _Job] = {}
+        self._seen_stop: dict[PositionKey, object] = {}
+        self._fresh_trigger: dict[PositionKey, Decimal] = {}
+        self._cause_at_s: dict[PositionKey, float] = {}
         self._workers: dict[PositionKey, asyncio.Task[None]] = {}
+        self._wake: dict[PositionKey, asyncio.Event] = {}
         self._closing: set[PositionKey] = set()
         self._skipped: set[PositionKey] = set()
-        # The exchange answered "zero position" but the stream has not reported the close yet:
-        # marks for these keys must not start a fresh trail (and another doomed stop) each.
+        # The position list confirmed the position is flat but the stream has not reported the
+        # close yet: marks for these keys must not start a fresh trail (and a doomed stop) each.
         self._gone: set[PositionKey] = set()
         self.sends: deque[SendRecord] = deque(maxlen=_SEND_RECORDS)
         self.stats = TrailingStats()
@@ -134,9 +149,12 @@ class TrailingAdapter:
     def trails(self) -> dict[PositionKey, TrailState]:
         return dict(self._trails)
 
+    def closing(self) -> frozenset[PositionKey]:
+        return frozenset(self._closing)
+
     def idle(self) -> bool:
-        """No stop or close waiting or in flight."""
-        return not self._pending and all(w.done() for w in self._workers.values())
+        """No stop or close in flight or waiting to be retried."""
+        return all(w.done() for w in self._workers.values())
 
     async def stop(self) -> None:
         await cancel_and_wait(self._workers.values())
@@ -157,11 +175,16 @@ class TrailingAdapter:
             return
         if key in self._gone:
             if event.kind is ManagedKind.MARK:
-                return  # the exchange already said it is gone; wait for the stream's close
+                return  # the exchange showed it flat; wait for the stream's close
             self._gone.discard(key)  # opened or changed again: a live position after all
         self._positions[key] = event.position
-        state = self._trails.get(key) or await self._create(event.position)
-        if state is None:
+        state = self._trails.get(key)
+        if state is not None and _other_lifetime(state, event.position):
+            self._drop(key, "a new position at the same key")
+            self._positions[key] = event.position
+            state = None
+        state = state or await self._create(event.position)
+        if state is None or key not in self._positions:
             return
         self._step(key, state, event, routed.received_at_s)
 
@@ -169,30 +192,52 @@ class TrailingAdapter:
         self, key: PositionKey, state: TrailState, event: ManagedEvent, cause_at_s: float
     ) -> None:
         view = event.position.view
-        before = state
-        rebased = event.kind is ManagedKind.CHANGED and "entry_price" in event.changed
-        if rebased and view.entry_price:
-            state = core.rebase_entry(state, view.entry_price)
-        if event.kind is not ManagedKind.MARK:
-            state = self._adopt(key, state, view.stop_loss)
-        decision: core.Decision | None = None
-        if view.mark_price is not None:
-            params = self.config.params_for(key.symbol)
-            state, decision = core.on_mark(state, params, view.mark_price, self._clock())
-        self._trails[key] = state
-        if state != before:
-            self._save(key, state)  # before anything is sent: a restart resumes from here
-        if decision is not None:
-            self._act(key, decision, cause_at_s)
+        if view.entry_price and view.entry_price != state.entry_price:
+            state = core.rebase_entry(state, view.entry_price)  # an add moved the average
+        self._trails[key] = self._observe_stop(key, state, view.stop_loss)
+        decision = self._decide(key)
+        if decision is None:
+            return
+        self._cause_at_s[key] = cause_at_s
+        self._act(key, decision)
 
-    def _adopt(self, key: PositionKey, state: TrailState, stop: Decimal | None) -> TrailState:
-        if stop is None:
+    def _observe_stop(
+        self, key: PositionKey, state: TrailState, stop: Decimal | None
+    ) -> TrailState:
+        """Applies the exchange's stop when it is news (every view repeats the last one seen)."""
+        if self._seen_stop.get(key, _UNSEEN) == stop:
             return state
-        adopted = core.adopt_exchange_stop(state, stop)
-        if adopted is not state:
+        self._seen_stop[key] = stop
+        seen = core.seen_on_exchange(state, stop)
+        if seen.wanted_stop != state.wanted_stop:
             self.stats.adopted += 1
             log.info("%s: adopted the tighter stop %s set on the exchange", key, stop)
-        return adopted
+        return seen
+
+    def _decide(self, key: PositionKey) -> core.Decision | None:
+        """Runs the core on the latest view; commits and persists the state it returns."""
+        state, position = self._trails.get(key), self._positions.get(key)
+        if state is None or position is None or position.view.mark_price is None:
+            return None
+        mark = position.view.mark_price
+        params = self.config.params_for(key.symbol)
+        trigger = self._trigger_price(key, mark)
+        after, decision = core.on_mark(state, params, mark, self._clock(), trigger)
+        self._commit(key, after)
+        return decision
+
+    def _commit(self, key: PositionKey, state: TrailState) -> None:
+        if self._trails.get(key) != state:
+            self._save(key, state)  # before anything is sent: a restart resumes from here
+        self._trails[key] = state
+
+    def _trigger_price(self, key: PositionKey, mark: Decimal) -> Decimal | None:
+        fresh = self._fresh_trigger.pop(key, None)
+        if fresh is not None:
+            return fresh
+        if self.config.sl_trigger_by == "MarkPrice" or self.trigger_prices is None:
+            return mark
+        return self.trigger_prices(key.symbol)
 
     async def _create(self, position: ManagedPosition) -> TrailState | None:
         view = position.view
@@ -200,21 +245,17 @@ class TrailingAdapter:
         if view.side is None or not view.entry_price:
             return None
         stored = self._stored.pop(key, None)
-        # Same side and entry: the same position. Anything else was closed and reopened while
-        # we were away; its fresh trail still adopts whatever stop the exchange holds.
-        if stored is not None and (stored.side, stored.entry_price) == (
-            view.side,
-            view.entry_price,
-        ):
+        if stored is not None and _same_lifetime(stored, position):
             self.stats.resumed += 1
             log.info(
-                "%s: resumed trail (%s, extreme %s, stop %s)",
+                "%s: resumed trail (%s, extreme %s, stop %s, unconfirmed until the exchange "
+                "shows it)",
                 key,
                 stored.phase,
                 stored.extreme_price,
-                stored.stop_price,
+                stored.wanted_stop,
             )
-            return stored
+            return core.restored(stored)
         instrument = await self._instrument(key.symbol)
         if instrument is None:
             if key not in self._skipped:
@@ -222,7 +263,11 @@ class TrailingAdapter:
                 log.error("%s: no instrument info (tick size); not trailing it", key)
             return None
         return core.new_trail(
-            view.side, view.entry_price, instrument.tick_size, view.mark_price, None
+            view.side,
+            view.entry_price,
+            instrument.tick_size,
+            view.mark_price,
+            opened_at_ms=view.open_time_ms,
         )
 
     async def _instrument(self, symbol: str) -> Instrument | None:
@@ -235,7 +280,7 @@ class TrailingAdapter:
 
     # --- decisions -------------------------------------------------------------------------
 
-    def _act(self, key: PositionKey, decision: core.Decision, cause_at_s: float) -> None:
+    def _act(self, key: PositionKey, decision: core.Decision) -> None:
         if isinstance(decision, Hold):
             self.stats.decisions[f"hold_{decision.reason}"] += 1
             return
@@ -245,116 +290,143 @@ class TrailingAdapter:
             self.stats.monitor_only += 1
             log.info("%s: monitor-only, not sending: %s", key, decision)
             return
-        if isinstance(decision, CloseNow) and key in self._closing:
-            return
-        self._submit(key, _Job(decision, cause_at_s))
+        self._kick(key, urgent=isinstance(decision, CloseNow))
 
-    def _submit(self, key: PositionKey, job: _Job) -> None:
-        waiting = self._pending.get(key)
-        if waiting is not None and isinstance(waiting.decision, CloseNow):
-            return  # a close outranks any stop
-        self._pending[key] = job
+    def _kick(self, key: PositionKey, *, urgent: bool) -> None:
         worker = self._workers.get(key)
         if worker is None or worker.done():
+            self._wake[key] = asyncio.Event()
             self._workers[key] = asyncio.create_task(self._work(key), name=f"trailing-{key}")
+        elif urgent:
+            self._wake[key].set()  # a close cuts a stop's backoff short
 
     async def _work(self, key: PositionKey) -> None:
+        failures = 0
         try:
-            while (job := self._pending.pop(key, None)) is not None:
-                if isinstance(job.decision, CloseNow):
-                    await self._close(key, job.decision)
-                else:
-                    await self._send_stop(key, job)
+            while (decision := self._decide(key)) is not None:
+                if isinstance(decision, Hold) or self.config.monitor_only.applies(key.symbol):
+                    return
+                if isinstance(decision, CloseNow):
+                    await self._close(key, decision)
+                    return
+                wait_s = await self._send_stop(key, decision.stop_price, failures)
+                if wait_s is None:
+                    failures = 0
+                    continue
+                failures += 1
+                await self._backoff(key, wait_s)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("%s: trailing worker failed", key)
             self.stats.failures += 1
 
-    async def _send_stop(self, key: PositionKey, job: _Job) -> None:
-        retries = 0
-        while True:
-            state = self._trails.get(key)
-            position = self._positions.get(key)
-            if state is None or position is None:
-                return  # closed meanwhile
-            assert isinstance(job.decision, MoveStop)
-            stop = job.decision.stop_price
-            mark = position.view.mark_price
-            if mark is not None and has_crossed(state.side, mark, stop):
-                log.warning(
-                    "%s: mark %s already crossed stop %s; closing at market", key, mark, stop
-                )
-                await self._close(key, CloseNow(stop, mark))
-                return
-            self.sends.append(SendRecord(key, str(stop), job.cause_at_s, time.perf_counter()))
-            try:
-                changed = await self._exchange.set_stop(key, stop)
-            except BybitError as exc:
-                if is_position_gone(exc):
-                    self.stats.gone += 1
-                    self._drop(key, "the exchange has no such position (10001 zero position)")
-                    self._gone.add(key)
-                    return
-                delay_s = self._retry.delay_s(exc, retries)
-                if delay_s is None:
-                    self.stats.failures += 1
-                    log.error("%s: giving up on stop %s: %s", key, stop, exc)
-                    return
-                retries += 1
-                self.stats.retries += 1
-                log.warning("%s: stop %s retry %d in %.2fs: %s", key, stop, retries, delay_s, exc)
-                await self._sleep(delay_s)
-                newer = self._pending.pop(key, None)
-                if newer is not None:
-                    if isinstance(newer.decision, CloseNow):
-                        await self._close(key, newer.decision)
-                        return
-                    job = newer
-                continue
-            self.stats.stops_sent += changed
-            self.stats.not_modified += not changed
-            log.info("%s: stop moved to %s%s", key, stop, "" if changed else " (already set)")
+    async def _backoff(self, key: PositionKey, wait_s: float) -> None:
+        wake = self._wake.setdefault(key, asyncio.Event())
+        wake.clear()
+        sleeper = asyncio.ensure_future(self._sleep(wait_s))
+        waker = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    async def _send_stop(self, key: PositionKey, stop: Decimal, failures: int) -> float | None:
+        """One attempt; None when it settled something (re-decide now), else seconds to wait."""
+        cause_at_s = self._cause_at_s.get(key, time.perf_counter())
+        self.sends.append(SendRecord(key, str(stop), cause_at_s, time.perf_counter()))
+        try:
+            changed = await self._exchange.set_stop(key, stop)
+        except BybitError as exc:
+            return await self._send_failed(key, stop, exc, failures)
+        state = self._trails.get(key)
+        if state is not None:
+            self._commit(key, core.confirmed(state, stop, self._clock()))
+        self.stats.stops_sent += changed
+        self.stats.not_modified += not changed
+        log.info("%s: stop moved to %s%s", key, stop, "" if changed else " (already set)")
+        return None
+
+    async def _send_failed(
+        self, key: PositionKey, stop: Decimal, exc: BybitError, failures: int
+    ) -> float | None:
+        if is_wrong_side(exc):
+            await self._wrong_side(key, stop, exc)
+            return None
+        if is_position_gone(exc) and await self._confirmed_flat(key):
+            return None
+        delay_s = self._retry.delay_s(exc, failures, self._server_now_ms())
+        self.stats.retries += 1
+        level = logging.WARNING if failures < self._retry.max_retries else logging.ERROR
+        log.log(level, "%s: stop %s not confirmed, retry in %.2fs: %s", key, stop, delay_s, exc)
+        return delay_s
+
+    async def _wrong_side(self, key: PositionKey, stop: Decimal, exc: BybitError) -> None:
+        """The exchange's trigger price is through `stop`: never resend it; decide afresh."""
+        self.stats.wrong_side += 1
+        state = self._trails.get(key)
+        if state is not None:
+            self._commit(key, core.rejected(state, stop))
+        log.warning("%s: stop %s refused as on the wrong side: %s", key, stop, exc)
+        try:
+            fresh = await self._exchange.trigger_price(key.symbol)
+        except BybitError as fetch_exc:
+            log.warning("%s: no fresh price after a wrong-side reply: %s", key, fetch_exc)
             return
+        if fresh is not None:
+            self._fresh_trigger[key] = fresh
+
+    async def _confirmed_flat(self, key: PositionKey) -> bool:
+        """A "zero position" claim, checked against the position list before it is believed."""
+        position = self._positions.get(key)
+        side = None if position is None else position.view.side
+        try:
+            row = await self._exchange.open_row(key)
+        except BybitError as exc:
+            log.warning("%s: could not check a zero-position answer: %s", key, exc)
+            return False
+        if row is not None and row.side is side:
+            self.stats.gone_refuted += 1
+            log.warning("%s: exchange said zero position, but the position list shows it", key)
+            return False
+        self._gone_flat(key, "the exchange shows no such position")
+        return True
 
     async def _close(self, key: PositionKey, decision: CloseNow) -> None:
         position = self._positions.get(key)
-        if position is None or position.view.side is None or key in self._closing:
+        if position is None or position.view.side is None:
             return
-        self._closing.add(key)
-        try:
-            order_id = await self._exchange.close_at_market(
-                key, position.view.side, position.view.size
-            )
-        except BybitError as exc:
-            if is_position_gone(exc):
-                self.stats.gone += 1
-                self._drop(key, "nothing left to close")
-                self._gone.add(key)
-                return
-            self.stats.close_failures += 1
-            log.error("%s: market close failed: %s", key, exc)
-            await self._sleep(self._retry.base_delay_s)  # a later mark decides again
-            self._closing.discard(key)
-            return
-        self.stats.closes += 1
         log.warning(
-            "%s: closed at market (order %s): mark %s crossed the stop %s",
+            "%s: trigger price %s is through the stop %s; closing at market",
             key,
-            order_id,
             decision.mark_price,
             decision.stop_price,
         )
+        self._closing.add(key)
+        try:
+            result = await self._closer.close_until_flat(key, position.view.side)
+        finally:
+            self._closing.discard(key)
+        self.stats.closes += result.orders
+        self.stats.close_failures += result.failures
+        self._gone_flat(key, "closed at market")
 
     # --- forgetting ------------------------------------------------------------------------
+
+    def _gone_flat(self, key: PositionKey, why: str) -> None:
+        self.stats.gone += 1
+        self._drop(key, why)
+        self._gone.add(key)
 
     def _drop(self, key: PositionKey, why: str) -> None:
         state = self._trails.pop(key, None)
         self._positions.pop(key, None)
-        self._pending.pop(key, None)
-        self._closing.discard(key)
         self._stored.pop(key, None)
+        self._seen_stop.pop(key, None)
+        self._fresh_trigger.pop(key, None)
         self._skipped.discard(key)
+        self._wake.pop(key, None)
         worker = self._workers.pop(key, None)
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
@@ -364,9 +436,9 @@ class TrailingAdapter:
             log.info("%s: trail ended: %s", key, why)
 
     def _prune(self, open_keys: Iterable[PositionKey]) -> None:
-        """After a reconcile: stored or live trails whose position is gone are dropped."""
+        """After a reconcile: open keys are alive after all; trails of the others are dropped."""
         keep = set(open_keys)
-        self._gone &= keep
+        self._gone -= keep
         for key in [k for k in (*self._stored, *self._trails) if k not in keep]:
             self.stats.pruned += 1
             self._drop(key, "position no longer open on the exchange")
@@ -374,3 +446,27 @@ class TrailingAdapter:
     def _save(self, key: PositionKey, state: TrailState) -> None:
         if self._store is not None:
             self._store.save_trail(key, state)
+
+    def _server_now_ms(self) -> int | None:
+        return server_now_ms(self._exchange)
+
+
+def _same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:
+    """A stored trail belongs to this position: same side, and the same openTime when both
+    have one (else the same entry: without an openTime that is the best evidence there is)."""
+    view = position.view
+    if stored.side is not view.side:
+        return False
+    if stored.opened_at_ms and view.open_time_ms:
+        return stored.opened_at_ms == view.open_time_ms
+    return stored.entry_price == view.entry_price
+
+
+def _other_lifetime(state: TrailState, position: ManagedPosition) -> bool:
+    """A live trail seeing a different openTime or side: the position was replaced unseen."""
+    view = position.view
+    if view.side is not None and view.side is not state.side:
+        return True
+    return bool(
+        state.opened_at_ms and view.open_time_ms and state.opened_at_ms != view.open_time_ms
+    )

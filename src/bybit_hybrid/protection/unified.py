@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from bybit_hybrid.protection.aged_adapter import AgedAdapter
 from bybit_hybrid.protection.config import aged_config, trailing_config
-from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.exchange import ProtectionExchange, trigger_price_of
 from bybit_hybrid.protection.limiter import AccountLimiter
 from bybit_hybrid.protection.position_manager import PositionManager
 from bybit_hybrid.protection.retry import RetryPolicy
@@ -40,8 +41,10 @@ class UnifiedProtection:
         retry: RetryPolicy | None = None,
         instruments: dict[str, Instrument] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """`clock` is wall time (position ages); `monotonic` paces the stop updates."""
         self.router = EventRouter()
         self.manager = PositionManager(self.router, lambda: int(clock() * 1000))
         self.exchange = ProtectionExchange(
@@ -55,7 +58,7 @@ class UnifiedProtection:
             store,
             instruments=instruments,
             retry=retry,
-            clock=clock,
+            clock=monotonic,
             **extra,
         )
         self.aged = AgedAdapter(
@@ -72,8 +75,22 @@ class UnifiedProtection:
         self._started = False
 
     def attach(self, stream: Any) -> None:
-        """Listens to a `PositionStream`; call before `stream.start()` to see the bootstrap."""
+        """Listens to a `PositionStream`; call before `stream.start()` to see the bootstrap.
+
+        With `slTriggerBy` other than MarkPrice, the crossed check reads that price type from
+        the stream's ticker cache when the stream has one.
+        """
         self.router.attach(stream)
+        core = getattr(stream, "core", None)
+        marks = getattr(core, "marks", None)
+        if marks is not None and hasattr(marks, "state"):
+            trigger_by = self.exchange.sl_trigger_by
+
+            def trigger_prices(symbol: str) -> Decimal | None:
+                state = marks.state(symbol)
+                return None if state is None else trigger_price_of(state, trigger_by)
+
+            self.trailing.trigger_prices = trigger_prices
 
     async def start(self, *, load_instruments: bool = True) -> None:
         if load_instruments:
@@ -110,6 +127,9 @@ class UnifiedProtection:
                     "trail_phase": None if trail is None else trail.phase.value,
                     "trail_extreme": None if trail is None else str(trail.extreme_price),
                     "trail_stop": None if trail is None else _text(trail.stop_price),
+                    "trail_wanted_stop": None if trail is None else _text(trail.wanted_stop),
+                    "trail_confirmed_stop": None if trail is None else _text(trail.confirmed_stop),
+                    "closing": key in self.trailing.closing(),
                     "aged_phase": None if aged is None else aged.phase.value,
                 }
             )
@@ -124,6 +144,9 @@ class UnifiedProtection:
                 "retries": t.retries,
                 "failures": t.failures,
                 "gone": t.gone,
+                "gone_refuted": t.gone_refuted,
+                "wrong_side": t.wrong_side,
+                "close_failures": t.close_failures,
                 "closes": t.closes,
                 "adopted": t.adopted,
                 "monitor_only": t.monitor_only,

@@ -176,8 +176,16 @@ class AppSettings(BaseSettings):
     )
     trailing_bypass_improvement_pct: Decimal = Field(
         default=Decimal("1.0"),
+        gt=0,
+        description="an improvement this large ignores the interval and minimum "
+        "(must be >= trailing_min_improvement_pct)",
+    )
+    trailing_fee_pct_per_side: Decimal = Field(
+        default=Decimal("0.055"),
         ge=0,
-        description="an improvement this large ignores the interval and minimum",
+        lt=10,
+        description="taker fee per side, in %: the breakeven stop covers both sides "
+        "(Bybit's non-VIP USDT perpetual taker fee is 0.055 %)",
     )
     trailing_sl_trigger_by: TriggerBy = Field(
         default="MarkPrice", description="price type that triggers the exchange stop-loss"
@@ -263,6 +271,10 @@ class AppSettings(BaseSettings):
             raise ValueError("rollout_divergence_critical_pct must be >= the warning threshold")
         if self.rest_poll_slow_s < self.rest_poll_fast_s:
             raise ValueError("rest_poll_slow_s must be >= rest_poll_fast_s")
+        if self.trailing_bypass_improvement_pct < self.trailing_min_improvement_pct:
+            raise ValueError(
+                "trailing_bypass_improvement_pct must be >= trailing_min_improvement_pct"
+            )
         return self
 
     @classmethod

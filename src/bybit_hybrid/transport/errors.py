@@ -15,6 +15,9 @@ AUTH_CODES: Final = frozenset({10003, 10004, 10005, 10010})
 SERVER_CODES: Final = frozenset({10000, 10016})
 # The live 10001 text when a stop is sent for a flat position (BYBIT_V5.md §7.3, F19).
 _ZERO_POSITION_TEXT: Final = "zero position"
+# The live 10001 text for a stop on the wrong side of the trigger price (BYBIT_V5.md §7.3):
+# "StopLoss:… set for Buy position should lower than base_price:…??LastPrice".
+_WRONG_SIDE_TEXT: Final = "base_price"
 
 
 class BybitError(Exception):
@@ -66,6 +69,11 @@ class ZeroPositionError(BybitApiError):
 
 class InvalidRequestError(BybitApiError):
     """Any other 10001: bad parameters, a stop on the wrong side of the price, idx/mode mismatch."""
+
+
+class WrongSideError(InvalidRequestError):
+    """10001 "... should lower/greater than base_price": the stop is on the wrong side of the
+    trigger-type price, i.e. that price is already through it."""
 
 
 class ApiServerError(BybitApiError):
@@ -131,5 +139,7 @@ def _error_type(ret_code: int, ret_msg: str) -> type[BybitApiError]:
     if ret_code == INVALID_REQUEST:
         if _ZERO_POSITION_TEXT in ret_msg.lower():
             return ZeroPositionError
+        if _WRONG_SIDE_TEXT in ret_msg.lower():
+            return WrongSideError
         return InvalidRequestError
     return BybitApiError

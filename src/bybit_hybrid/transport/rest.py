@@ -124,6 +124,7 @@ class _Request:
     payload: str
     signed: bool
     idempotent: bool
+    retry: bool = True  # False: one attempt (a 10002 resync aside); the caller owns retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,15 +283,19 @@ class BybitRestClient:
                 instruments[info.symbol] = _converted(INSTRUMENTS, instrument_from_wire, info)
         return instruments
 
-    async def set_trading_stop(self, request: TradingStopRequest) -> None:
-        """Sets TP/SL; raises NotModifiedError (34040) when the stop is already there."""
-        # The result is `{}` and carries nothing, so it is not decoded.
-        await self._call(_Request("POST", TRADING_STOP, json_body(request), True, idempotent=True))
+    async def set_trading_stop(self, request: TradingStopRequest, *, retry: bool = True) -> None:
+        """Sets TP/SL; raises NotModifiedError (34040) when the stop is already there.
 
-    async def apply_trading_stop(self, request: TradingStopRequest) -> bool:
+        `retry=False` makes one attempt: for callers that re-decide between attempts.
+        """
+        # The result is `{}` and carries nothing, so it is not decoded.
+        body = json_body(request)
+        await self._call(_Request("POST", TRADING_STOP, body, True, idempotent=True, retry=retry))
+
+    async def apply_trading_stop(self, request: TradingStopRequest, *, retry: bool = True) -> bool:
         """`set_trading_stop` with 34040 as success: True if changed, False if already set."""
         try:
-            await self.set_trading_stop(request)
+            await self.set_trading_stop(request, retry=retry)
         except BybitError as exc:
             if is_not_modified(exc):
                 return False
@@ -410,7 +415,7 @@ class BybitRestClient:
 
     def _retry_delay_s(self, request: _Request, exc: BybitError, retries: int) -> float | None:
         """Seconds to wait before the next try, or None to give up."""
-        if retries >= self._max_retries:
+        if not request.retry or retries >= self._max_retries:
             return None
         if isinstance(exc, RateLimitedError):
             return self._rate_limit_wait_s(exc)

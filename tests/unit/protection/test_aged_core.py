@@ -50,7 +50,8 @@ def test_failed_close_goes_back_to_the_phase_of_its_age() -> None:
     assert core.resumed(s, P, T0 + 5 * H).phase is AgedPhase.PROGRESSIVE
     assert core.closed(s).phase is AgedPhase.CLOSED
     with pytest.raises(IllegalTransitionError):
-        core.transition(core.closed(s), AgedPhase.GRACE)
+        core.transition(core.closed(s), AgedPhase.CLOSING)
+    assert core.rearm(core.closed(s), P, T0 + 3 * H + 1).phase is AgedPhase.GRACE
 
 
 def test_a_restart_may_find_a_position_past_grace() -> None:

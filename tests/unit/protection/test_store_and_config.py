@@ -28,7 +28,7 @@ def test_store_round_trips_and_survives_reopening(tmp_path: Path) -> None:
         Decimal("3100.10"),
         TrailPhase.TRAILING,
         Decimal("3115.61"),
-        12.5,
+        opened_at_ms=1_700_000_000_000,
     )
     aged = AgedState(Side.BUY, Decimal("65000.1"), 1_700_000_000_000, AgedPhase.GRACE)
     store = ProtectionStore(path)
