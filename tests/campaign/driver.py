@@ -36,7 +36,7 @@ from bybit_hybrid.protocol.events import MarkUpdated, PositionClosed, PositionOp
 from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import BadFrame, CoreEvent
 from bybit_hybrid.rollout.modes import RolloutStream
-from bybit_hybrid.sim import EventKind, HistoryEvent, SimConfig, SimServer
+from bybit_hybrid.sim import CloseReason, EventKind, HistoryEvent, SimConfig, SimServer
 from tests.campaign.invariants import ProtectionMonitor, stops_of
 from tests.campaign.stack import ProtectionStack, start_stack
 from tests.campaign.trading import TRADING_FAULTS, trading_fault
@@ -324,7 +324,6 @@ class Campaign:
         stack, self.stack = self.stack, None
         self.monitor.stack_down()
         if stack is not None:
-            self.result.our_closes += stack.protection.trailing.stats.closes
             await stack.stop()
 
     async def _restart(self, *, monitor_only: bool) -> None:
@@ -556,6 +555,10 @@ class Campaign:
         if stats.get("handler_errors", 0):
             result.violations.append(f"handler errors: {stats['handler_errors']}")
         result.stop_requests = sum(1 for e in history if e.kind is EventKind.TRADING_STOP)
+        # Closes by protection's own market orders, as the simulator saw them.
+        result.our_closes = sum(
+            1 for e in history if e.kind is EventKind.CLOSE and e.reason is CloseReason.ORDER
+        )
         result.bad_frames = self.stack_bad_frames + sum(
             1 for _, e in obs.events if isinstance(e, BadFrame)
         )

@@ -11,15 +11,8 @@ import pytest
 from tests.campaign.driver import FAULTS, run_campaign
 
 SEEDS = (1,)
-# Until the protection fixes of issue 16 (branch h16core) are merged, the campaign finds D1 (a stop
-# that failed to send is believed held; no market close when the mark falls through it): see
-# /work/notes/h16camp-findings.md. Remove this marker with the merge.
-PENDING_FIXES = pytest.mark.xfail(
-    reason="issue 16 D1: protection believes unsent stops (fixed on h16core)", strict=False
-)
 
 
-@PENDING_FIXES
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_campaign_seed_keeps_every_invariant(seed: int, tmp_path: Path) -> None:
     result = await run_campaign(seed, tmp_path, steps=24)
@@ -27,11 +20,10 @@ async def test_campaign_seed_keeps_every_invariant(seed: int, tmp_path: Path) ->
     assert result.opens > 0 and result.stop_requests > 0
 
 
-@PENDING_FIXES
 async def test_a_campaign_plays_every_fault_and_exercises_the_protection(tmp_path: Path) -> None:
     """Every injectable fault fires; positions open and close; trailing stops are sent; the mark
     goes through a trail's stop and protection closes at market."""
-    result = await run_campaign(11, tmp_path, steps=len(FAULTS) + 4, fault_share=0.9)
+    result = await run_campaign(11, tmp_path, steps=len(FAULTS) + 10, fault_share=0.9)
     assert not result.violations, result.violations
     assert set(result.faults) == set(FAULTS)
     assert result.opens > 0 and result.closes > 0

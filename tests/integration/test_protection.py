@@ -22,9 +22,9 @@ ETH = "ETHUSDT"  # tick 0.01
 BTC_KEY = PositionKey(BTC, 0)
 TICK_BTC = Decimal("0.10")
 TICK_ETH = Decimal("0.01")
-# Until issue 16's protection fixes (branch h16core) are merged these fail on the code they
-# were written against: each reproduces one row of the issue end to end.
-PENDING_D1 = pytest.mark.xfail(reason="issue 16 D1 (fixed on h16core)", strict=True)
+# h16camp finding F2: a verified market close is counted only when the closer returns, and the
+# stream's report of the close cancels it first, so `stats.closes` stays 0 after real closes.
+PENDING_F2 = pytest.mark.xfail(reason="finding F2: closes not counted (h16core)", strict=True)
 
 
 def floor_tick(price: Decimal, tick: Decimal) -> Decimal:
@@ -148,6 +148,7 @@ async def test_restart_mid_trail_resumes_the_same_peak_and_stop(
         await rig.close()
 
 
+@PENDING_F2
 async def test_aged_positions_exit_at_their_targets(sim: SimServer, tmp_path: Path) -> None:
     rig = await start_rig(sim, tmp_path / "s.sqlite3", aged_max_age_h=1.0, aged_grace_h=1.0)
     try:
@@ -168,6 +169,7 @@ async def test_aged_positions_exit_at_their_targets(sim: SimServer, tmp_path: Pa
         # A short loses when the price rises: 1.3 % up is within the accepted 1.5 % - fees.
         await rig.move_and_settle(ETH, floor_tick(eth_entry * Decimal("1.013"), TICK_ETH))
         await wait_for(lambda: bool(rig.closes(ETH)), 3 * UNIT_S, "ETH aged close")
+        await rig.settle()  # each exit is verified flat on the position list before it counts
         for symbol in (BTC, ETH):
             assert len(rig.orders(symbol)) == 1
             assert rig.closes(symbol)[0].reason is CloseReason.ORDER
@@ -227,7 +229,6 @@ def within_bybits_limits(rig: Rig, symbol: str) -> None:
 RESET_MS = 150
 
 
-@PENDING_D1
 async def test_rate_limited_trading_stop_is_retried_within_limits(rig: Rig) -> None:
     """Compares the exchange's stop with the trail's after each phase (not request counts)."""
     sim = rig.sim
@@ -251,6 +252,7 @@ async def test_rate_limited_trading_stop_is_retried_within_limits(rig: Rig) -> N
     within_bybits_limits(rig, BTC)
 
 
+@PENDING_F2
 async def test_a_crossed_stop_is_replaced_by_a_market_close(sim: SimServer, tmp_path: Path) -> None:
     clock = SkewClock()
     rig = await start_rig(sim, tmp_path / "s.sqlite3", clock=clock)  # 30 s minimum interval

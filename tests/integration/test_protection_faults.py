@@ -1,4 +1,5 @@
-"""Issue 16's rows D1, D5, D7 and A1 end to end: the stream + unified protection against the
+"""Issue 16's rows D1, D5, D7 and A1 end to end (each test failed on the protection code before
+the issue's fixes, and passes after): the stream + unified protection against the
 simulator with its trading faults, judged by the simulator's own position and stop.
 
 Expected values come from the rules (docs/protection.md): a long's trail activates at
@@ -23,9 +24,6 @@ from tests.support import UNIT_S, wait_for
 BTC = "BTCUSDT"  # tick 0.10, qty step 0.001
 BTC_KEY = PositionKey(BTC, 0)
 TICK = Decimal("0.10")
-# Each reproduces one row of issue 16 and fails on the protection code it was written against;
-# the fixes are on branch h16core. Remove the marker for the rows the merge fixes.
-PENDING = pytest.mark.xfail(reason="issue 16 protection fix on h16core", strict=True)
 
 
 def floor_tick(price: Decimal) -> Decimal:
@@ -60,7 +58,6 @@ async def rig(sim: SimServer, tmp_path: Path) -> AsyncIterator[Rig]:
         await rig.close()
 
 
-@PENDING
 async def test_d1_a_stop_that_failed_to_send_is_sent_once_the_exchange_heals(rig: Rig) -> None:
     """Issue: trading-stop failing for 10 s, then healthy with the mark moving, then a fall
     through the stop: position still open, exchange stopLoss 0. Scaled to units."""
@@ -86,10 +83,24 @@ async def test_d1_a_stop_that_failed_to_send_is_sent_once_the_exchange_heals(rig
     assert rig.closes(BTC)[-1].reason is CloseReason.STOP_LOSS
 
 
-@PENDING
-async def test_d1_a_fall_through_an_unsent_stop_closes_at_market(rig: Rig) -> None:
-    """The stop never reached the exchange (trading-stop still failing) and the mark falls
+async def test_d1_a_fall_through_a_stop_past_its_retry_budget_closes_at_market(rig: Rig) -> None:
+    """The stop was refused (10006) more often than any retry budget and the mark then falls
     through it: protection closes at market, and the position is flat."""
+    sim = rig.sim
+    entry = await rig.open(BTC, "Buy", "0.002")
+    sim.faults.trading_failure("trading-stop", "10006", seconds=10 * UNIT_S, reset_ms=50)
+    peak = floor_tick(entry * Decimal("1.03"))
+    await rig.move(BTC, peak)
+    await wait_for(lambda: len(rig.stop_requests(BTC)) >= 4, 3 * UNIT_S, "1 + 3 retries refused")
+    await rig.move(BTC, long_stop(peak) - 10 * TICK)
+    await wait_for(lambda: not is_open(sim), 3 * UNIT_S, "a market close")
+    assert held_stop(sim, BTC) == 0, "the exchange never held a stop"
+    assert [e.reason for e in rig.closes(BTC)] == [CloseReason.ORDER]
+
+
+async def test_a_fall_while_the_stop_request_hangs_closes_at_market(rig: Rig) -> None:
+    """The stop request gets no reply at all (timeout) and the mark falls through the stop:
+    the close comes within the REST timeout (1 unit here, 10 s by default) plus the close."""
     sim = rig.sim
     entry = await rig.open(BTC, "Buy", "0.002")
     sim.faults.trading_failure("trading-stop", "timeout", seconds=10 * UNIT_S)
@@ -102,7 +113,6 @@ async def test_d1_a_fall_through_an_unsent_stop_closes_at_market(rig: Rig) -> No
     assert [e.reason for e in rig.closes(BTC)] == [CloseReason.ORDER]
 
 
-@PENDING
 async def test_d5_a_monitor_only_stop_is_sent_by_the_next_live_run(
     sim: SimServer, tmp_path: Path
 ) -> None:
@@ -130,7 +140,6 @@ async def test_d5_a_monitor_only_stop_is_sent_by_the_next_live_run(
         await live.close()
 
 
-@PENDING
 async def test_d7_one_spurious_zero_position_answer_does_not_end_the_trail(rig: Rig) -> None:
     """Issue: one 10001 "zero position" answer switched trailing off for a position REST and
     the stream show open: the stop never followed a rise, no close on the fall."""
@@ -149,25 +158,32 @@ async def test_d7_one_spurious_zero_position_answer_does_not_end_the_trail(rig: 
     await wait_for(lambda: not is_open(sim), 3 * UNIT_S, "the position to be closed")
 
 
-@PENDING
 async def test_a1_an_add_moves_the_aged_breakeven_to_the_average_entry(
     sim: SimServer, tmp_path: Path
 ) -> None:
     """Issue: long at 100, add to an average of 105, mark 100.2 -> closed in grace as
     "breakeven" at -4.57 %. The grace target must follow the average entry."""
-    rig = await start_rig(sim, tmp_path / "s.sqlite3", aged_max_age_h=1.0, aged_grace_h=1.0)
+    # No trail activates here (it would own the exit): the aged monitor alone decides.
+    rig = await start_rig(
+        sim,
+        tmp_path / "s.sqlite3",
+        aged_max_age_h=1.0,
+        aged_grace_h=1.0,
+        trailing_activation_pct=50,
+    )
     try:
         first = await rig.open(BTC, "Buy", "0.001")
-        await sim.change_position(BTC, open_time_ms=sim.now_ms() - 90 * 60_000)  # in grace
-        # The add fills at +10 %: the average entry is +5 %.
+        # Young: the add fills at +10 %, so the average entry is +5 %.
         await rig.move_and_settle(BTC, floor_tick(first * Decimal("1.10")))
         await sim.change_position(BTC, size=Decimal("0.002"))
         average = sim.exchange.positions[(BTC, 0)].avg_price
         assert average > first * Decimal("1.04")
-        await rig.settle()
-        # Above the first entry's breakeven + fees, far below the average's: no exit.
+        # Back above the first entry's breakeven + fees, far below the average's; then in grace.
         await rig.move_and_settle(BTC, ceil_tick(first * Decimal("1.002")))
-        assert is_open(sim) and rig.orders(BTC) == []
+        await sim.change_position(BTC, open_time_ms=sim.now_ms() - 90 * 60_000)
+        await rig.settle()
+        await rig.move_and_settle(BTC, ceil_tick(first * Decimal("1.002")) + TICK)
+        assert is_open(sim) and rig.orders(BTC) == [], "closed at a loss as 'breakeven'"
         # At the average's target (entry + 2 x 0.05 % fees) it exits.
         await rig.move_and_settle(BTC, ceil_tick(average * Decimal("1.0011")))
         await wait_for(lambda: not is_open(sim), 3 * UNIT_S, "the aged exit")

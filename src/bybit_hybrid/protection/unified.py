@@ -81,16 +81,18 @@ class UnifiedProtection:
         the stream's ticker cache when the stream has one.
         """
         self.router.attach(stream)
-        core = getattr(stream, "core", None)
-        marks = getattr(core, "marks", None)
-        if marks is not None and hasattr(marks, "state"):
-            trigger_by = self.exchange.sl_trigger_by
+        trigger_by = self.exchange.sl_trigger_by
 
-            def trigger_prices(symbol: str) -> Decimal | None:
-                state = marks.state(symbol)
-                return None if state is None else trigger_price_of(state, trigger_by)
+        def trigger_prices(symbol: str) -> Decimal | None:
+            # Resolved per call: a stream has no core before start() (attach comes first).
+            try:
+                marks = getattr(getattr(stream, "core", None), "marks", None)
+            except RuntimeError:
+                return None
+            state = marks.state(symbol) if marks is not None and hasattr(marks, "state") else None
+            return None if state is None else trigger_price_of(state, trigger_by)
 
-            self.trailing.trigger_prices = trigger_prices
+        self.trailing.trigger_prices = trigger_prices
 
     async def start(self, *, load_instruments: bool = True) -> None:
         if load_instruments:
