@@ -3,6 +3,7 @@ texts and headers, lost replies, delayed replies, partial fills and hand-set sto
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
@@ -13,6 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bybit_hybrid.service.commands import sim as sim_command
+from bybit_hybrid.service.errors import UsageError
 from bybit_hybrid.sim import EventKind, SimConfig, SimServer
 from tests.integration.sim_support import private_ws, recv_until, signed_headers, signed_post
 from tests.support import UNIT_S, wait_for
@@ -290,3 +293,46 @@ async def test_bad_switches_are_refused_with_the_offending_piece(
     assert _trading(sim)["failures"][0]["mode"] == "10006"
     await _control(session, sim, "/sim/fault/clear", {})
     await wait_for(lambda: not _trading(sim)["failures"], UNIT_S, "cleared")
+
+
+def _sim_args(*flags: str) -> Any:
+    parser = argparse.ArgumentParser()
+    sim_command.add_arguments(parser)
+    return sim_command.build_config(parser.parse_args(list(flags)))
+
+
+async def test_the_cli_arms_trading_faults_at_start(session: aiohttp.ClientSession) -> None:
+    config = _sim_args(
+        "--symbols",
+        "4",
+        "--trading-fault",
+        "trading-stop:10006,count=1,reset_ms=500",
+        "--trading-fault",
+        "partial-fill:0.5,seconds=30",
+    )
+    async with SimServer(config) as server:
+        server.pause_ticks()
+        await server.open_position(BTC, "Buy", Decimal("0.010"))
+        resp, body = await signed_post(session, server, STOP, _stop_body(server, 50))
+        assert body["retCode"] == 10006
+        reset = int(resp.headers["X-Bapi-Limit-Reset-Timestamp"])
+        assert reset >= body["time"] + 500
+        _, body = await signed_post(session, server, ORDER, _close_body("0.010"))
+        assert body["retCode"] == 0
+        assert server.exchange.positions[(BTC, 0)].size == Decimal("0.005")
+
+
+@pytest.mark.parametrize(
+    ("spec", "piece"),
+    [
+        ("trading-stop:10006", "count=N or seconds=S"),
+        ("trading-stop:nope,count=1", "nope"),
+        ("withdraw:10006,count=1", "withdraw"),
+        ("trading-stop:10006,count=1,when=later", "when=later"),
+        ("order:10001_side,count=1", "10001_side"),
+    ],
+)
+def test_bad_cli_trading_faults_name_the_offending_piece(spec: str, piece: str) -> None:
+    with pytest.raises(UsageError, match="--trading-fault") as info:
+        _sim_args("--trading-fault", spec)
+    assert piece in str(info.value)

@@ -27,7 +27,12 @@ from bybit_hybrid.sim.history import CloseReason
 from bybit_hybrid.sim.positions import PositionMode, Side
 from bybit_hybrid.sim.ratelimit import DEFAULT_LIMITS_PER_S, LimitDecision, RollingLimiter
 from bybit_hybrid.sim.scenarios import SCENARIOS, run_scenario
-from bybit_hybrid.sim.trading_faults import ORDER_PATH, STOP_PATH, TradingFaultState
+from bybit_hybrid.sim.trading_faults import (
+    ORDER_PATH,
+    STOP_PATH,
+    TradingFaultState,
+    parse_fault_spec,
+)
 from bybit_hybrid.sim.trading_shell import TradingFaultsMixin, serve_trading
 from bybit_hybrid.wire.signing import rest_payload, verify, ws_auth_payload
 
@@ -84,6 +89,9 @@ class SimConfig:
     # ticks at `rate_hz` but the frames arrive spread out (Bybit does not document whether its
     # per-symbol pushes are aligned; benchmarks measure both shapes).
     tick_slices: int = 1
+    # Trading faults armed at start (`--trading-fault`, see sim/trading_faults.parse_fault_spec):
+    # e.g. ("trading-stop:10006,seconds=30",) to watch a bot ride out a rate-limit window.
+    trading_faults: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -100,6 +108,8 @@ class SimConfig:
             raise ValueError("api_key and api_secret must be non-empty")
         if self.scenario not in SCENARIOS:
             raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
+        for spec in self.trading_faults:
+            parse_fault_spec(spec)
 
 
 def parse_max_active_time(raw: str) -> float:
@@ -297,6 +307,8 @@ class SimServer:
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self._open_initial_positions()
+        for spec in self.config.trading_faults:
+            self.faults.arm_spec(parse_fault_spec(spec))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="sim-ticks"))
         self._tasks.append(asyncio.create_task(self._idle_scan_loop(), name="sim-idle-scan"))
         self._tasks.append(

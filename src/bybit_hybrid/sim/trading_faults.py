@@ -221,3 +221,58 @@ def armed(count: int, seconds: float, symbol: str | None, now_s: float) -> Armed
     if count == 0 and seconds == 0:
         raise ValueError("give count (requests) or seconds (a window), or both")
     return Armed(count, now_s + seconds if seconds else 0.0, symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """One `--trading-fault` of the sim CLI, parsed: what to arm and for how long."""
+
+    kind: str  # "failure", "reply_delay", "partial_fill" or "hand_stop"
+    path: str | None
+    value: str  # the mode, the delay in ms, the fraction or the ticks
+    count: int
+    seconds: float
+    symbol: str | None
+    reset_ms: int = 1000
+
+
+_SPEC_HELP: Final = (
+    "PATH:MODE, reply-delay:PATH:MS, partial-fill:FRACTION or hand-stop:TICKS, then "
+    ",count=N and/or ,seconds=S (optional ,symbol=SYM, ,reset_ms=MS)"
+)
+
+
+def parse_fault_spec(text: str) -> FaultSpec:
+    """`trading-stop:10006,seconds=30`, `order:timeout,count=2`, `reply-delay:trading-stop:500,
+    count=3`, `partial-fill:0.5,count=1`, `hand-stop:5,count=1`; ValueError names the bad part."""
+    head, *options = text.split(",")
+    parts = head.split(":")
+    opts: dict[str, str] = {}
+    for option in options:
+        name, sep, value = option.partition("=")
+        if not sep or name not in ("count", "seconds", "symbol", "reset_ms"):
+            raise ValueError(f"trading fault {text!r}: bad option {option!r} ({_SPEC_HELP})")
+        opts[name] = value
+    try:
+        count, seconds = int(opts.get("count", 0)), float(opts.get("seconds", 0))
+        reset_ms = int(opts.get("reset_ms", 1000))
+    except ValueError:
+        raise ValueError(
+            f"trading fault {text!r}: count/seconds/reset_ms must be numbers"
+        ) from None
+    if count <= 0 and seconds <= 0:
+        raise ValueError(f"trading fault {text!r}: give count=N or seconds=S")
+    symbol = opts.get("symbol")
+    if parts[0] in ("reply-delay", "reply_delay") and len(parts) == 3:
+        return FaultSpec("reply_delay", trading_path(parts[1]), parts[2], count, seconds, symbol)
+    if parts[0] in ("partial-fill", "partial_fill") and len(parts) == 2:
+        return FaultSpec("partial_fill", None, parts[1], count, seconds, symbol)
+    if parts[0] in ("hand-stop", "hand_stop") and len(parts) == 2:
+        return FaultSpec("hand_stop", None, parts[1], count, seconds, symbol)
+    if len(parts) == 2 and parts[0] in PATH_ALIASES:
+        failure, path = Failure(parts[1]), trading_path(parts[0])  # ValueError names the mode
+        only = _ONLY_ON.get(failure)
+        if only is not None and only != path:
+            raise ValueError(f"trading fault {text!r}: {failure.value} is answered by {only} only")
+        return FaultSpec("failure", path, parts[1], count, seconds, symbol, reset_ms)
+    raise ValueError(f"trading fault {text!r} is not {_SPEC_HELP}")

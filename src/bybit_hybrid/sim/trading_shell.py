@@ -29,6 +29,7 @@ from bybit_hybrid.sim.trading_faults import (
     DelayRule,
     Failure,
     FailureRule,
+    FaultSpec,
     HandStopRule,
     PartialRule,
     TradingFaultState,
@@ -118,6 +119,18 @@ class TradingFaultsMixin:
             raise ValueError("ticks must not be 0")
         rule_armed = armed(count, seconds, self._symbol(symbol), time.monotonic())
         self.trading.hand_stops.insert(0, HandStopRule(int(ticks), rule_armed))
+
+    def arm_spec(self, spec: FaultSpec) -> None:
+        """Arms one parsed `--trading-fault` (see `parse_fault_spec`)."""
+        life: dict[str, Any] = {"count": spec.count, "seconds": spec.seconds, "symbol": spec.symbol}
+        if spec.kind == "failure" and spec.path is not None:
+            self.trading_failure(spec.path, spec.value, reset_ms=spec.reset_ms, **life)
+        elif spec.kind == "reply_delay" and spec.path is not None:
+            self.reply_delay(spec.path, int(spec.value), **life)
+        elif spec.kind == "partial_fill":
+            self.partial_fill(spec.value, **life)
+        elif spec.kind == "hand_stop":
+            self.hand_stop(int(spec.value), **life)
 
     def _symbol(self, symbol: str | None) -> str | None:
         if symbol is not None:
