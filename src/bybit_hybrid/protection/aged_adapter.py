@@ -74,7 +74,9 @@ class AgedAdapter:
         self._retry = retry or RetryPolicy()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._sleep = sleep
-        self._closer = Closer(exchange, self._retry, sleep)
+        self._closer = Closer(
+            exchange, self._retry, sleep, on_order=self._count_order, on_failure=self._count_failure
+        )
         self._stored: dict[PositionKey, AgedState] = store.load_aged() if store else {}
         self._states: dict[PositionKey, AgedState] = {}
         self._reported: set[tuple[PositionKey, AgedPhase]] = set()
@@ -180,8 +182,6 @@ class AgedAdapter:
         if side is None:
             return
         result = await self._closer.close_until_flat(key, side)
-        self.stats.closes += result.orders
-        self.stats.close_failures += result.failures
         if result.orders == 0:
             self.stats.already_gone += 1
             self._mark_closed(key, "already flat on the exchange; no order sent")
@@ -214,6 +214,12 @@ class AgedAdapter:
         if (key, decision.phase) not in self._reported:
             self._reported.add((key, decision.phase))
             log.info("%s: monitor-only, not closing: %s", key, decision)
+
+    def _count_order(self) -> None:
+        self.stats.closes += 1
+
+    def _count_failure(self) -> None:
+        self.stats.close_failures += 1
 
     # --- forgetting ------------------------------------------------------------------------
 

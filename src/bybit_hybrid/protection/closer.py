@@ -48,12 +48,19 @@ class Closer:
         exchange: ClosingExchange,
         retry: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]],
+        *,
         verify_after_s: float = VERIFY_AFTER_S,
+        on_order: Callable[[], None] = lambda: None,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._exchange = exchange
         self._retry = retry
         self._sleep = sleep
         self.verify_after_s = verify_after_s
+        # Counted as they happen: a caller may be cancelled mid-close (the stream reported the
+        # position closed) and never see its CloseResult.
+        self._on_order = on_order
+        self._on_failure = on_failure
 
     async def close_until_flat(self, key: PositionKey, side: Side) -> CloseResult:
         orders = failures = 0
@@ -66,9 +73,11 @@ class Closer:
                 order_id = await self._exchange.close_at_market(key, side, row.size)
             except BybitError as exc:
                 failures += 1
+                self._on_failure()
                 await self._sleep(self._wait_s(key, exc, failures))
                 continue
             orders += 1
+            self._on_order()
             log.warning("%s: market close of %s sent (order %s)", key, row.size, order_id)
             await self._sleep(self.verify_after_s)
 

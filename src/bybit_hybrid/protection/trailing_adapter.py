@@ -113,7 +113,9 @@ class TrailingAdapter:
         self._clock = clock
         self._sleep = sleep
         self.trigger_prices = trigger_prices
-        self._closer = Closer(exchange, self._retry, sleep)
+        self._closer = Closer(
+            exchange, self._retry, sleep, on_order=self._count_order, on_failure=self._count_failure
+        )
         self._stored: dict[PositionKey, TrailState] = store.load_trails() if store else {}
         self._trails: dict[PositionKey, TrailState] = {}
         self._positions: dict[PositionKey, ManagedPosition] = {}
@@ -405,12 +407,16 @@ class TrailingAdapter:
         )
         self._closing.add(key)
         try:
-            result = await self._closer.close_until_flat(key, position.view.side)
+            await self._closer.close_until_flat(key, position.view.side)
         finally:
             self._closing.discard(key)
-        self.stats.closes += result.orders
-        self.stats.close_failures += result.failures
         self._gone_flat(key, "closed at market")
+
+    def _count_order(self) -> None:
+        self.stats.closes += 1
+
+    def _count_failure(self) -> None:
+        self.stats.close_failures += 1
 
     # --- forgetting ------------------------------------------------------------------------
 

@@ -84,12 +84,11 @@ class UnifiedProtection:
         trigger_by = self.exchange.sl_trigger_by
 
         def trigger_prices(symbol: str) -> Decimal | None:
-            # Resolved per call: a stream has no core before start() (attach comes first).
             try:
-                marks = getattr(getattr(stream, "core", None), "marks", None)
-            except RuntimeError:
+                marks = stream.core.marks  # the core exists once the stream has started
+            except (AttributeError, RuntimeError):
                 return None
-            state = marks.state(symbol) if marks is not None and hasattr(marks, "state") else None
+            state = marks.state(symbol)
             return None if state is None else trigger_price_of(state, trigger_by)
 
         self.trailing.trigger_prices = trigger_prices
