@@ -50,7 +50,10 @@ async def main(seeds: list[int], steps: int, *, child: bool = False) -> list[Cam
     results: list[CampaignResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            result = await run_campaign(seed, Path(tmp), steps=steps)
+            try:
+                result = await run_campaign(seed, Path(tmp), steps=steps)
+            except Exception as exc:  # a campaign bug: one seed's row, the others still run
+                result = CampaignResult(seed, violations=[f"campaign crashed: {exc!r}"])
             results.append(result)
             if child:
                 print(_RESULT_TAG + json.dumps(_to_json(result)), flush=True)

@@ -393,6 +393,8 @@ class Campaign:
         violation), then maybe a trend that may run back through the stop."""
         sim = self.sim
         pos = sim.exchange.positions[key]
+        if not pos.is_open:
+            return  # closed meanwhile (its stop fired during an earlier step of this fault)
         inst = sim.exchange.instruments[key[0]]
         sign = pos.side.sign
         pct = Decimal(self.rng.choice(["0.025", "0.03", "0.04"]))
@@ -543,6 +545,14 @@ class Campaign:
             lost = {k: (expected.get(k), seen.get(k)) for k in expected.keys() | seen.keys()}
             lost = {k: v for k, v in lost.items() if v[0] != v[1]}
             result.violations.append(f"lifecycle differs (exchange, consumers): {lost}")
+            for key in lost:
+                trail = [
+                    f"{t:.2f}:{d['status']}:{d.get('size')}@{d.get('entry_price')}"
+                    f"/{d.get('source')}/ts={d.get('exchange_ts')}"
+                    for t, d in obs.deliveries
+                    if (d["symbol"], d["position_idx"]) == key
+                ]
+                result.violations.append(f"  {key} deliveries: {_squash(trail)}")
         book, exchange = _book(stream), _exchange_book(self.sim)
         if book != exchange:
             result.violations.append(f"final book {book} != exchange {exchange}")
@@ -569,6 +579,15 @@ class Campaign:
                 view = event.view
                 if not isinstance(view.size, Decimal):
                     result.violations.append(f"non-Decimal size in {event}")
+
+
+def _squash(items: list[str]) -> list[str]:
+    """Consecutive deliveries that differ only in time (mark updates) shown once."""
+    out: list[str] = []
+    for item in items:
+        if not out or out[-1].split(":", 1)[1] != item.split(":", 1)[1]:
+            out.append(item)
+    return out
 
 
 def _book(stream: RolloutStream) -> dict[Key, tuple[str | None, Decimal, Decimal | None]]:
