@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 HANDLER_NAME: Final = "trailing"
 _SEND_RECORDS: Final = 10_000
 _UNSEEN: Final = object()  # no exchange stop seen yet for a key
+INSTRUMENTS_RETRY_S: Final = 5.0
 
 TriggerPrices = Callable[[str], Decimal | None]
 
@@ -126,6 +127,7 @@ class TrailingAdapter:
         self._wake: dict[PositionKey, asyncio.Event] = {}
         self._closing: set[PositionKey] = set()
         self._skipped: set[PositionKey] = set()
+        self._instruments_retry_at_s: float | None = None
         # The position list confirmed the position is flat but the stream has not reported the
         # close yet: marks for these keys must not start a fresh trail (and a doomed stop) each.
         self._gone: set[PositionKey] = set()
@@ -272,12 +274,27 @@ class TrailingAdapter:
             opened_at_ms=view.open_time_ms,
         )
 
+    async def try_load_instruments(self) -> bool:
+        """Loads instruments unless a failed load was too recent; False (logged) if it fails.
+
+        A failure never stops protection: a position whose tick size is unknown waits, and the
+        next event after `INSTRUMENTS_RETRY_S` tries again (never one REST call per mark).
+        """
+        now_s = self._clock()
+        if self._instruments_retry_at_s is not None and now_s < self._instruments_retry_at_s:
+            return False
+        try:
+            await self.load_instruments()
+        except BybitError as exc:
+            self._instruments_retry_at_s = now_s + INSTRUMENTS_RETRY_S
+            log.warning("could not load instruments (retry in %g s): %s", INSTRUMENTS_RETRY_S, exc)
+            return False
+        self._instruments_retry_at_s = None
+        return True
+
     async def _instrument(self, symbol: str) -> Instrument | None:
         if symbol not in self._instruments:
-            try:
-                await self.load_instruments()  # a symbol listed after startup
-            except BybitError as exc:
-                log.warning("could not load instruments: %s", exc)
+            await self.try_load_instruments()  # a symbol listed after start-up, or a failed load
         return self._instruments.get(symbol)
 
     # --- decisions -------------------------------------------------------------------------

@@ -94,8 +94,10 @@ class UnifiedProtection:
         self.trailing.trigger_prices = trigger_prices
 
     async def start(self, *, load_instruments: bool = True) -> None:
+        """Starts the consumers. A failed instruments load is logged and retried later: a
+        transient exchange error at start-up must not keep protection from starting."""
         if load_instruments:
-            await self.trailing.load_instruments()
+            await self.trailing.try_load_instruments()
         await self.router.start()
         self._started = True
 

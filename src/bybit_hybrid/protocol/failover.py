@@ -170,6 +170,8 @@ class _Scope:
 
 @dataclass(slots=True)
 class FailoverStats:
+    """Switches into each mode; `to_streaming` counts only returns from POLLING."""
+
     to_polling: int = 0
     to_streaming: int = 0
     to_degraded: int = 0
@@ -299,7 +301,7 @@ class Failover:
         if trigger is FailoverTrigger.RECOVERED:
             reason = f"streams healthy for {self.config.healthy_for_s:g}s"
         scope.reason = reason
-        self._count(scope.mode)
+        self._count(old, scope.mode)
         return [FailoverSwitched(name, old, scope.mode, reason, now)]
 
     def _trigger(self, scope: _Scope, condition: Condition, now: float) -> FailoverTrigger | None:
@@ -318,12 +320,15 @@ class Failover:
             return FailoverTrigger.SUSPECT if scope.mode is FeedMode.STREAMING else None
         return FailoverTrigger.HEALTHY if scope.mode is FeedMode.DEGRADED else None
 
-    def _count(self, mode: FeedMode) -> None:
+    def _count(self, old: FeedMode, mode: FeedMode) -> None:
         stats = self.stats
         if mode is FeedMode.POLLING:
             stats.to_polling += 1
         elif mode is FeedMode.STREAMING:
-            stats.to_streaming += 1
+            # Only the end of a fallback: DEGRADED -> STREAMING (a suspicion that cleared, as
+            # before every first ticker) is no switch back (issue 18).
+            if old is FeedMode.POLLING:
+                stats.to_streaming += 1
         else:
             stats.to_degraded += 1
 

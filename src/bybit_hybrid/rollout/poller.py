@@ -320,6 +320,7 @@ class AdaptiveBybitStream(PositionStream):
         now = self._clock()
         status: dict[str, Any] = {
             "mode": "rest",
+            "driver": "rest",  # as in every mode's status (docs/rollout.md)
             "endpoints": self.endpoints.name,
             "running": self._poller is not None,
             "ready": self._ready.is_set(),

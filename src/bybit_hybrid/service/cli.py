@@ -13,6 +13,7 @@ from bybit_hybrid.service.errors import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
 from bybit_hybrid.service.logs import LOG_FORMATS, configure_logging
+from bybit_hybrid.service.output import stdout_to_devnull
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`replay FILE | head`): it has what it wanted, so no traceback
+        # and success, as for `stream`. Later flushes (the interpreter's at exit) must not
+        # fail on the dead pipe either.
+        stdout_to_devnull()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

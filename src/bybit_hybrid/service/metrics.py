@@ -28,13 +28,19 @@ from bybit_hybrid.protocol.compare import Divergence
 from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent
 from bybit_hybrid.protocol.failover import FailoverSwitched
 from bybit_hybrid.protocol.hybrid import CoreEvent
-from bybit_hybrid.protocol.session import SessionState, SocketDead
+from bybit_hybrid.protocol.session import SessionState, SocketDead, StateChanged
 from bybit_hybrid.transport.rest import RestMetrics
 
 PREFIX = "bybit_hybrid"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _REASON_WORD = re.compile(r"[a-z_]+")
 _POSITION_EVENTS = ("opened", "changed", "closed", "mark")
+# A socket that goes straight from one of these to DISCONNECTED was dropped (by the exchange or
+# the network): a death with no `SocketDead` (that one goes through CLOSING, as does a
+# requested close; a failed dial never was open).
+_DROPPED_FROM = frozenset(
+    {SessionState.AUTHENTICATING, SessionState.SUBSCRIBING, SessionState.LIVE, SessionState.STALE}
+)
 
 
 def reason_label(reason: str) -> str:
@@ -113,9 +119,10 @@ class ServiceMetrics:
         if isinstance(event, MarkUpdated | PositionEvent):
             self._observe_latency(event)
         elif isinstance(event, SocketDead):
-            self.reconnects.labels(
-                _socket_label(event.connection), reason_label(event.reason)
-            ).inc()
+            self._death(event.connection, event.reason)
+        elif isinstance(event, StateChanged):
+            if event.new is SessionState.DISCONNECTED and event.old in _DROPPED_FROM:
+                self._death(event.connection, event.reason)
         elif isinstance(event, FailoverSwitched):
             scope = "account" if event.scope == "account" else "symbol"
             self.switches.labels(scope, event.new.value).inc()
@@ -125,6 +132,9 @@ class ServiceMetrics:
             self.alerts.labels(event.name, event.severity.value, "cleared").inc()
         elif isinstance(event, Divergence):
             self.divergences.labels(event.kind, event.severity.value).inc()
+
+    def _death(self, connection: str, reason: str) -> None:
+        self.reconnects.labels(_socket_label(connection), reason_label(reason)).inc()
 
     def _observe_latency(self, event: PositionEvent) -> None:
         view = event.view
@@ -223,10 +233,7 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     mode = GaugeMetricFamily(
         f"{p}_mode", "1 for the configured mode and the account feed mode", labels=["mode", "feed"]
     )
-    mode.add_metric(
-        [str(status.get("mode", stats.get("mode", ""))), str(stats.get("account_mode", "n/a"))],
-        1.0,
-    )
+    mode.add_metric([str(status.get("mode", stats.get("mode", ""))), feed_mode(stats, status)], 1.0)
     yield mode
     polling = GaugeMetricFamily(f"{p}_polling_symbols", "symbols fed by REST polling now")
     polling.add_metric([], float(stats.get("polling_symbols", 0)))
@@ -244,6 +251,16 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     handler = CounterMetricFamily(f"{p}_handler_errors", "event_handler calls that raised")
     handler.add_metric([], float(stats.get("handler_errors", 0)))
     yield handler
+
+
+def feed_mode(stats: dict[str, Any], status: dict[str, Any]) -> str:
+    """The account's feed: the failover's mode where there is one; else `rest` where REST
+    drives the events (rest, canary, parallel), `streaming` for a plain hybrid stream."""
+    account = stats.get("account_mode")
+    if account is not None:
+        return str(account)
+    driver = status.get("driver", "rest" if status.get("mode") == "rest" else "hybrid")
+    return "rest" if driver == "rest" else "streaming"
 
 
 def _sockets(status: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -261,6 +261,15 @@ class AppSettings(BaseSettings):
         ),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_choices(cls, data: Any) -> Any:
+        """Choice settings in any case, from every source: `debug` is `DEBUG`, `lastprice` is
+        `LastPrice` (issue 18); the stored value is the canonical spelling."""
+        if not isinstance(data, dict):
+            return data
+        return {name: _canonical_choice(cls, name, value) for name, value in data.items()}
+
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> AppSettings:
         if self.rollout_socket_down_critical_s < self.rollout_socket_down_warning_s:
@@ -289,6 +298,16 @@ class AppSettings(BaseSettings):
         # Flags (init) beat the environment, which beats .env, which beats the TOML file.
         toml = InitSettingsSource(settings_cls, init_kwargs=_TOML_VALUES.get() or {})
         return init_settings, env_settings, _OursOnly(dotenv_settings), toml
+
+
+def _canonical_choice(cls: type[BaseSettings], name: str, value: Any) -> Any:
+    field = cls.model_fields.get(name)
+    if field is None or not isinstance(value, str) or get_origin(field.annotation) is not Literal:
+        return value
+    for choice in get_args(field.annotation):
+        if isinstance(choice, str) and choice.casefold() == value.strip().casefold():
+            return choice
+    return value
 
 
 class _OursOnly(PydanticBaseSettingsSource):
@@ -356,7 +375,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     if error["type"] == "extra_forbidden":
         return f"unknown setting {location!r}"
     if "input" in error and error["loc"]:
-        return f"setting {location}: got {error['input']!r}, {message.lower()}"
+        # Only the first letter: the rest may quote choices whose case matters ('MarkPrice').
+        return f"setting {location}: got {error['input']!r}, {message[:1].lower()}{message[1:]}"
     return f"settings: {message}"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from bybit_hybrid.sim.control_body import checked
 from bybit_hybrid.sim.numbers import parse_decimal
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ def _opt_dec(body: dict[str, Any], name: str) -> Decimal | None:
 
 
 def _idx(body: dict[str, Any]) -> int:
-    return int(body.get("positionIdx", 0))
+    return int(body.get("position_idx", 0))
 
 
 def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
@@ -36,7 +37,53 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     routes.update(_price_routes(sim))
     routes.update(_fault_routes(sim))
     routes.update(_trading_fault_routes(sim))
-    return routes
+    return {
+        path: (method, checked(path, FIELDS[path], handler) if path in FIELDS else handler)
+        for path, (method, handler) in routes.items()
+    }
+
+
+# The snake_case fields each route accepts (docs/simulator.md); see `control_body`.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "/sim/position/open": ("symbol", "side", "qty", "position_idx"),
+    "/sim/position/close": ("symbol", "position_idx"),
+    "/sim/position/change": (
+        "symbol",
+        "position_idx",
+        "size",
+        "stop_loss",
+        "take_profit",
+        "trailing_stop",
+        "leverage",
+        "open_time_ms",
+    ),
+    "/sim/position/mode": ("symbol", "mode"),
+    "/sim/position/touch": ("symbol",),
+    "/sim/state": (),
+    "/sim/history": ("since",),
+    "/sim/mark": ("symbol", "price"),
+    "/sim/prices": ("symbol", "mark", "last", "index"),
+    "/sim/trend": ("symbol", "ticks_per_step"),
+    "/sim/ticks/pause": ("symbol",),
+    "/sim/ticks/resume": ("symbol",),
+    "/sim/fault/drop": ("target", "abrupt"),
+    "/sim/fault/silence": ("target",),
+    "/sim/fault/refuse": ("seconds",),
+    "/sim/fault/reject_auth": ("count", "seconds"),
+    "/sim/fault/delay": ("delay_ms",),
+    "/sim/fault/malformed": ("target",),
+    "/sim/fault/unknown_topic": ("target", "topic"),
+    "/sim/fault/idle_cut": ("idle_s",),
+    "/sim/fault/rest_error": ("mode", "count", "path"),
+    "/sim/fault/stale_mark": ("symbol", "on"),
+    "/sim/fault/mute": ("symbol", "on"),
+    "/sim/fault/clear": (),
+    "/sim/fault": (),
+    "/sim/fault/trading": ("path", "mode", "count", "seconds", "symbol", "reset_ms"),
+    "/sim/fault/reply_delay": ("path", "ms", "count", "seconds", "symbol"),
+    "/sim/fault/partial_fill": ("fraction", "count", "seconds", "symbol"),
+    "/sim/fault/hand_stop": ("ticks", "count", "seconds", "symbol"),
+}
 
 
 def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
@@ -50,14 +97,14 @@ def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {"orderId": await sim.close_position(str(body["symbol"]), _idx(body))}
 
     async def change(body: dict[str, Any]) -> Any:
-        open_time = body.get("openTime")
+        open_time = body.get("open_time_ms")
         await sim.change_position(
             str(body["symbol"]),
             _idx(body),
             size=_opt_dec(body, "size"),
-            stop_loss=_opt_dec(body, "stopLoss"),
-            take_profit=_opt_dec(body, "takeProfit"),
-            trailing_stop=_opt_dec(body, "trailingStop"),
+            stop_loss=_opt_dec(body, "stop_loss"),
+            take_profit=_opt_dec(body, "take_profit"),
+            trailing_stop=_opt_dec(body, "trailing_stop"),
             leverage=_opt_dec(body, "leverage"),
             open_time_ms=None if open_time is None else int(open_time),
         )
@@ -103,7 +150,7 @@ def _price_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {}
 
     async def trend(body: dict[str, Any]) -> Any:
-        sim.set_trend(str(body["symbol"]), int(body["ticks"]))
+        sim.set_trend(str(body["symbol"]), int(body["ticks_per_step"]))
         return {}
 
     async def pause(body: dict[str, Any]) -> Any:
@@ -142,7 +189,7 @@ def _fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {}
 
     async def delay(body: dict[str, Any]) -> Any:
-        faults.delay_frames(int(body["ms"]))
+        faults.delay_frames(int(body["delay_ms"]))
         return {}
 
     async def malformed(body: dict[str, Any]) -> Any:

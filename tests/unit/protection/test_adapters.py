@@ -89,3 +89,14 @@ async def test_account_limiter_waits_with_the_injected_sleep() -> None:
         await limiter.acquire("/p")
     await limiter.acquire("/free")
     assert len(waits) == 1 and waits[0] > 1.0
+
+
+async def test_a_failed_instruments_load_at_start_up_does_not_stop_protection() -> None:
+    """A single 502 from instruments-info made `run` exit, leaving every position unprotected."""
+    async with rig(instruments=False) as r:
+        r.exchange.fail_instruments = 1
+        await r.protection.start()  # logged, not raised
+        r.monotonic_s += 6  # past the retry pause
+        r.open(Side.BUY, "60000", "61200")
+        await r.settle()
+        assert r.exchange.stop_of() == FIRST_STOP

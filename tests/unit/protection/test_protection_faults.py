@@ -100,6 +100,7 @@ async def test_d4_a_trail_created_on_a_mark_adopts_the_exchange_stop() -> None:
         r.exchange.fail_instruments = 1  # the open finds no tick size
         r.open(Side.BUY, ENTRY, "61200", stop="61000")
         await r.settle()
+        r.monotonic_s += 6  # past the pause after a failed instruments load
         r.mark("61210")  # the trail is created on this mark
         await r.settle()
         assert r.protection.trailing.trail(KEY) is not None

@@ -223,3 +223,18 @@ def test_f9_no_degraded_account_before_the_private_socket_had_a_chance() -> None
     assert f.degraded() and not f.polls_positions()
     f.evaluate(5.0, down, {})
     assert f.polls_positions()
+
+
+def test_only_a_return_from_polling_counts_as_back_to_streaming() -> None:
+    """`fallback_switches_total{to="streaming"}` is a fallback ending: a degraded spell that
+    cleared by itself (as at every start, before the first ticker) is no fallback (issue 18)."""
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _marks(0, BTC=None))
+    f.evaluate(3.0, UP, _marks(3, BTC=None))  # degraded: no ticker yet
+    f.evaluate(3.5, UP, _marks(3.5, BTC=3.4))  # the first ticker: streaming again
+    assert (f.stats.to_polling, f.stats.to_streaming, f.stats.to_degraded) == (0, 0, 1)
+    f.evaluate(9.0, UP, _marks(9, BTC=3.4))  # a real fallback ...
+    f.evaluate(10.0, UP, _marks(10, BTC=10.0))
+    f.evaluate(20.0, UP, _marks(20, BTC=20.0))  # ... and its end
+    assert f.symbol_mode("BTC") is M.STREAMING
+    assert (f.stats.to_polling, f.stats.to_streaming) == (1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
@@ -48,6 +48,8 @@ def reference() -> str:
         "environment < command-line flags. In a TOML file, a name may be written flat",
         "(`trailing_activation_pct = 2.0`) or grouped (`[trailing]` then `activation_pct = 2.0`).",
         "API keys come only from `BYBIT_API_KEY` and `BYBIT_API_SECRET` (environment or `.env`).",
+        "Choices (`one of ...`) are case-insensitive in every source (`debug` is `DEBUG`,",
+        "`lastprice` is `LastPrice`); `config show` prints the canonical spelling.",
         "",
         "| environment variable | default | allowed | meaning |",
         "|---|---|---|---|",
@@ -65,6 +67,8 @@ def _default(field: FieldInfo) -> str:
 
 
 def _allowed(field: FieldInfo) -> str:
+    if get_origin(field.annotation) is Literal:
+        return "one of " + ", ".join(f"`{choice}`" for choice in get_args(field.annotation))
     kind = str(field.annotation).replace("typing.", "").replace("decimal.", "")
     kind = kind.replace("pathlib.Path", "path").replace("<class '", "").replace("'>", "")
     bounds = []

@@ -17,15 +17,16 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from bybit_hybrid.service.commands.endpoint_flags import add_loop_flag, positive_seconds
-from bybit_hybrid.service.dashboard import DashboardFeed, plain_summary, render
+from bybit_hybrid.service.dashboard import DashboardState, plain_summary, render
+from bybit_hybrid.service.dashboard_feed import DashboardFeed
 from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.settings import AppSettings, load_settings
 from bybit_hybrid.service.stack import RunStack
@@ -92,7 +93,9 @@ async def _demo(args: argparse.Namespace, settings: AppSettings) -> int:
     async with SimServer(config) as sim:
         print(f"simulator on {sim.base_url}; protecting its positions", flush=True)
         stack = RunStack(settings, sim.api_key, sim.api_secret, {"base_url": sim.base_url})
-        feed = DashboardFeed(stack.stream, stack.protection, clock=_clock_of(stack))
+        feed = DashboardFeed(
+            stack.stream, stack.protection, clock=_clock_of(stack), endpoint=f"sim {sim.base_url}"
+        )
         stack.stream.add_listener(feed.on_event)
         try:
             await stack.start()
@@ -125,22 +128,81 @@ async def _wait(done: asyncio.Event, timeout_s: float) -> bool:
 
 
 async def _live(feed: DashboardFeed, done: asyncio.Event, duration_s: float | None) -> None:
+    """The dashboard on the terminal's alternate screen, fitted to its size on every refresh:
+    nothing scrolls, so no stale header line is ever left behind (issue 13), and the
+    simulator's address is on the dashboard itself. Log records would write over it: while it
+    is up, warnings and errors go to its alerts panel instead."""
     end = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
     console = Console()
-    with Live(render(feed.snapshot()), console=console, auto_refresh=False) as live:
+    with logs_to(feed, sys.stderr.isatty()), dashboard_live(console, feed.snapshot()) as live:
         while not await _wait(done, _step(end, REFRESH_S)):
-            live.update(render(feed.snapshot()), refresh=True)
+            live.update(fitted(console, feed.snapshot()), refresh=True)
             if end is not None and asyncio.get_running_loop().time() >= end:
                 break
 
 
+def fitted(console: Console, state: DashboardState) -> RenderableType:
+    """The dashboard of `state` at the console's current size (a resize applies at once)."""
+    return render(state, console.width, console.height)
+
+
+def dashboard_live(console: Console, first: DashboardState) -> Live:
+    """The live display on the alternate screen, refreshed by the caller only."""
+    return Live(fitted(console, first), console=console, auto_refresh=False, screen=True)
+
+
+class _AlertsLog(logging.Handler):
+    """Log records as lines of the dashboard's alerts panel."""
+
+    def __init__(self, feed: DashboardFeed) -> None:
+        super().__init__(logging.WARNING)
+        self._feed = feed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record).splitlines()[0]
+            self._feed.note_alert(f"{record.levelname} {message}")
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def logs_to(feed: DashboardFeed, terminal: bool) -> Iterator[None]:
+    """While the dashboard owns the terminal (`terminal`: stderr is one too), swaps the root
+    logger's handlers for `_AlertsLog`, keeping their filters (the secret redaction): a line
+    written behind the live display's back would leave stale copies of its header (issue 13).
+    Logs going elsewhere (`2>file`) keep their handlers."""
+    root = logging.getLogger()
+    if not terminal:
+        yield
+        return
+    saved = root.handlers[:]
+    handler = _AlertsLog(feed)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    for old in saved:
+        for log_filter in old.filters:
+            handler.addFilter(log_filter)
+    root.handlers[:] = [handler]
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved
+
+
 async def _plain(feed: DashboardFeed, done: asyncio.Event, duration_s: float | None) -> None:
-    end = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
+    """A summary every `SUMMARY_EVERY_S`; protection is observed every `REFRESH_S` between
+    them, so the actions a summary lists carry the time they happened."""
+    clock = asyncio.get_running_loop().time
+    end = None if duration_s is None else clock() + duration_s
     every = SUMMARY_EVERY_S if duration_s is None else min(SUMMARY_EVERY_S, duration_s / 2)
-    while not await _wait(done, _step(end, every)):
-        if end is not None and asyncio.get_running_loop().time() >= end:
+    next_summary = clock() + every
+    while not await _wait(done, _step(end, min(REFRESH_S, max(0.0, next_summary - clock())))):
+        feed.observe()
+        if end is not None and clock() >= end:
             break
-        print(plain_summary(feed.snapshot()), flush=True)
+        if clock() >= next_summary:
+            print(plain_summary(feed.snapshot()), flush=True)
+            next_summary = clock() + every
 
 
 def _step(end: float | None, every: float) -> float:

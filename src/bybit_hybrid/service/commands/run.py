@@ -27,6 +27,7 @@ from bybit_hybrid.service.commands.endpoint_flags import (
     positive_seconds,
 )
 from bybit_hybrid.service.loop import run_loop
+from bybit_hybrid.service.output import say
 from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
 from bybit_hybrid.service.stack import RunStack
 from bybit_hybrid.transport.errors import BybitError
@@ -87,7 +88,7 @@ async def _run(
     try:
         await stack.start(metrics_port=settings.metrics_port)
         if stack.server is not None:
-            print(f"metrics on {stack.server.url}", flush=True)
+            say(f"metrics on {stack.server.url}")
         log.info("protecting positions (state in %s, mode %s)", settings.state_db, settings.mode)
         reporter = asyncio.create_task(_report(stack.protection), name="run-status")
         with contextlib.suppress(TimeoutError):

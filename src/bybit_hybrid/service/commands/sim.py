@@ -10,6 +10,7 @@ import signal
 import sys
 
 from bybit_hybrid.service.errors import UsageError
+from bybit_hybrid.service.output import say
 from bybit_hybrid.sim.scenarios import SCENARIOS
 from bybit_hybrid.sim.server import DEMO_API_KEY, DEMO_API_SECRET, SimConfig, SimServer
 from bybit_hybrid.sim.trading_faults import parse_fault_spec
@@ -133,9 +134,9 @@ async def _serve(config: SimConfig, duration_s: float | None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with SimServer(config) as sim:
-        print(f"listening on {sim.base_url}", flush=True)
+        say(f"listening on {sim.base_url}")
         # These are the simulator's own demo credentials, not exchange secrets.
-        print(f"api key: {sim.api_key}  api secret: {sim.api_secret}", flush=True)
+        say(f"api key: {sim.api_key}  api secret: {sim.api_secret}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration_s)
     print("sim stopped", file=sys.stderr, flush=True)
