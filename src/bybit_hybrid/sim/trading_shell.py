@@ -2,8 +2,8 @@
 
 `TradingFaultsMixin` gives `SimServer.faults` the Python switches (each mirrored by a
 `/sim/fault/...` route); `serve_trading` wraps the normal REST handling of trading-stop and
-order/create. The faithful answers (retMsg texts, rate-limit headers) are Bybit's, see BYBIT_V5.md
-section 7.3/7.5.
+order/create. The answers (retMsg texts, rate-limit headers) are Bybit V5's own, as live
+trading-stop and order/create replies carry them.
 """
 
 from __future__ import annotations
