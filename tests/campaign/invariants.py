@@ -15,6 +15,9 @@ its history of stop changes) and the trail's stop of every open position, and as
    looser, becomes what is held; cancelling a held stop is loosening).
 3. *Nothing for closed positions*: a closed position gets at most `MAX_AFTER_CLOSE` trading-stop
    requests before it opens again (retries already in flight when it closed).
+4. *Verified exits*: once one of our market orders filled on a position (a trailing or aged
+   close), that position is flat within `bound_s` (a partial fill's remainder is closed too),
+   while the same process runs live.
 
 Reads trail state through `stops_of` only, so it survives renames of the trail's fields.
 """
@@ -71,8 +74,10 @@ class Life:
     held: Decimal = Decimal(0)  # the stop the exchange holds (0 = none)
     trail_stop: Decimal | None = None
     through_since: float | None = None
+    our_order_at: float | None = None
     after_close: int = 0
     reported: bool = False
+    exit_reported: bool = False
 
 
 @dataclass
@@ -98,6 +103,7 @@ class ProtectionMonitor:
         self.up_since = self.clock()
         for life in self.lives.values():
             life.through_since = None
+            life.our_order_at = None  # a close of the previous process is not this one's
 
     def stack_down(self) -> None:
         self.protection = None
@@ -127,6 +133,10 @@ class ProtectionMonitor:
             life = self.lives.pop(key, None)
             if life is not None:
                 self.closed[key] = life
+        elif event.kind is EventKind.ORDER and event.reason is CloseReason.ORDER:
+            life = self.lives.get(key)
+            if life is not None and life.our_order_at is None and self.protection is not None:
+                life.our_order_at = self.clock()
         elif event.kind is EventKind.CHANGE and key in self.lives:
             ours = event.reason is None and event.details.get("cause") == "trading_stop"
             self._set_held(self.lives[key], event, ours=ours)
@@ -160,6 +170,7 @@ class ProtectionMonitor:
         protection = self.protection
         if protection is None:
             return
+        self._check_exit(life, now)
         trail = protection.trailing.trail(PositionKey(*life.key))
         if trail is not None and _of_life(trail, life):
             for stop in stops_of(trail):
@@ -184,6 +195,17 @@ class ProtectionMonitor:
                 f"{mark} went through the trail's stop {life.trail_stop} (exchange holds "
                 f"{pos.stop_loss or 'no stop'}; trail now {_describe(trail)}; "
                 f"our last stop requests: {self._recent_requests(life)})"
+            )
+
+    def _check_exit(self, life: Life, now: float) -> None:
+        if life.our_order_at is None or life.exit_reported or not self.live:
+            return
+        pos = self.sim.exchange.positions.get(life.key)
+        if pos is not None and pos.is_open and now - life.our_order_at > self.bound_s:
+            life.exit_reported = True
+            self.violations.append(
+                f"{life.key} ({life.side}): still open ({pos.size}) "
+                f"{now - life.our_order_at:.1f}s after our market close filled"
             )
 
     def _recent_requests(self, life: Life, last: int = 4) -> list[str]:

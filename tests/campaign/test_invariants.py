@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from bybit_hybrid.protocol.domain import PositionKey, Side
+from bybit_hybrid.sim import CloseReason, SimConfig, SimServer
 from bybit_hybrid.sim import Side as SimSide
-from bybit_hybrid.sim import SimConfig, SimServer
 from tests.campaign.invariants import ProtectionMonitor
 
 BTC = "BTCUSDT"
@@ -152,3 +152,23 @@ def test_closing_in_time_is_no_violation() -> None:
     clock.now += 10
     monitor.check()
     assert monitor.violations == []
+
+
+def test_a_remainder_left_after_our_close_is_a_violation() -> None:
+    sim, monitor, clock, _, pos = _setup()
+    add = CloseReason.CONTROL  # an add by hand, not one of our orders
+    sim.exchange.market_order(BTC, SimSide("Buy"), Decimal("0.002"), 0, 1, source=add)
+    monitor.check()
+    clock.now += 10
+    monitor.check()
+    assert monitor.violations == []
+    # Our reduce-only close fills only part (a thin book), and nothing closes the rest.
+    sim.exchange.market_order(BTC, SimSide("Sell"), Decimal("0.002"), 0, 2, reduce_only=True)
+    monitor.check()
+    clock.now += 4.9
+    monitor.check()
+    assert monitor.violations == []
+    clock.now += 0.2
+    monitor.check()
+    assert len(monitor.violations) == 1 and "after our market close" in monitor.violations[0]
+    assert pos.is_open

@@ -34,7 +34,11 @@ TRADING_FAULTS = (
     "hand_stop_looser",
     "partial_fill_close",
     "order_fail_close",
+    "aged_grace_exit",
+    "aged_partial_exit",
 )
+# Campaign settings keep the aged defaults: grace from 3 h to 4 h of age, target entry + 0.1 %.
+_IN_GRACE_MS = int(3.5 * 3600_000)
 # Counted failures of one request each (mode, most per arming).
 _COUNTED = {
     "stop_10006": ("10006", 4),
@@ -98,6 +102,10 @@ async def trading_fault(run: CampaignLike, name: str) -> None:
         fraction = Decimal(rng.choice(["0.3", "0.5", "0.7"]))
         faults.partial_fill(fraction, count=rng.randint(1, 2), symbol=symbol)
         await _activate_then_fall(run, key)
+    elif name in ("aged_grace_exit", "aged_partial_exit"):
+        if name == "aged_partial_exit":
+            faults.partial_fill(Decimal("0.5"), count=1, symbol=symbol)
+        await _age_then_exit(run, key)
     elif name == "order_fail_close":
         faults.trading_failure("trading-stop", "timeout", seconds=1.5 * UNIT_S, symbol=symbol)
         mode = rng.choice(["10006", "10016", "10002", "timeout"])
@@ -117,6 +125,28 @@ def trail_stop(run: CampaignLike, key: Key) -> Decimal | None:
     for stop in stops_of(trail):
         best = tighter(pos.side.value, best, stop)
     return best
+
+
+async def _age_then_exit(run: CampaignLike, key: Key) -> None:
+    """The position is suddenly in its aged grace (openTime 3.5 h ago) and the mark 0.4 % in
+    profit, past break-even + fees but short of a trail's activation: the aged monitor closes it
+    (through a partial fill when one is armed), unless a trail already owns the exit."""
+    sim = run.sim
+    pos = sim.exchange.positions.get(key)
+    if pos is None or not pos.is_open:
+        return
+    await sim.change_position(key[0], key[1], open_time_ms=sim.now_ms() - _IN_GRACE_MS)
+    inst = sim.exchange.instruments[key[0]]
+    target = pos.avg_price * (1 + pos.side.sign * Decimal("0.004"))
+    target = (target / inst.tick_size).to_integral_value() * inst.tick_size
+    sim.pause_ticks(key[0])
+    try:
+        await sim.set_prices(key[0], mark=target, last=target)
+        with contextlib.suppress(AssertionError):
+            await wait_for(lambda: not pos.is_open, 2 * UNIT_S, f"{key} to exit aged")
+        run.monitor.check()
+    finally:
+        sim.resume_ticks(key[0])
 
 
 async def _activate_then_fall(run: CampaignLike, key: Key) -> None:

@@ -23,7 +23,7 @@ async def test_campaign_seed_keeps_every_invariant(seed: int, tmp_path: Path) ->
 async def test_a_campaign_plays_every_fault_and_exercises_the_protection(tmp_path: Path) -> None:
     """Every injectable fault fires; positions open and close; trailing stops are sent; the mark
     goes through a trail's stop and protection closes at market."""
-    result = await run_campaign(11, tmp_path, steps=len(FAULTS) + 10, fault_share=0.9)
+    result = await run_campaign(11, tmp_path, steps=len(FAULTS) + 16, fault_share=0.9)
     assert not result.violations, result.violations
     assert set(result.faults) == set(FAULTS)
     assert result.opens > 0 and result.closes > 0
