@@ -43,6 +43,7 @@ from bybit_hybrid.router.fanout import (
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.recording import Recorder, RecordingCore
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.runner import StreamRunner
@@ -68,6 +69,8 @@ class BybitHybridStream(PositionStream):
         demo: bool = False,
         base_url: str | None = None,
         allow_insecure: bool = False,
+        region: str | None = None,
+        proxy: Proxy | None = None,
         config: HybridConfig | None = None,
         ws_backend: WsBackend | None = None,
         http_backend: HttpBackend | None = None,
@@ -83,8 +86,13 @@ class BybitHybridStream(PositionStream):
             recorder.add_secret(api_secret)
         self._handler = event_handler
         self.endpoints = Endpoints.select(
-            testnet=testnet, demo=demo, base_url=base_url, allow_insecure=allow_insecure
+            testnet=testnet,
+            demo=demo,
+            base_url=base_url,
+            allow_insecure=allow_insecure,
+            region=region,
         )
+        self.proxy = proxy
         self._config = config or HybridConfig()
         if max_active_time_s is not None:
             self._config = _with_max_active_time(self._config, max_active_time_s)
@@ -103,7 +111,8 @@ class BybitHybridStream(PositionStream):
 
     def __repr__(self) -> str:
         creds = self._credentials
-        return f"BybitHybridStream(endpoints={self.endpoints.name!r}, credentials={creds!r})"
+        via = "" if self.proxy is None else f", proxy='{self.proxy}'"
+        return f"BybitHybridStream(endpoints={self.endpoints.name!r}, credentials={creds!r}{via})"
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -112,7 +121,10 @@ class BybitHybridStream(PositionStream):
         if self._runner is not None:
             raise RuntimeError("stream is already started")
         self._rest = BybitRestClient(
-            self.endpoints.rest_url, self._credentials, backend=self._http_backend
+            self.endpoints.rest_url,
+            self._credentials,
+            backend=self._http_backend,
+            proxy=self.proxy,
         )
         await self._sync_clock()
         # Anchored once per start: a later resync or host clock step never moves the timers.
@@ -123,7 +135,7 @@ class BybitHybridStream(PositionStream):
         self._core = self._new_core()
         ws_backend = self._ws_backend
         if ws_backend is None:
-            ws_backend = self._owned_ws = AiohttpWsBackend()
+            ws_backend = self._owned_ws = AiohttpWsBackend(proxy=self.proxy)
         self._runner = StreamRunner(
             self._core,
             self.endpoints,
@@ -208,6 +220,7 @@ class BybitHybridStream(PositionStream):
             "bad_frames": sum(s.bad_frames.values()),
             "ignored_frames": s.ignored_frames,
             "rest_failures": s.rest_failures,
+            **core.book.stats.missing_rows(),
             **self._fanout.stats(),
             "running": self._runner is not None,
         }

@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.backoff import BackoffPolicy
+from bybit_hybrid.protocol.connects import ConnectBudgetConfig
 from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChanged
 from bybit_hybrid.sim import ConnKind, EventKind, SimConfig, SimServer
@@ -50,7 +51,9 @@ SESSION: Final = SessionConfig(
     connect_timeout_s=2 * UNIT_S,
     backoff=BACKOFF,
 )
-CONFIG: Final = HybridConfig(session=SESSION, rest_backoff=BACKOFF)
+# The shared connection budget's outage pacing scaled with the backoff (production: 1 s).
+CONNECTS: Final = ConnectBudgetConfig(outage_interval_s=0.05 * UNIT_S)
+CONFIG: Final = HybridConfig(session=SESSION, rest_backoff=BACKOFF, connect_budget=CONNECTS)
 
 E = TypeVar("E")
 Key = tuple[str, int]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+import bybit_hybrid
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "bybit_hybrid"
 IO_MODULES = {
@@ -76,3 +80,23 @@ def test_sim_does_not_share_the_client_decoding_path(path: Path) -> None:
         and name not in allowed
     }
     assert not bad, f"sim module {path.name} imports client decoding code {sorted(bad)}"
+
+
+def test_importing_the_core_loads_no_io_library() -> None:
+    """Measured, not read from source: a fresh interpreter imports the core and the wire layer
+    and must not have loaded aiohttp, asyncio or the streams (the package face is lazy)."""
+    code = (
+        "import sys, bybit_hybrid.protocol.hybrid, bybit_hybrid.wire.convert, bybit_hybrid.domain\n"
+        "bad = [m for m in ('aiohttp', 'asyncio', 'bybit_hybrid.stream',"
+        " 'bybit_hybrid.transport.rest') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"the core loaded {out.stdout.strip()}"
+
+
+def test_the_package_face_still_offers_the_streams() -> None:
+    assert bybit_hybrid.BybitHybridStream.__name__ == "BybitHybridStream"
+    assert "AdaptiveBybitStream" in dir(bybit_hybrid)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = bybit_hybrid.Nope

@@ -21,11 +21,8 @@ from bybit_hybrid.protection import aged as core
 from bybit_hybrid.protection.aged import AgedClose, AgedPhase, AgedState
 from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import AgedConfig
-from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.gateway import ProtectionGateway
 from bybit_hybrid.protection.position_manager import (
-    MANAGED_MARK,
-    MANAGED_POSITION,
-    MANAGED_RECONCILED,
     AgeSource,
     ManagedEvent,
     ManagedKind,
@@ -35,7 +32,6 @@ from bybit_hybrid.protection.position_manager import (
 from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protocol.domain import PositionKey
-from bybit_hybrid.router.router import EventRouter, RoutedEvent
 from bybit_hybrid.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -59,7 +55,7 @@ class AgedAdapter:
     def __init__(
         self,
         config: AgedConfig,
-        exchange: ProtectionExchange,
+        exchange: ProtectionGateway,
         store: ProtectionStore | None,
         trailing_active: Callable[[PositionKey], bool],
         *,
@@ -83,10 +79,6 @@ class AgedAdapter:
         self._tasks: dict[PositionKey, asyncio.Task[None]] = {}
         self.stats = AgedStats()
 
-    def register(self, router: EventRouter) -> None:
-        for event in (MANAGED_POSITION, MANAGED_MARK, MANAGED_RECONCILED):
-            router.on(event, self.handle, name=HANDLER_NAME)
-
     def state(self, key: PositionKey) -> AgedState | None:
         return self._states.get(key)
 
@@ -102,8 +94,11 @@ class AgedAdapter:
 
     # --- events ----------------------------------------------------------------------------
 
-    async def handle(self, routed: RoutedEvent) -> None:
-        data = routed.data
+    async def handle(
+        self, data: ManagedEvent | ReconciledPositions, received_at_s: float = 0.0
+    ) -> None:
+        """One managed event (from `UnifiedProtection`'s router consumer); `received_at_s` is
+        `time.perf_counter()` when the router received the raw event (reaction-time records)."""
         if isinstance(data, ReconciledPositions):
             self._prune(data.open_keys)
             self._rearm(data.open_keys)

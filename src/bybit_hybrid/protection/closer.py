@@ -12,23 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Final, Protocol
+from typing import Final
 
+from bybit_hybrid.protection.gateway import ProtectionGateway
 from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone
-from bybit_hybrid.protocol.domain import PositionKey, PositionSnapshot, Side
-from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.protocol.domain import PositionKey, Side
+from bybit_hybrid.wire.retcodes import BybitError
 
 log = logging.getLogger(__name__)
 
 # Long enough for a market order's fill to reach the position list, short enough to matter.
 VERIFY_AFTER_S: Final = 0.5
-
-
-class ClosingExchange(Protocol):
-    async def open_row(self, key: PositionKey) -> PositionSnapshot | None: ...
-
-    async def close_at_market(self, key: PositionKey, side: Side, qty: Decimal) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +39,7 @@ class Closer:
 
     def __init__(
         self,
-        exchange: ClosingExchange,
+        exchange: ProtectionGateway,
         retry: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]],
         *,
@@ -93,7 +87,7 @@ class Closer:
         return delay_s
 
 
-def server_now_ms(exchange: object) -> int | None:
-    """The exchange's clock estimate, when the exchange wrapper has one (fakes may not)."""
+def server_now_ms(exchange: ProtectionGateway) -> int | None:
+    """The exchange's clock estimate (None when a gateway cannot tell)."""
     now_ms = getattr(exchange, "server_now_ms", None)
     return None if now_ms is None else int(now_ms())

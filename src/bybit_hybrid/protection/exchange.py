@@ -1,4 +1,4 @@
-"""The protection's exchange calls: move a stop, confirm a position, close it at market.
+"""The protection's gateway on REST: move a stop, confirm a position, close it at market.
 
 Single attempts only (the REST client's own retries are switched off per call), each behind the
 shared account limiter: retries belong to the adapters, which re-decide before every attempt
@@ -12,6 +12,7 @@ import time
 from decimal import Decimal
 from typing import Final
 
+from bybit_hybrid.protection.gateway import ProtectionRest
 from bybit_hybrid.protection.limiter import AccountLimiter
 from bybit_hybrid.protection.prices import price_text
 from bybit_hybrid.protocol.domain import (
@@ -22,9 +23,8 @@ from bybit_hybrid.protocol.domain import (
     TickerUpdate,
 )
 from bybit_hybrid.protocol.marks import TickerState
-from bybit_hybrid.transport.ratelimit import ORDER_CREATE, POSITION_LIST, TRADING_STOP
-from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.wire.messages import OrderCreateRequest, TradingStopRequest
+from bybit_hybrid.wire.paths import ORDER_CREATE, POSITION_LIST, TRADING_STOP
 
 CATEGORY: Final = "linear"
 _link_ids = itertools.count(1)
@@ -34,7 +34,7 @@ class ProtectionExchange:
     """Thin, rate-limited wrapper of the REST client for stops and reduce-only closes."""
 
     def __init__(
-        self, rest: BybitRestClient, limiter: AccountLimiter, sl_trigger_by: str = "MarkPrice"
+        self, rest: ProtectionRest, limiter: AccountLimiter, sl_trigger_by: str = "MarkPrice"
     ) -> None:
         self.rest = rest
         self.limiter = limiter

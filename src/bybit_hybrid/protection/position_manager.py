@@ -1,8 +1,10 @@
 """Position manager: the authoritative position view (price, PnL, age) that protection acts on.
 
-It consumes the router's raw position events and re-emits each as a `ManagedEvent` carrying a
-`ManagedPosition`: the stream's view plus when the position opened (the exchange's `openTime`
-when it has one, else when this process first saw it). Trailing and aged consume those.
+A pure transform, not a consumer of its own: `UnifiedProtection`'s one router consumer passes
+each raw position event through `transform`, which turns it into a `ManagedEvent` carrying a
+`ManagedPosition` (the stream's view plus when the position opened: the exchange's `openTime`
+when it has one, else when this process first saw it), and hands that to trailing and aged in
+the same step. One router hop from mark to stop: no re-emit, no second mailbox or task.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from bybit_hybrid.router.router import (
     POSITION_MARK,
     POSITION_OPENED,
     STREAM_RECONCILED,
-    EventRouter,
-    RoutedEvent,
 )
 
-MANAGED_POSITION: Final = "managed.position"  # opened / changed / closed: lifecycle
-MANAGED_MARK: Final = "managed.mark"  # revaluations: conflated per position
-MANAGED_RECONCILED: Final = "managed.reconciled"  # the book now equals the exchange
-_HANDLER_NAME: Final = "position_manager"
+RAW_EVENTS: Final = (
+    POSITION_OPENED,
+    POSITION_CHANGED,
+    POSITION_CLOSED,
+    POSITION_MARK,
+    STREAM_RECONCILED,
+)
 
 
 class ManagedKind(StrEnum):
@@ -93,16 +96,12 @@ class ReconciledPositions:
 
 
 class PositionManager:
-    """Registers itself on `router` and keeps one ManagedPosition per open key."""
+    """Keeps one ManagedPosition per open key; `transform` is called once per raw event."""
 
-    def __init__(self, router: EventRouter, clock_ms: Callable[[], int] | None = None) -> None:
-        self._router = router
+    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._positions: dict[PositionKey, ManagedPosition] = {}
         self._first_seen_ms: dict[PositionKey, int] = {}
-        for event in (POSITION_OPENED, POSITION_CHANGED, POSITION_CLOSED, POSITION_MARK):
-            router.on(event, self.handle, name=_HANDLER_NAME)
-        router.on(STREAM_RECONCILED, self.handle, name=_HANDLER_NAME)
 
     def positions(self) -> list[ManagedPosition]:
         return sorted(self._positions.values(), key=lambda p: p.key)
@@ -110,23 +109,14 @@ class PositionManager:
     def get(self, key: PositionKey) -> ManagedPosition | None:
         return self._positions.get(key)
 
-    async def handle(self, routed: RoutedEvent) -> None:
-        data = routed.data
+    def transform(self, data: PositionEvent | Reconciled) -> ManagedEvent | ReconciledPositions:
+        """A raw router event as protection sees it (and the manager's book updated)."""
         if isinstance(data, Reconciled):
-            self._emit_reconciled(routed)
-            return
-        event: PositionEvent = data
-        kind = ManagedKind(event.kind)
-        managed = self._update(kind, event.view)
-        changed = event.changed if isinstance(event, PositionChanged) else frozenset()
-        self._router.emit(
-            MANAGED_MARK if kind is ManagedKind.MARK else MANAGED_POSITION,
-            ManagedEvent(kind, managed, changed),
-            routed.source,
-            key=managed.key,
-            conflate=kind is ManagedKind.MARK,
-            received_at_s=routed.received_at_s,
-        )
+            return ReconciledPositions(frozenset(self._positions))
+        kind = ManagedKind(data.kind)
+        managed = self._update(kind, data.view)
+        changed = data.changed if isinstance(data, PositionChanged) else frozenset()
+        return ManagedEvent(kind, managed, changed)
 
     def _update(self, kind: ManagedKind, view: PositionView) -> ManagedPosition:
         key = view.key
@@ -144,12 +134,3 @@ class PositionManager:
         else:
             self._positions[key] = managed
         return managed
-
-    def _emit_reconciled(self, routed: RoutedEvent) -> None:
-        self._router.emit(
-            MANAGED_RECONCILED,
-            ReconciledPositions(frozenset(self._positions)),
-            routed.source,
-            key=MANAGED_RECONCILED,
-            received_at_s=routed.received_at_s,
-        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from bybit_hybrid.transport.errors import (
+from bybit_hybrid.wire.retcodes import (
     AuthError,
     BybitApiError,
     BybitError,

@@ -27,11 +27,8 @@ from typing import Final
 from bybit_hybrid.protection import trailing as core
 from bybit_hybrid.protection.closer import Closer, server_now_ms
 from bybit_hybrid.protection.config import TrailingConfig
-from bybit_hybrid.protection.exchange import ProtectionExchange
+from bybit_hybrid.protection.gateway import ProtectionGateway
 from bybit_hybrid.protection.position_manager import (
-    MANAGED_MARK,
-    MANAGED_POSITION,
-    MANAGED_RECONCILED,
     ManagedEvent,
     ManagedKind,
     ManagedPosition,
@@ -41,9 +38,8 @@ from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone, is_wron
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailState
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
-from bybit_hybrid.router.router import EventRouter, RoutedEvent
 from bybit_hybrid.tasks import cancel_and_wait
-from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.wire.retcodes import BybitError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +93,7 @@ class TrailingAdapter:
     def __init__(
         self,
         config: TrailingConfig,
-        exchange: ProtectionExchange,
+        exchange: ProtectionGateway,
         store: ProtectionStore | None = None,
         *,
         instruments: Mapping[str, Instrument] | None = None,
@@ -136,10 +132,6 @@ class TrailingAdapter:
 
     # --- wiring and queries ----------------------------------------------------------------
 
-    def register(self, router: EventRouter) -> None:
-        for event in (MANAGED_POSITION, MANAGED_MARK, MANAGED_RECONCILED):
-            router.on(event, self.handle, name=HANDLER_NAME)
-
     async def load_instruments(self) -> None:
         self._instruments.update(await self._exchange.instruments())
 
@@ -166,8 +158,11 @@ class TrailingAdapter:
 
     # --- events ----------------------------------------------------------------------------
 
-    async def handle(self, routed: RoutedEvent) -> None:
-        data = routed.data
+    async def handle(
+        self, data: ManagedEvent | ReconciledPositions, received_at_s: float = 0.0
+    ) -> None:
+        """One managed event (from `UnifiedProtection`'s router consumer); `received_at_s` is
+        `time.perf_counter()` when the router received the raw event (reaction-time records)."""
         if isinstance(data, ReconciledPositions):
             self._prune(data.open_keys)
             return
@@ -190,7 +185,7 @@ class TrailingAdapter:
         state = state or await self._create(event.position)
         if state is None or key not in self._positions:
             return
-        self._step(key, state, event, routed.received_at_s)
+        self._step(key, state, event, received_at_s)
 
     def _step(
         self, key: PositionKey, state: TrailState, event: ManagedEvent, cause_at_s: float

@@ -10,22 +10,30 @@ await protection.stop()
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
+from bybit_hybrid.protection.aged_adapter import HANDLER_NAME as AGED
 from bybit_hybrid.protection.aged_adapter import AgedAdapter
 from bybit_hybrid.protection.config import aged_config, trailing_config
 from bybit_hybrid.protection.exchange import ProtectionExchange, trigger_price_of
+from bybit_hybrid.protection.gateway import ProtectionRest
 from bybit_hybrid.protection.limiter import AccountLimiter
-from bybit_hybrid.protection.position_manager import PositionManager
+from bybit_hybrid.protection.position_manager import RAW_EVENTS, PositionManager
 from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
+from bybit_hybrid.protection.trailing_adapter import HANDLER_NAME as TRAILING
 from bybit_hybrid.protection.trailing_adapter import TrailingAdapter
 from bybit_hybrid.protocol.domain import Instrument
-from bybit_hybrid.router.router import EventRouter
-from bybit_hybrid.transport.rest import BybitRestClient
+from bybit_hybrid.router.router import EventRouter, RoutedEvent
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME: Final = "protection"
 
 
 class UnifiedProtection:
@@ -34,7 +42,7 @@ class UnifiedProtection:
     def __init__(
         self,
         settings: Any,
-        rest: BybitRestClient,
+        rest: ProtectionRest,
         *,
         store: ProtectionStore | None = None,
         limiter: AccountLimiter | None = None,
@@ -46,11 +54,12 @@ class UnifiedProtection:
     ) -> None:
         """`clock` is wall time (position ages); `monotonic` paces the stop updates."""
         self.router = EventRouter()
-        self.manager = PositionManager(self.router, lambda: int(clock() * 1000))
+        self.manager = PositionManager(lambda: int(clock() * 1000))
         self.exchange = ProtectionExchange(
             rest, limiter or AccountLimiter(), settings.trailing_sl_trigger_by
         )
         self.store = store
+        self.handler_errors: Counter[str] = Counter()
         extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self.trailing = TrailingAdapter(
             trailing_config(settings),
@@ -70,9 +79,24 @@ class UnifiedProtection:
             clock_ms=lambda: int(clock() * 1000),
             **extra,
         )
-        self.trailing.register(self.router)
-        self.aged.register(self.router)
+        for event in RAW_EVENTS:
+            self.router.on(event, self._on_event, name=CONSUMER_NAME)
         self._started = False
+
+    async def _on_event(self, routed: RoutedEvent) -> None:
+        """The one consumer: manager, then trailing, then aged, in one step (one router hop).
+
+        Trailing goes first so the aged monitor sees whether a trail is active. The adapters'
+        handlers never wait on the exchange (their calls run in their own workers), so one
+        mailbox serves both; a handler that raises is logged by name and the other still runs.
+        """
+        managed = self.manager.transform(routed.data)
+        for name, adapter in ((TRAILING, self.trailing), (AGED, self.aged)):
+            try:
+                await adapter.handle(managed, routed.received_at_s)
+            except Exception:
+                self.handler_errors[name] += 1
+                log.exception("protection handler %s failed on %s", name, routed.name)
 
     def attach(self, stream: Any) -> None:
         """Listens to a `PositionStream`; call before `stream.start()` to see the bootstrap.
@@ -162,6 +186,7 @@ class UnifiedProtection:
                 "monitor_only": a.monitor_only,
             },
             "router": self.router.stats(),
+            "handler_errors": dict(self.handler_errors),
             "limiter_waits": self.exchange.limiter.waits,
         }
 

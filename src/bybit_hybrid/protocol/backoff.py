@@ -4,12 +4,10 @@ Defaults: 0.5 s, ×2 per failure, capped at 30 s, each delay drawn from [50 %, 1
 ceiling. The jitter keeps a floor on purpose: "full" jitter (ratio 1.0) can draw ~0 s, which
 turns a persistent failure into a near-tight loop; it is allowed but voids the rate bound below.
 
-Rate bound. Bybit allows 500 new connections per 5 minutes per WebSocket domain (BYBIT_V5.md
-§4.3). A socket that fails instantly every time, with jitter always drawing the floor, connects
-`worst_case_connects(policy, 300)` = 25 times in 5 minutes with the defaults. The backoff only
-resets after `healthy_reset_s` (60 s) of LIVE, so a flapping socket cannot do better than that
-either. Two sockets (private + one public shard) therefore stay near 50, an order of magnitude
-under the limit; even twenty public shards would not reach it.
+Rate bound. `worst_case_connects(policy, 300)` is what one socket that fails instantly every
+time can do in 5 minutes (25 with these defaults). WebSocket reconnects use a short cap (3 s,
+`session_config.RECONNECT_MAX_S`, so a socket is back within seconds after an outage) and are
+bounded across all sockets by the shared budget of `protocol/connects.py`, not by the backoff.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ Rules:
 - The private stream sends no snapshot (BYBIT_V5.md §6.1): the book is bootstrapped from REST
   at start and reconciled again each time the private `position` subscription is confirmed,
   i.e. after every reconnect, so opens and closes missed during an outage are emitted then.
+- A key missing from a `position/list` answer is not closed on that answer alone: the book
+  asks for a confirmation, which the core sends as `FetchPositions(reason="confirm",
+  symbol=...)` (one complete listing when many symbols are missed), see `protocol.positions`.
 - A new position without a known mark gets its mark seeded from REST tickers, so it has a
   price before its first ticker frame.
 - A frame that fails to decode is counted and reported as `BadFrame`; the socket stays up.
@@ -39,6 +42,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -49,11 +53,12 @@ from typing import Final
 from bybit_hybrid.protocol.alerts import AlertEvent
 from bybit_hybrid.protocol.backoff import Backoff, BackoffPolicy
 from bybit_hybrid.protocol.compare import Divergence
+from bybit_hybrid.protocol.connects import ConnectBudget, ConnectBudgetConfig
 from bybit_hybrid.protocol.domain import PositionSnapshot, Socket, Source, TickerUpdate
 from bybit_hybrid.protocol.events import PositionEvent, PositionOpened
 from bybit_hybrid.protocol.failover import FailoverSwitched
 from bybit_hybrid.protocol.marks import MarkCache
-from bybit_hybrid.protocol.positions import PositionBook
+from bybit_hybrid.protocol.positions import PositionBook, confirmation_requests
 from bybit_hybrid.protocol.session import (
     ConnectionSession,
     SessionConfig,
@@ -98,6 +103,8 @@ class HybridConfig:
     rest_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     # None: every symbol is streamed. Otherwise only symbols it accepts (cutover).
     stream_symbol: Callable[[str], bool] | None = None
+    # Every socket's connection attempts together (protocol/connects.py).
+    connect_budget: ConnectBudgetConfig = field(default_factory=ConnectBudgetConfig)
 
 
 # --- REST requests the core wants, and events it reports besides position events -------------
@@ -105,10 +112,13 @@ class HybridConfig:
 
 @dataclass(frozen=True, slots=True)
 class FetchPositions:
-    """Every open position (all settle coins, all pages); `reason` is bootstrap or reconnect."""
+    """Every open position (all settle coins, all pages), or with `symbol` that symbol's rows,
+    flat ones included; `reason` is bootstrap, reconnect or confirm (keys a listing missed,
+    `PositionBook.take_confirmations`)."""
 
     request_id: int
     reason: str
+    symbol: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +215,9 @@ class HybridCore:
         self._rest_retry: list[tuple[float, RestRequest]] = []
         self._rest_backoff = Backoff(self.config.rest_backoff, self._rng)
         self._request_serial = 0
+        self.connects = ConnectBudget(self.config.connect_budget)
+        self._connect_failed = False  # the last attempt failed: an outage until one opens
+        self._schedule_changed = False
         self.last_frame_at: float | None = None
         self._add_session(
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
@@ -224,7 +237,22 @@ class HybridCore:
         return self._sessions[name]
 
     def reconnect_at(self, name: str) -> float | None:
-        return self._sessions[name].reconnect_at
+        """When the shell may dial `name`: its backoff, then the shared budget (None: now)."""
+        at = self._sessions[name].reconnect_at
+        allowed = self.connects.next_allowed_at(outage=self._in_outage())
+        if allowed == -math.inf:
+            return at
+        return allowed if at is None else max(at, allowed)
+
+    def take_schedule_changed(self) -> bool:
+        """True once after reconnect times moved earlier: a shell waiting on them re-reads."""
+        changed, self._schedule_changed = self._schedule_changed, False
+        return changed
+
+    def _in_outage(self) -> bool:
+        return self._connect_failed and not any(
+            s.state in _CONNECTED for s in self._sessions.values()
+        )
 
     def is_retired(self, name: str) -> bool:
         """True once a retiring public shard has closed: the shell drops it for good."""
@@ -239,6 +267,7 @@ class HybridCore:
         return session.close_requested if session is not None else None
 
     def start_connect(self, name: str, now: float) -> None:
+        self.connects.record(now)
         self._collect(self._sessions[name].start_connect(now))
 
     def on_open(self, name: str, now: float) -> None:
@@ -246,11 +275,18 @@ class HybridCore:
             self.stats.reconnections += 1
         self._opened_once.add(name)
         self._collect(self._sessions[name].on_open(now))
+        if self._connect_failed:
+            # The exchange accepts connections again: nobody else waits out a long backoff.
+            self._connect_failed = False
+            for other in self._sessions.values():
+                self._schedule_changed |= other.reconnect_now(now)
 
     def on_close(self, name: str, now: float, reason: str) -> None:
         session = self._sessions.get(name)
         if session is None or session.state is SessionState.DISCONNECTED:
             return
+        if session.state is SessionState.CONNECTING:
+            self._connect_failed = True  # refused, timed out: the exchange may be down
         self._collect(session.on_close(now, reason))
         if name in self._retiring:
             self._retiring.discard(name)
@@ -329,16 +365,30 @@ class HybridCore:
         if reason is None:
             reason = request.reason if isinstance(request, FetchPositions) else "unrequested"
         self._rest_backoff.reset()
-        events = self.book.reconcile(
-            snapshots,
-            now,
-            complete=True,
-            requested_at=requested_at,
-            response_ts_ms=response_ts_ms,
-        )
-        self._emit_positions(events)
-        opened = [s for s in snapshots if s.is_open]
-        self._events.append(Reconciled(reason, len(opened), len(events)))
+        if isinstance(request, FetchPositions) and request.symbol is not None:
+            # One symbol's rows confirm (or withdraw) what a listing missed; not a reconcile.
+            self._emit_positions(
+                self.book.confirm(
+                    request.symbol,
+                    snapshots,
+                    now,
+                    requested_at=requested_at,
+                    response_ts_ms=response_ts_ms,
+                )
+            )
+        else:
+            events = self.book.reconcile(
+                snapshots,
+                now,
+                complete=True,
+                requested_at=requested_at,
+                response_ts_ms=response_ts_ms,
+            )
+            self._emit_positions(events)
+            opened = [s for s in snapshots if s.is_open]
+            self._events.append(Reconciled(reason, len(opened), len(events)))
+        for symbol in confirmation_requests(self.book.take_confirmations()):
+            self._want_rest(FetchPositions(self._next_request_id(), "confirm", symbol))
         self._sync_ticker_demand(now)
 
     def on_tickers(self, request_id: int, updates: list[TickerUpdate], now: float) -> None:

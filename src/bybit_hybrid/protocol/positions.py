@@ -8,6 +8,16 @@ every order action (§8.11) and emits nothing.
 A one-way flip (Buy → Sell on the same key without a flat push in between) is emitted as a
 close of the old side followed by an open of the new one: consumers key trailing stops and
 position age on a position's life, and a flip starts a new trade with a new entry.
+
+A key missing from a complete REST listing is evidence, not proof (issue 19 F1):
+`position/list` may lag (BYBIT_V5 §7.2), and a lagging answer leaves out a position opened
+after the moment it shows. The book never closes on one answer. It asks for a confirmation
+(`take_confirmations()`: a `position/list?symbol=` per symbol, whose flat rows carry stamps)
+and closes when that answer shows the key flat with newer stamps or does not list it, or when a
+second complete answer, sent after the first miss was known, misses it too. An answer showing an
+older row (REST behind the book) withdraws the miss. A key closed on absence alone keeps its
+last row: a push with the same stamps is a replay, but a REST listing showing it again is the
+exchange saying it is open, and re-opens it.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
+from typing import Final
 
 import msgspec
 
@@ -50,6 +61,11 @@ WATCHED_FIELDS = frozenset(
 
 _ZERO = Decimal(0)
 
+# Up to this many symbols missed by one answer are confirmed one `position/list?symbol=` each
+# (Bybit allows 50 position/list calls a second per UID, BYBIT_V5 §7.2); beyond it one complete
+# re-listing confirms them all, so a mass close costs one call, not one per symbol.
+CONFIRM_SYMBOLS_MAX: Final = 10
+
 
 class MarkQuote(msgspec.Struct, frozen=True, gc=False):
     """The latest mark the book revalues with, and what it came from (a Struct: one is built
@@ -78,22 +94,36 @@ class BookStats:
     reconciles: int = 0
     reconcile_closes: int = 0
     reconcile_closes_skipped: int = 0
+    # Keys a complete answer missed (a confirmation was asked), and misses an answer showing
+    # REST behind the book withdrew.
+    reconcile_misses: int = 0
+    reconcile_misses_withdrawn: int = 0
+    confirmations: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def missing_rows(self) -> dict[str, int]:
+        """For `get_stats()`: keys a listing missed (a confirmation was asked), misses withdrawn
+        because REST was behind the book, and keys closed on absence alone."""
+        return {
+            "reconcile_misses": self.reconcile_misses,
+            "reconcile_misses_withdrawn": self.reconcile_misses_withdrawn,
+            "reconcile_closes": self.reconcile_closes,
+        }
 
 
 @dataclass(slots=True)
 class _Slot:
     """Per-key ordering state; outlives a close so a late, older push cannot reopen it.
 
-    `strict` is set by a close inferred from REST (no push of its own): the last applied row
-    is known to be gone, so a row with the same order stamp is stale, not a tie.
-    """
+    `inferred`: closed on REST absence, with no row of its own (see `_replayed`). `missed_at`:
+    when a complete answer first missed this open key, until confirmed or withdrawn."""
 
     last: PositionSnapshot
     received_at: float
-    strict: bool = False
+    inferred: bool = False
+    missed_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -111,17 +141,23 @@ class PositionBook:
         self._marks: dict[str, MarkQuote] = {}
         self.stats = BookStats()
         self._touched: dict[str, None] = {}  # symbols whose open keys changed, in order
+        self._confirm: dict[str, None] = {}  # symbols whose missed keys want a confirmation
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def apply_position(self, snapshot: PositionSnapshot, now: float) -> list[PositionEvent]:
-        """Applies one stream (or REST) row; returns the events it causes, often none."""
+    def apply_position(
+        self, snapshot: PositionSnapshot, now: float, *, requested_at: float | None = None
+    ) -> list[PositionEvent]:
+        """Applies one stream (or REST) row; returns the events it causes, often none.
+        `requested_at` is when a REST row's request was sent."""
         if snapshot.size > _ZERO and snapshot.side is None:
             self.stats.invalid_dropped += 1  # a size without a side cannot be valued
             return []
         slot = self._slots.get(snapshot.key)
         order = _compare(snapshot, slot.last) if slot is not None else 1
-        if slot is not None and (order < 0 or (order == 0 and slot.strict)):
+        if slot is not None and (
+            order < 0 or (order == 0 and _replayed(slot, snapshot, requested_at))
+        ):
             self.stats.stale_dropped += 1
             return []
         previous = self._open.views.get(snapshot.key)
@@ -178,8 +214,10 @@ class PositionBook:
 
         Rows go through the same ordering as stream pushes, so an older row cannot roll the
         book back. With `complete` (every settle coin, every page), open positions absent from
-        the answer are closed, except those updated after `requested_at` (when the request was
-        sent): the stream saw them later than the answer could have.
+        the answer are missed (see the module docstring: a confirmation is asked, and a second
+        answer sent at or after the first miss closes them), except those updated after
+        `requested_at` (when the request was sent): the stream saw them later than the answer
+        could have.
         """
         self.stats.reconciles += 1
         events: list[PositionEvent] = []
@@ -188,11 +226,49 @@ class PositionBook:
             listed.add(snapshot.key)
             if response_ts_ms is None:
                 response_ts_ms = snapshot.exchange_ts_ms
-            events.extend(self.apply_position(snapshot, now))
+            events.extend(self.apply_position(snapshot, now, requested_at=requested_at))
+        self._withdraw_misses(listed)
         if complete:
             for key in sorted(self._open.views.keys() - listed):
-                events.extend(self._close_missing(key, now, requested_at, response_ts_ms))
+                events.extend(self._missing(key, now, requested_at, response_ts_ms))
         return events
+
+    def confirm(
+        self,
+        symbol: str,
+        snapshots: Iterable[PositionSnapshot],
+        now: float,
+        *,
+        requested_at: float,
+        response_ts_ms: int | None = None,
+    ) -> list[PositionEvent]:
+        """Merges a `position/list?symbol=` answer, the confirmation `take_confirmations`
+        asked for. Its rows (flat ones included) go through the usual ordering, so a newer flat
+        row closes a key; an older row shows REST behind the book and withdraws the miss; an
+        open key of `symbol` the answer does not list at all is closed."""
+        self.stats.confirmations += 1
+        events: list[PositionEvent] = []
+        listed: set[PositionKey] = set()
+        for snapshot in snapshots:
+            if snapshot.key.symbol != symbol:
+                continue  # not what was asked: it cannot confirm anything here
+            listed.add(snapshot.key)
+            if response_ts_ms is None:
+                response_ts_ms = snapshot.exchange_ts_ms
+            events.extend(self.apply_position(snapshot, now, requested_at=requested_at))
+        self._withdraw_misses(listed)
+        for key in sorted(self._open.by_symbol.get(symbol, set()) - listed):
+            if self._slots[key].received_at < requested_at:
+                events.extend(self._close_inferred(key, now, response_ts_ms))
+        return events
+
+    def take_confirmations(self) -> list[str]:
+        """Symbols whose keys a complete answer missed since the last call: the shell fetches
+        `position/list?symbol=` for each and hands the answer to `confirm`."""
+        if not self._confirm:
+            return []
+        symbols, self._confirm = list(self._confirm), {}
+        return symbols
 
     # -- queries --------------------------------------------------------------------------
 
@@ -289,15 +365,43 @@ class PositionBook:
         self.stats.closes += 1
         return PositionClosed(closed)
 
-    def _close_missing(
+    def _missing(
         self, key: PositionKey, now: float, requested_at: float | None, response_ts_ms: int | None
     ) -> list[PositionEvent]:
+        """An open key a complete answer left out: the first miss asks for a confirmation; a
+        second answer sent at or after the first miss was known confirms it."""
         slot = self._slots[key]
         if requested_at is not None and slot.received_at >= requested_at:
             self.stats.reconcile_closes_skipped += 1
             return []
+        if slot.missed_at is not None and requested_at is not None:
+            if requested_at >= slot.missed_at:
+                return self._close_inferred(key, now, response_ts_ms)
+            return []  # an answer sent before the first miss: the same evidence again
+        if slot.missed_at is None:
+            slot.missed_at = now
+            self.stats.reconcile_misses += 1
+            self._confirm[key.symbol] = None
+        return []
+
+    def _withdraw_misses(self, listed: Iterable[PositionKey]) -> None:
+        """A listed key still marked missed got a row older than the book's (an applied row
+        starts a fresh slot): REST is behind the book, so its earlier absence proves nothing."""
+        for key in listed:
+            slot = self._slots.get(key)
+            if slot is not None and slot.missed_at is not None:
+                slot.missed_at = None
+                self.stats.reconcile_misses_withdrawn += 1
+
+    def _close_inferred(
+        self, key: PositionKey, now: float, response_ts_ms: int | None
+    ) -> list[PositionEvent]:
+        """Closes a key on confirmed absence: it has no row of its own, so the last one stays."""
+        slot = self._slots[key]
         cause = replace(slot.last, source=Source.REST, exchange_ts_ms=response_ts_ms)
-        slot.strict = True
+        slot.inferred = True
+        slot.missed_at = None
+        slot.received_at = now  # when the close was decided: older requests cannot undo it
         self.stats.reconcile_closes += 1
         previous = self._open.views[key]
         return [self._close(previous, cause, previous.position_status, now)]
@@ -338,6 +442,16 @@ class PositionBook:
         )
 
 
+def confirmation_requests(
+    symbols: list[str], max_symbols: int = CONFIRM_SYMBOLS_MAX
+) -> list[str | None]:
+    """What to fetch for `take_confirmations()`'s symbols: `position/list?symbol=` each, or
+    (None) one complete listing when there are more than `max_symbols` of them."""
+    if len(symbols) > max_symbols:
+        return [None]
+    return list(symbols)
+
+
 def _compare(new: PositionSnapshot, old: PositionSnapshot) -> int:
     """+1 if `new` is newer, -1 if older, 0 if the stamps cannot tell them apart."""
     stamps: list[tuple[int | None, int | None]] = [
@@ -351,6 +465,17 @@ def _compare(new: PositionSnapshot, old: PositionSnapshot) -> int:
         if mine is not None and theirs is not None and mine != theirs:
             return 1 if mine > theirs else -1
     return 0
+
+
+def _replayed(slot: _Slot, snapshot: PositionSnapshot, requested_at: float | None) -> bool:
+    """After a close on absence alone, a push with the last row's stamps repeats what is known
+    to be gone; a REST row with them is a listing showing the key open (issue 19 F1), unless
+    its request was sent before the close was decided (it is the evidence already weighed)."""
+    if not slot.inferred:
+        return False
+    if snapshot.source is not Source.REST:
+        return True
+    return requested_at is not None and requested_at < slot.received_at
 
 
 def _diff(previous: PositionView | None, snapshot: PositionSnapshot) -> frozenset[str]:

@@ -2,7 +2,8 @@
 
 It reuses `PositionBook` and `MarkCache`, so a poll emits exactly what the hybrid core would
 for the same data: opens, changes and closes through the same ordering and de-duplication,
-mark revaluations only when the mark really moved, every view with `source` REST.
+mark revaluations only when the mark really moved, every view with `source` REST. A key a
+listing misses is closed only once confirmed (`take_confirmations`, `on_confirm`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from bybit_hybrid.protocol.domain import PositionSnapshot, Source, TickerUpdate
 from bybit_hybrid.protocol.events import PositionEvent
 from bybit_hybrid.protocol.marks import MarkCache
-from bybit_hybrid.protocol.positions import PositionBook
+from bybit_hybrid.protocol.positions import PositionBook, confirmation_requests
 
 
 @dataclass(slots=True)
@@ -46,6 +47,27 @@ class RestBook:
         )
         self._forget_unheld()
         return self._count(events)
+
+    def on_confirm(
+        self,
+        symbol: str,
+        snapshots: Iterable[PositionSnapshot],
+        now: float,
+        *,
+        requested_at: float,
+        response_ts_ms: int | None = None,
+    ) -> list[PositionEvent]:
+        """Merges a `position/list?symbol=` answer asked for by `take_confirmations`."""
+        events = self.book.confirm(
+            symbol, snapshots, now, requested_at=requested_at, response_ts_ms=response_ts_ms
+        )
+        self._forget_unheld()
+        return self._count(events)
+
+    def take_confirmations(self) -> list[str | None]:
+        """What to fetch now to confirm keys a listing missed: symbols, or None for one
+        complete listing (`protocol.positions.confirmation_requests`)."""
+        return confirmation_requests(self.book.take_confirmations())
 
     def on_tickers(self, updates: Iterable[TickerUpdate], now: float) -> list[PositionEvent]:
         """Revalues held positions from `market/tickers` rows; other symbols are ignored."""

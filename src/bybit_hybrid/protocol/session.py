@@ -45,6 +45,12 @@ Rules that come from Bybit's behaviour (BYBIT_V5.md):
 - A JSON ping goes out every `ping_interval_s` (20 s, §3.3). Any frame counts as liveness: the
   two pong shapes (already unified by `wire.Pong`), replies and data alike. No frame within
   `pong_timeout_s` of a ping means the socket is dead: close requested.
+- The private socket carries only position pushes, so it is quiet most of the time and a
+  silent one (TCP up, nothing arriving) looks like a quiet one until a pong is overdue. It
+  runs a shorter heartbeat (`SessionConfig.for_private`: a ping every 3 s, the pong due within
+  2 s), so it is declared dead at most 5 s after its last frame (issue 19 F2). Bybit's 20 s is
+  the longest interval that keeps a socket open; pinging more often is allowed (bapi pings
+  every 10 s with a 1 s pong timeout).
 - LIVE turns STALE after `stale_after_s` without any frame, and back on the next frame. STALE
   is a warning: the socket is not closed for it (the pong timeout does that).
 - The reconnect backoff resets once the socket has been LIVE for `healthy_reset_s`, so a socket
@@ -57,12 +63,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from bybit_hybrid.protocol.backoff import Backoff, BackoffPolicy
+from bybit_hybrid.protocol.backoff import Backoff
 from bybit_hybrid.protocol.errors import IllegalTransition
+
+# Re-exported: SessionConfig lived here, and every shell imports it from here.
+from bybit_hybrid.protocol.session_config import SessionConfig as SessionConfig  # noqa: PLC0414
 from bybit_hybrid.protocol.subscriptions import (
     SubscriptionConfirmed,
     SubscriptionFailed,
@@ -134,34 +143,6 @@ def transition(state: SessionState, trigger: Trigger) -> SessionState:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """Timing for one socket; every field is in seconds. Defaults follow BYBIT_V5.md §2–3."""
-
-    ping_interval_s: float = 20.0
-    pong_timeout_s: float = 10.0
-    # Above ping_interval_s, or a quiet private socket (pongs only) would flap LIVE/STALE.
-    stale_after_s: float = 25.0
-    auth_expires_s: float = 10.0
-    auth_timeout_s: float = 10.0
-    connect_timeout_s: float = 10.0
-    healthy_reset_s: float = 60.0
-    # The `max_active_time` the shell puts in the private URL, if any: pings must beat it.
-    max_active_time_s: float | None = None
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-
-    def __post_init__(self) -> None:
-        for name in ("ping_interval_s", "pong_timeout_s", "stale_after_s", "auth_expires_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.pong_timeout_s >= self.ping_interval_s:
-            raise ValueError("pong_timeout_s must be below ping_interval_s (one ping in flight)")
-        if self.stale_after_s <= self.ping_interval_s:
-            raise ValueError("stale_after_s must exceed ping_interval_s")
-        if self.max_active_time_s is not None and self.ping_interval_s >= self.max_active_time_s:
-            raise ValueError("ping_interval_s must stay below max_active_time_s")
-
-
-@dataclass(frozen=True, slots=True)
 class StateChanged:
     connection: str
     old: SessionState
@@ -219,9 +200,9 @@ class ConnectionSession:
             raise ValueError(f"private connection {name!r} needs credentials")
         self.name = name
         self.private = private
-        self.config = config
+        self.config = config.for_private() if private else config
         self.subscriptions = subscriptions
-        self.backoff = Backoff(config.backoff, rng)
+        self.backoff = Backoff(self.config.backoff, rng)
         self._credentials = credentials
         self._state = SessionState.DISCONNECTED
         self._outbox: list[str] = []
@@ -348,6 +329,16 @@ class ConnectionSession:
         events += self._check_silence(now)
         self._maybe_reset_backoff(now)
         return events + self._flush(now)
+
+    def reconnect_now(self, now: float) -> bool:
+        """A waiting reconnect may go at once (another socket just got through): True if the
+        wait was shortened. The backoff starts over: the outage that grew it is over."""
+        at = self._reconnect_at
+        if self._state is not _S.DISCONNECTED or at is None or at <= now:
+            return False
+        self._reconnect_at = now
+        self.backoff.reset()
+        return True
 
     def close(self, reason: str, *, reconnect: bool = True) -> list[SessionEvent]:
         """Asks the shell to close the socket (e.g. shutdown, or an empty extra shard)."""

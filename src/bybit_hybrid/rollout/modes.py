@@ -67,6 +67,7 @@ from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.stream import BybitHybridStream
 from bybit_hybrid.transport.errors import BybitError
 from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.recording import Recorder
 from bybit_hybrid.transport.rest import PositionPage
 from bybit_hybrid.transport.ws import WsBackend
@@ -123,6 +124,8 @@ class RolloutStream(PositionStream):
         demo: bool = False,
         base_url: str | None = None,
         allow_insecure: bool = False,
+        region: str | None = None,
+        proxy: Proxy | None = None,
         rollout: RolloutConfig | None = None,
         config: HybridConfig | None = None,
         max_active_time_s: int | None = None,
@@ -141,6 +144,8 @@ class RolloutStream(PositionStream):
             "demo": demo,
             "base_url": base_url,
             "allow_insecure": allow_insecure,
+            "region": region,
+            "proxy": proxy,
         }
         self._rest_drives = mode in ("canary", "parallel")
         hybrid_config = config or HybridConfig()
@@ -585,6 +590,14 @@ class _CoreTarget:
 
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None:
         self._stream._apply_tickers(updates)
+
+    def confirmations(self) -> list[str | None]:
+        return []  # the core asks for its confirmations itself (FetchPositions "confirm")
+
+    def apply_confirmation(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None:
+        raise AssertionError("the core confirms through its own REST requests")
 
     def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
         self._stream._poll_failed(error, retry_in_s)

@@ -29,6 +29,7 @@ from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
 from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.ratelimit import POSITION_LIST
 from bybit_hybrid.transport.rest import BybitRestClient, PositionPage
 from bybit_hybrid.wire.signing import Credentials
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # Above this many symbols, one call for all linear tickers is cheaper than one call each.
 TICKERS_ONE_BY_ONE_MAX: Final = 3
+# A complete confirmation listing can miss new keys; what is left after this many rounds is
+# confirmed by the next poll.
+CONFIRM_ROUNDS_MAX: Final = 2
 
 
 class PollTarget(Protocol):
@@ -47,6 +51,14 @@ class PollTarget(Protocol):
     def apply_positions(self, page: PositionPage, requested_at: float, now: float) -> None: ...
 
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None: ...
+
+    def confirmations(self) -> list[str | None]:
+        """Symbols (None: a complete listing) to fetch at once to confirm keys the last listing
+        missed; empty when the target asks for them itself (the hybrid core)."""
+
+    def apply_confirmation(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None: ...
 
     def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
         """The poll failed (the poller has logged it); the next try is in `retry_in_s`."""
@@ -137,6 +149,7 @@ class RestPoller:
             page = await self._rest.get_positions()
             self.position_rows += len(page.positions)
             self._target.apply_positions(page, requested_at, self._clock())
+            await self._confirm()
             # Read after the positions: a position that just opened needs its mark too.
             symbols = self._target.needs().mark_symbols
             if symbols:
@@ -162,6 +175,19 @@ class RestPoller:
             self.planner.on_success(now, self._target.needs())
             self._observe_limits(now)
             self._target.polled(now)
+
+    async def _confirm(self) -> None:
+        """Fetches at once what the book wants to confirm a key the listing missed, so a real
+        close waits one more call instead of a whole poll interval (issue 19 F1)."""
+        for _ in range(CONFIRM_ROUNDS_MAX):
+            wanted = self._target.confirmations()
+            if not wanted:
+                return
+            for symbol in wanted:
+                requested_at = self._clock()
+                page = await self._rest.get_positions(symbol=symbol)
+                self.position_rows += len(page.positions)
+                self._target.apply_confirmation(symbol, page, requested_at, self._clock())
 
     async def _fetch_tickers(self, symbols: frozenset[str]) -> list[TickerUpdate]:
         if len(symbols) > TICKERS_ONE_BY_ONE_MAX:
@@ -205,14 +231,21 @@ class AdaptiveBybitStream(PositionStream):
         demo: bool = False,
         base_url: str | None = None,
         allow_insecure: bool = False,
+        region: str | None = None,
+        proxy: Proxy | None = None,
         poll: PollConfig | None = None,
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._credentials = Credentials(api_key, api_secret)
         self.endpoints = Endpoints.select(
-            testnet=testnet, demo=demo, base_url=base_url, allow_insecure=allow_insecure
+            testnet=testnet,
+            demo=demo,
+            base_url=base_url,
+            allow_insecure=allow_insecure,
+            region=region,
         )
+        self.proxy = proxy
         self._poll_config = poll or PollConfig()
         self._http_backend = http_backend
         self._rng = rng
@@ -236,7 +269,7 @@ class AdaptiveBybitStream(PositionStream):
         if self._poller is not None:
             raise RuntimeError("stream is already started")
         self._rest = BybitRestClient(
-            self.endpoints.rest_url, self._credentials, backend=self._http_backend
+            self.endpoints.rest_url, self._credentials, backend=self._http_backend, proxy=self.proxy
         )
         with contextlib.suppress(BybitError):
             await self._rest.sync_clock()
@@ -312,6 +345,7 @@ class AdaptiveBybitStream(PositionStream):
             "poll_failures": planner.failures if planner else 0,
             "rate_limited": planner.rate_limited if planner else 0,
             "rest_failures": planner.failures + planner.rate_limited if planner else 0,
+            **book.book.stats.missing_rows(),
             **self._fanout.stats(),
             "running": poller is not None,
         }
@@ -367,6 +401,21 @@ class AdaptiveBybitStream(PositionStream):
             self._ready.set()
         self._fanout.emit(events)
 
+    def _confirmed(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None:
+        if symbol is None:
+            self._applied_positions(page, requested_at, now)
+            return
+        events = self._book.on_confirm(
+            symbol,
+            page.positions,
+            now,
+            requested_at=requested_at,
+            response_ts_ms=page.response_time_ms,
+        )
+        self._fanout.emit(list(events))
+
     def _applied_tickers(self, updates: list[TickerUpdate], now: float) -> None:
         self._fanout.emit(self._book.on_tickers(updates, now))
 
@@ -397,6 +446,14 @@ class _BookTarget:
 
     def apply_tickers(self, updates: list[TickerUpdate], now: float) -> None:
         self._stream._applied_tickers(updates, now)
+
+    def confirmations(self) -> list[str | None]:
+        return self._stream.book.take_confirmations()
+
+    def apply_confirmation(
+        self, symbol: str | None, page: PositionPage, requested_at: float, now: float
+    ) -> None:
+        self._stream._confirmed(symbol, page, requested_at, now)
 
     def poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
         self._stream._poll_failed(error, retry_in_s, now)

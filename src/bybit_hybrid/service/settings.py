@@ -31,6 +31,7 @@ from bybit_hybrid.service.logs import REDACTOR
 Mode = Literal["hybrid", "rest", "canary", "parallel", "cutover"]
 TriggerBy = Literal["MarkPrice", "LastPrice", "IndexPrice"]
 EventLoop = Literal["auto", "asyncio", "uvloop"]
+Region = Literal["global", "bytick", "eu", "nl", "tr", "kz", "ae", "id", "ge", "jp"]
 _SECTIONS = ("trailing", "aged", "rollout", "rest", "metrics", "log")
 
 
@@ -80,6 +81,22 @@ class AppSettings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="BYBIT_HYBRID_", env_file=".env", extra="forbid", validate_default=True
+    )
+
+    # --- connectivity ---
+    region: Region = Field(
+        default="global",
+        description="mainnet hosts of a Bybit entity: global (bybit.com), bytick, eu, nl, tr, kz, "
+        "ae, id, ge (bybitgeorgia.ge) or jp (manepa.jp); see docs/connectivity.md",
+    )
+    proxy_url: SecretStr | None = Field(
+        default=None,
+        description="proxy for REST and both sockets: http://, https://, socks5:// or "
+        "socks5h://[user:password@]host:port (credentials are masked everywhere)",
+    )
+    proxy_from_env: bool = Field(
+        default=False,
+        description="use HTTPS_PROXY / ALL_PROXY (and NO_PROXY) when proxy_url is unset",
     )
 
     # --- rollout (issue: rollout modes and fallback) ---

@@ -35,11 +35,16 @@ class RunStack:
         listeners: tuple[Callable[[CoreEvent], None], ...] = (),
     ) -> None:
         self.settings = settings
-        endpoints = Endpoints.select(**endpoint_kwargs)
+        where = {k: v for k, v in endpoint_kwargs.items() if k != "proxy"}
+        endpoints = Endpoints.select(**where)
         # The protection's own client: single attempts (the adapters retry), no client-side
         # limiter (the protection's rolling-window limiter is the account's one).
         self.rest = BybitRestClient(
-            endpoints.rest_url, Credentials(api_key, api_secret), max_retries=0, limits_per_s={}
+            endpoints.rest_url,
+            Credentials(api_key, api_secret),
+            max_retries=0,
+            limits_per_s={},
+            proxy=endpoint_kwargs.get("proxy"),
         )
         self.store = ProtectionStore(settings.state_db)
         self.protection = UnifiedProtection(settings, self.rest, store=self.store)

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 from bybit_hybrid.errors import ConfigError
 
 PUBLIC_LINEAR_PATH = "/v5/public/linear"
 PRIVATE_PATH = "/v5/private"
+
+# Mainnet hosts by region: (REST host, stream host). Bybit's regional entities serve their
+# users on their own domains (BYBIT_V5.md §1.1, §1.3); `bytick` is the alternate global domain.
+# Keys belong to one entity: a key of bybit.eu is rejected (10003) on api.bybit.com.
+REGIONS: Final[dict[str, tuple[str, str]]] = {
+    "global": ("api.bybit.com", "stream.bybit.com"),
+    "bytick": ("api.bytick.com", "stream.bytick.com"),
+    "eu": ("api.bybit.eu", "stream.bybit.eu"),
+    "nl": ("api.bybit.nl", "stream.bybit.nl"),
+    "tr": ("api.bybit.tr", "stream.bybit.tr"),
+    "kz": ("api.bybit.kz", "stream.bybit.kz"),
+    "ae": ("api.bybit.ae", "stream.bybit.ae"),
+    "id": ("api.bybit.id", "stream.bybit.id"),
+    "ge": ("api.bybitgeorgia.ge", "stream.bybitgeorgia.ge"),
+    "jp": ("api.manepa.jp", "stream.manepa.jp"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +40,17 @@ class Endpoints:
     private_ws_url: str
 
     @classmethod
-    def mainnet(cls) -> Endpoints:
+    def mainnet(cls, region: str = "global") -> Endpoints:
+        """Mainnet for `region` (one of `REGIONS`); the name says which, e.g. `mainnet-eu`."""
+        try:
+            rest_host, stream_host = REGIONS[region]
+        except KeyError:
+            raise ConfigError(f"region {region!r} is not one of {', '.join(REGIONS)}") from None
         return cls(
-            "mainnet",
-            "https://api.bybit.com",
-            "wss://stream.bybit.com" + PUBLIC_LINEAR_PATH,
-            "wss://stream.bybit.com" + PRIVATE_PATH,
+            "mainnet" if region == "global" else f"mainnet-{region}",
+            f"https://{rest_host}",
+            f"wss://{stream_host}" + PUBLIC_LINEAR_PATH,
+            f"wss://{stream_host}" + PRIVATE_PATH,
         )
 
     @classmethod
@@ -76,7 +98,9 @@ class Endpoints:
         demo: bool = False,
         base_url: str | None = None,
         allow_insecure: bool = False,
+        region: str | None = None,
     ) -> Endpoints:
+        """One of mainnet (by `region`), testnet, demo or a base URL; a region is mainnet's."""
         chosen = [
             name
             for name, on in (("testnet", testnet), ("demo", demo), ("base_url", base_url))
@@ -84,11 +108,15 @@ class Endpoints:
         ]
         if len(chosen) > 1:
             raise ConfigError(f"choose one endpoint, not {' and '.join(chosen)}")
+        if region not in (None, "global") and chosen:
+            raise ConfigError(
+                f"region {region!r} is for mainnet; {chosen[0]} has no regional hosts"
+            )
         if base_url:
             return cls.from_base_url(base_url, allow_insecure=allow_insecure)
         if testnet:
             return cls.testnet()
-        return cls.demo() if demo else cls.mainnet()
+        return cls.demo() if demo else cls.mainnet(region or "global")
 
 
 def is_loopback(host: str) -> bool:

@@ -15,7 +15,10 @@ import aiohttp
 import msgspec
 import yarl
 
+from bybit_hybrid.transport.proxy import Proxy, session_for
+
 DEFAULT_TOTAL_TIMEOUT_S: Final = 10.0
+PROXY_AUTH_REQUIRED: Final = 407
 DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0
 
 
@@ -82,9 +85,12 @@ class AiohttpBackend:
         total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         tls_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
         self._session = session
         self._owns_session = session is None
+        self._proxy = proxy
+        self._proxy_kwargs = {} if proxy is None else proxy.request_kwargs()
         self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, connect=connect_timeout_s)
         self._tls = tls_context if tls_context is not None else verified_tls_context()
         if self._tls.verify_mode != ssl.CERT_REQUIRED or not self._tls.check_hostname:
@@ -92,7 +98,7 @@ class AiohttpBackend:
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession()
+            self._session = session_for(self._proxy)
         return self._session
 
     async def request(
@@ -103,13 +109,27 @@ class AiohttpBackend:
             async with session.request(
                 method,
                 yarl.URL(url, encoded=True),
-                headers=dict(headers),
+                headers=self._headers(url, headers),
                 data=body,
                 timeout=self._timeout,
                 ssl=self._tls,
+                **self._proxy_kwargs,
             ) as response:
+                if response.status == PROXY_AUTH_REQUIRED and self._proxy is not None:
+                    raise HttpBackendError(
+                        f"the proxy {self._proxy} answered http 407 (credentials refused)",
+                        reached_server=False,
+                    )
                 payload = await response.read()
                 return HttpResponse(response.status, dict(response.headers), payload)
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise HttpBackendError(
+                f"could not connect to the proxy {self._proxy}", reached_server=False
+            ) from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            raise HttpBackendError(
+                f"the proxy {self._proxy} answered http {exc.status}", reached_server=False
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             # Raised before any byte of the request was written: refused, DNS, TLS handshake.
             raise HttpBackendError(f"could not connect ({exc})", reached_server=False) from exc
@@ -119,6 +139,11 @@ class AiohttpBackend:
             raise HttpBackendError("timed out", reached_server=True) from exc
         except aiohttp.ClientError as exc:
             raise HttpBackendError(f"connection failed ({exc!r})", reached_server=True) from exc
+
+    def _headers(self, url: str, headers: Mapping[str, str]) -> dict[str, str]:
+        if self._proxy is None:
+            return dict(headers)
+        return {**headers, **self._proxy.forward_headers(url)}
 
     async def close(self) -> None:
         """Closes the session only if this backend created it."""

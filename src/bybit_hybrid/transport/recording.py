@@ -270,7 +270,7 @@ def _config_from(record: dict[str, Any], answers: dict[str, bool]) -> HybridConf
     c = record.get("config") or {}
     try:
         config = HybridConfig(
-            session=msgspec.convert(c["session"], SessionConfig),
+            session=msgspec.convert(_session_record(c["session"]), SessionConfig),
             subscriptions=msgspec.convert(c["subscriptions"], SubscriptionConfig),
             rest_backoff=msgspec.convert(c["rest_backoff"], BackoffPolicy),
             max_args_chars=int(c["max_args_chars"]),
@@ -282,6 +282,18 @@ def _config_from(record: dict[str, Any], answers: dict[str, bool]) -> HybridConf
         # when the core asks, by which time its record has been read (recorded before use).
         config = dataclasses.replace(config, stream_symbol=lambda s: answers.get(s, True))
     return config
+
+
+def _session_record(session: dict[str, Any]) -> dict[str, Any]:
+    """A recording made before the private socket had its own heartbeat (issue 19 F2) ran it
+    on the public ping and pong: replay it so, or its pings and pong deadlines would differ."""
+    if not isinstance(session, dict) or "private_ping_interval_s" in session:
+        return session
+    return {
+        **session,
+        "private_ping_interval_s": session.get("ping_interval_s", 20.0),
+        "private_pong_timeout_s": session.get("pong_timeout_s", 10.0),
+    }
 
 
 def replay(records: Iterable[dict[str, Any]]) -> ReplayResult:

@@ -27,6 +27,7 @@ from bybit_hybrid.transport.errors import (
     api_error,
 )
 from bybit_hybrid.transport.http import AiohttpBackend, HttpBackend, HttpBackendError, HttpResponse
+from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.ratelimit import (
     DEFAULT_LIMITS_PER_S,
     ORDER_CREATE,
@@ -50,6 +51,7 @@ from bybit_hybrid.wire.messages import (
     TickersResult,
     TradingStopRequest,
 )
+from bybit_hybrid.wire.paths import INSTRUMENTS, MARKET_TIME, TICKERS
 from bybit_hybrid.wire.signing import DEFAULT_RECV_WINDOW_MS, Credentials, mask
 
 __all__ = [
@@ -66,9 +68,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 Args = ParamSpec("Args")
 Paged = TypeVar("Paged", PositionListResult, InstrumentsResult)
-MARKET_TIME: Final = "/v5/market/time"
-TICKERS: Final = "/v5/market/tickers"
-INSTRUMENTS: Final = "/v5/market/instruments-info"
 CATEGORY: Final = "linear"
 POSITION_PAGE_LIMIT: Final = 200
 INSTRUMENT_PAGE_LIMIT: Final = 1000
@@ -156,13 +155,15 @@ class BybitRestClient:
         max_rate_limit_wait_s: float = 5.0,
         limits_per_s: Mapping[str, float] | None = DEFAULT_LIMITS_PER_S,
         metrics: RestMetrics | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
+        """`proxy` routes the client's own backend (ignored when a backend is lent)."""
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         # A backend the client creates is closed by it; a lent one belongs to the caller.
         self._owned_backend: AiohttpBackend | None = None
         if backend is None:
-            backend = self._owned_backend = AiohttpBackend()
+            backend = self._owned_backend = AiohttpBackend(proxy=proxy)
         self._backend = backend
         self._recv_window_ms = recv_window_ms
         self._clock = clock

@@ -65,6 +65,8 @@ class StreamRunner:
         self._aux_tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[str, str] = {}
         self._wake = asyncio.Event()
+        # Set (and replaced) when reconnect times move earlier: waiting sockets re-read them.
+        self._rescheduled = asyncio.Event()
         # When the timer loop will wake by itself (None: not sleeping on a deadline yet).
         self._timer_due: float | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -119,6 +121,9 @@ class StreamRunner:
         events = core.take_events()
         if events:
             self._on_events(events)
+        if core.take_schedule_changed():
+            self._rescheduled.set()
+            self._rescheduled = asyncio.Event()
         # Wake the timer only if the core now has an earlier deadline than the one it sleeps
         # towards; a data frame only pushes deadlines later, so most frames skip the wake-up.
         deadline = core.next_deadline()
@@ -171,9 +176,16 @@ class StreamRunner:
             self._socket_tasks.pop(name, None)
 
     async def _wait_for_reconnect(self, name: str) -> None:
-        at = self.core.reconnect_at(name)
-        if at is not None:
-            await asyncio.sleep(max(0.0, at - self._clock()))
+        """Until the core lets `name` dial; re-read when the schedule moves (a recovery) and
+        after each wait (another socket may have taken the budget's slot meanwhile)."""
+        while not self._stopping and not self.core.is_retired(name):
+            at = self.core.reconnect_at(name)
+            wait_s = 0.0 if at is None else at - self._clock()
+            if wait_s <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self._rescheduled.wait()
 
     async def _connect_once(self, name: str) -> None:
         core = self.core
@@ -252,7 +264,7 @@ class StreamRunner:
         requested_at = self._clock()
         try:
             if isinstance(request, FetchPositions):
-                page = await self._rest.get_positions()
+                page = await self._rest.get_positions(symbol=request.symbol)
                 self.core.on_positions(
                     request.request_id,
                     page.positions,

@@ -17,6 +17,7 @@ import aiohttp
 
 from bybit_hybrid.transport.errors import TransportError
 from bybit_hybrid.transport.http import verified_tls_context
+from bybit_hybrid.transport.proxy import Proxy, session_for
 
 # Bybit frames are small; a bound stops a broken peer from exhausting memory.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -86,16 +87,19 @@ class AiohttpWsBackend:
         session: aiohttp.ClientSession | None = None,
         *,
         tls_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
         self._session = session
         self._owns_session = session is None
+        self._proxy = proxy
+        self._proxy_kwargs = {} if proxy is None else proxy.request_kwargs()
         self._tls = tls_context if tls_context is not None else verified_tls_context()
         if self._tls.verify_mode != ssl.CERT_REQUIRED or not self._tls.check_hostname:
             raise ValueError("tls_context must verify certificates and host names")
 
     async def connect(self, url: str, *, timeout_s: float) -> WsConnection:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = session_for(self._proxy)
         try:
             # asyncio.timeout, not wait_for, which can swallow a racing cancel on 3.11.
             async with asyncio.timeout(timeout_s):
@@ -105,9 +109,17 @@ class AiohttpWsBackend:
                     heartbeat=None,  # the core sends Bybit's JSON ping itself
                     max_msg_size=MAX_FRAME_BYTES,
                     ssl=self._tls,
+                    headers=None if self._proxy is None else self._proxy.forward_headers(url),
+                    **self._proxy_kwargs,
                 )
         except TimeoutError:
             raise TransportError(url, f"connect timed out after {timeout_s:.1f}s") from None
+        except aiohttp.ClientProxyConnectionError:
+            raise TransportError(url, f"connect failed: proxy {self._proxy} refused") from None
+        except aiohttp.ClientHttpProxyError as exc:
+            raise TransportError(
+                url, f"connect failed: proxy {self._proxy} answered http {exc.status}"
+            ) from None
         except aiohttp.WSServerHandshakeError as exc:
             raise TransportError(
                 url, f"connect refused: http {exc.status}", status=exc.status

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from bybit_hybrid.protocol.domain import (
+from bybit_hybrid.domain import (
     Instrument,
     PositionKey,
     PositionSnapshot,

@@ -348,7 +348,7 @@ def _use(protection: UnifiedProtection, fake: FakeExchange) -> None:
     """Every adapter talks to the fake (and its verified closer, where it has one)."""
     protection.exchange = fake  # type: ignore[assignment]
     for adapter in (protection.trailing, protection.aged):
-        adapter._exchange = fake  # type: ignore[assignment]
+        adapter._exchange = fake  # the fake is a ProtectionGateway
         closer = getattr(adapter, "_closer", None)
         if closer is not None:
             closer._exchange = fake

@@ -100,3 +100,18 @@ async def test_a_failed_instruments_load_at_start_up_does_not_stop_protection() 
         r.open(Side.BUY, "60000", "61200")
         await r.settle()
         assert r.exchange.stop_of() == FIRST_STOP
+
+
+async def test_one_router_hop_from_mark_to_stop_and_errors_stay_isolated() -> None:
+    async with rig() as r:
+        assert set(r.protection.router.stats()) == {"protection"}, "one consumer, one mailbox"
+        failing = r.protection.aged
+
+        async def boom(*_: object) -> None:
+            raise RuntimeError("aged handler bug")
+
+        failing.handle = boom  # type: ignore[method-assign,assignment]
+        r.open(Side.BUY, "60000", "61200")
+        await r.settle()
+        assert r.exchange.stop_of() == FIRST_STOP, "trailing still ran"
+        assert r.protection.handler_errors == {"aged": 1}

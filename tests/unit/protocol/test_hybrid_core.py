@@ -26,6 +26,7 @@ from bybit_hybrid.protocol.hybrid import (
     Reconciled,
     RestFailed,
 )
+from bybit_hybrid.protocol.positions import CONFIRM_SYMBOLS_MAX
 from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.wire.convert import position_from_ws
 from bybit_hybrid.wire.messages import WsPosition
@@ -294,10 +295,22 @@ def test_reconnect_restores_subscriptions_and_reconciles_the_outage() -> None:
     )
     events = core.take_events()
     assert {(type(e).__name__, e.key.symbol) for e in events if hasattr(e, "key")} == {
-        ("PositionClosed", "BTCUSDT"),
         ("PositionOpened", "SOLUSDT"),
     }
     assert any(isinstance(e, Reconciled) and e.reason == "reconnect" for e in events)
+    # BTC is missing from the answer: evidence, not proof (issue 19 F1). The core asks
+    # `position/list?symbol=BTCUSDT` at once, whose flat row (a newer seq) closes it.
+    (confirm,) = [r for r in core.take_rest_requests() if isinstance(r, FetchPositions)]
+    assert (confirm.reason, confirm.symbol) == ("confirm", "BTCUSDT")
+    flat = position_from_ws(WsPosition(**_row("BTCUSDT", seq=2, size="0", side="")), 3)
+    core.on_positions(
+        confirm.request_id, [flat], requested_at=later + 0.06, response_ts_ms=3, now=later + 0.1
+    )
+    events = core.take_events()
+    assert [(type(e).__name__, e.key.symbol) for e in events if hasattr(e, "key")] == [
+        ("PositionClosed", "BTCUSDT"),
+    ]
+    assert not any(isinstance(e, Reconciled) for e in events)  # one symbol is no reconcile
     moves = {(f["op"], tuple(f["args"])) for f in _sent(core, PUB)}
     assert moves == {("unsubscribe", ("tickers.BTCUSDT",)), ("subscribe", ("tickers.SOLUSDT",))}
     assert core.stats.reconnections == 2
@@ -434,3 +447,22 @@ def test_an_absurd_mark_is_a_bad_frame_not_an_overflow_later() -> None:
     core.on_frame(PRIVATE, frame("F13"), T0 + 0.1)  # opens BTCUSDT: must not raise
     opened = [e for e in core.take_events() if isinstance(e, PositionOpened)]
     assert len(opened) == 1 and opened[0].view.unrealised_pnl is not None
+
+
+def test_many_missed_symbols_are_confirmed_by_one_complete_listing() -> None:
+    # A mass close while the private stream is down: one call confirms all, not one each
+    # (issue 19 F1; Bybit allows 50 position/list calls a second).
+    core = _core()
+    (bootstrap,) = core.take_rest_requests()
+    symbols = [f"S{i:02d}USDT" for i in range(CONFIRM_SYMBOLS_MAX + 1)]
+    rows = [position_from_ws(WsPosition(**_row(s, seq=1)), 1) for s in symbols]
+    core.on_positions(bootstrap.request_id, rows, requested_at=T0, response_ts_ms=1, now=T0)
+    core.take_rest_requests()
+    core.on_positions(0, [], requested_at=T0 + 1, response_ts_ms=2, now=T0 + 1, reason="poll")
+    assert not [e for e in core.take_events() if isinstance(e, PositionClosed)]
+    (confirm,) = core.take_rest_requests()
+    assert isinstance(confirm, FetchPositions)
+    assert (confirm.reason, confirm.symbol) == ("confirm", None)
+    core.on_positions(confirm.request_id, [], requested_at=T0 + 2, response_ts_ms=3, now=T0 + 2)
+    closed = [e.key.symbol for e in core.take_events() if isinstance(e, PositionClosed)]
+    assert closed == symbols

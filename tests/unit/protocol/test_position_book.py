@@ -14,7 +14,7 @@ from bybit_hybrid.protocol.events import (
     PositionOpened,
     to_contract,
 )
-from bybit_hybrid.protocol.positions import PositionBook
+from bybit_hybrid.protocol.positions import PositionBook, confirmation_requests
 from tests.unit.protocol.builders import pos, rest_positions, ws_positions
 
 BTC0 = PositionKey("BTCUSDT", 0)
@@ -294,7 +294,14 @@ def test_an_older_open_time_is_an_ordinary_change() -> None:
 # -- reconcile ----------------------------------------------------------------------------
 
 
-def test_reconcile_emits_missed_open_change_and_close() -> None:
+def _closed_on_absence(book: PositionBook, symbol: str = "BTCUSDT") -> list[PositionEvent]:
+    """A listing misses the key, then a second one sent after the miss misses it too."""
+    assert book.reconcile([], now=3.0, requested_at=2.0) == []
+    assert book.take_confirmations() == [symbol]
+    return book.reconcile([], now=5.0, requested_at=4.0)
+
+
+def test_reconcile_emits_missed_open_and_change_but_only_asks_about_a_missing_key() -> None:
     book = PositionBook()
     book.apply_position(pos(symbol="AAAUSDT", seq=5, size="1"), now=1.0)
     book.apply_position(pos(symbol="BBBUSDT", seq=5, size="1"), now=1.0)
@@ -306,17 +313,104 @@ def test_reconcile_emits_missed_open_change_and_close() -> None:
     assert [(e.kind, e.key.symbol) for e in events] == [
         ("changed", "AAAUSDT"),
         ("opened", "CCCUSDT"),
-        ("closed", "BBBUSDT"),
     ]
-    closed = events[2].view
-    assert (closed.source, closed.exchange_ts_ms, closed.size, closed.side) == (
-        Source.REST,
-        777,
+    # Absence is evidence, not proof (issue 19 F1): BBB stays open and is asked about.
+    assert book.open_symbols() == {"AAAUSDT", "BBBUSDT", "CCCUSDT"}
+    assert book.take_confirmations() == ["BBBUSDT"]
+    assert book.take_confirmations() == []
+    assert (book.stats.reconciles, book.stats.reconcile_misses, book.stats.reconcile_closes) == (
+        1,
+        1,
+        0,
+    )
+
+
+def test_one_lagging_listing_never_closes_an_open_position() -> None:
+    # F1: the position opened at 1.0 (a push); a listing sent at 2.0 lags and misses it.
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    assert book.reconcile([], now=3.0, requested_at=2.0) == []
+    assert BTC0 in book
+    assert book.stats.closes == 0
+
+
+def test_a_newer_flat_row_in_the_confirmation_closes() -> None:
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    book.reconcile([], now=3.0, requested_at=2.0)
+    assert book.take_confirmations() == ["BTCUSDT"]
+    flat = replace(pos(size="0", seq=6, updated_ms=1_500), source=Source.REST, exchange_ts_ms=9)
+    [event] = book.confirm("BTCUSDT", [flat], now=3.2, requested_at=3.1)
+    assert isinstance(event, PositionClosed)
+    assert (event.view.size, event.view.side, event.view.source) == (
         Decimal(0),
         Side.BUY,
+        Source.REST,
     )
-    assert book.open_symbols() == {"AAAUSDT", "CCCUSDT"}
-    assert (book.stats.reconciles, book.stats.reconcile_closes) == (1, 1)
+    assert BTC0 not in book
+
+
+def test_an_older_row_in_the_confirmation_withdraws_the_miss() -> None:
+    # The confirmation lags too: its flat row is older than the push the book holds, so REST
+    # is behind the book and the listing's absence proved nothing.
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    book.reconcile([], now=3.0, requested_at=2.0)
+    older_flat = replace(pos(size="0", seq=4, updated_ms=900), source=Source.REST)
+    assert book.confirm("BTCUSDT", [older_flat], now=3.2, requested_at=3.1) == []
+    assert book.stats.reconcile_misses_withdrawn == 1
+    # A later miss is a first miss again: asked about, not closed.
+    assert book.reconcile([], now=5.0, requested_at=4.0) == []
+    assert BTC0 in book
+    assert book.take_confirmations() == ["BTCUSDT"]
+
+
+def test_a_confirmation_that_does_not_list_the_key_closes_it() -> None:
+    # Bybit lists a symbol's rows whether or not they are open; a key it leaves out is gone
+    # (here: the account went from hedge to one-way mode).
+    book = PositionBook()
+    hedge = PositionKey("ETHUSDT", 1)
+    book.apply_position(pos(symbol="ETHUSDT", idx=1, seq=5), now=1.0)
+    book.reconcile([], now=3.0, requested_at=2.0)
+    one_way_flat = replace(pos(symbol="ETHUSDT", idx=0, size="0", seq=7), source=Source.REST)
+    [event] = book.confirm("ETHUSDT", [one_way_flat], now=3.2, requested_at=3.1)
+    assert isinstance(event, PositionClosed) and event.key == hedge
+    assert book.stats.reconcile_closes == 1
+
+
+def test_a_confirmation_ignores_what_the_stream_saw_after_it_was_sent() -> None:
+    book = PositionBook()
+    book.apply_position(pos(seq=5), now=1.0)
+    book.reconcile([], now=3.0, requested_at=2.0)
+    book.apply_position(pos(seq=6, size="2"), now=3.5)  # a push while the confirmation flies
+    assert book.confirm("BTCUSDT", [], now=3.6, requested_at=3.1) == []
+    assert BTC0 in book
+
+
+def test_a_second_listing_sent_after_the_miss_closes() -> None:
+    book = PositionBook()
+    book.apply_position(pos(seq=5), now=1.0)
+    [event] = _closed_on_absence(book)
+    assert isinstance(event, PositionClosed)
+    assert (event.view.source, book.stats.reconcile_closes) == (Source.REST, 1)
+
+
+def test_a_listing_sent_before_the_miss_was_known_is_the_same_evidence_again() -> None:
+    # Two listings in flight together (a reconnect's and a poll's) can lag alike.
+    book = PositionBook()
+    book.apply_position(pos(seq=5), now=1.0)
+    book.reconcile([], now=3.0, requested_at=2.0)
+    assert book.reconcile([], now=3.1, requested_at=2.5) == []
+    assert BTC0 in book
+
+
+def test_a_listed_row_clears_the_miss() -> None:
+    book = PositionBook()
+    book.apply_position(pos(seq=5), now=1.0)
+    book.reconcile([], now=3.0, requested_at=2.0)
+    book.reconcile([replace(pos(seq=5), source=Source.REST)], now=4.0, requested_at=3.5)
+    assert book.reconcile([], now=6.0, requested_at=5.0) == []  # a first miss again
+    assert BTC0 in book
 
 
 def test_reconcile_does_not_roll_back_newer_stream_state() -> None:
@@ -331,13 +425,12 @@ def test_reconcile_does_not_roll_back_newer_stream_state() -> None:
     assert BTC0 in book
 
 
-def test_reconcile_does_not_close_what_the_stream_opened_after_the_request() -> None:
+def test_reconcile_does_not_miss_what_the_stream_opened_after_the_request() -> None:
     book = PositionBook()
     book.apply_position(pos(symbol="OLDUSDT", seq=1), now=1.0)
     book.apply_position(pos(symbol="NEWUSDT", seq=1), now=5.0)  # arrived in flight
-    events = book.reconcile([], now=6.0, requested_at=4.0)
-    assert [(e.kind, e.key.symbol) for e in events] == [("closed", "OLDUSDT")]
-    assert book.open_symbols() == {"NEWUSDT"}
+    assert book.reconcile([], now=6.0, requested_at=4.0) == []
+    assert book.take_confirmations() == ["OLDUSDT"]
     assert book.stats.reconcile_closes_skipped == 1
 
 
@@ -346,11 +439,47 @@ def test_partial_reconcile_closes_nothing() -> None:
     book.apply_position(pos(symbol="AAAUSDT"), now=1.0)
     assert book.reconcile([], now=2.0, complete=False) == []
     assert book.open_symbols() == {"AAAUSDT"}
+    assert book.take_confirmations() == []
 
 
-def test_after_a_rest_close_a_replayed_push_is_stale_but_a_newer_one_reopens() -> None:
+def test_a_listing_reopens_a_key_closed_on_absence_whatever_its_stamps() -> None:
+    # Replaces the test that pinned F1 (a REST row with the closed key's stamps was dropped
+    # as stale, so REST could never bring the position back).
     book = PositionBook()
     book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
-    book.reconcile([], now=3.0, requested_at=2.0)
-    assert book.apply_position(pos(seq=5, updated_ms=1_000), now=4.0) == []
-    assert _kinds(book.apply_position(pos(seq=6, updated_ms=1_100), now=5.0)) == ["opened"]
+    _closed_on_absence(book)
+    listed = replace(pos(seq=5, updated_ms=1_000), source=Source.REST)
+    assert _kinds(book.reconcile([listed], now=6.0, requested_at=5.5)) == ["opened"]
+    assert BTC0 in book
+
+
+def test_a_listing_sent_before_the_close_on_absence_cannot_undo_it() -> None:
+    # It was in flight while the close was decided: the evidence already weighed.
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    _closed_on_absence(book)  # decided at 5.0
+    listed = replace(pos(seq=5, updated_ms=1_000), source=Source.REST)
+    assert book.reconcile([listed], now=6.0, requested_at=4.5) == []
+    assert BTC0 not in book
+
+
+def test_after_a_close_on_absence_a_replayed_push_is_stale_but_a_newer_one_reopens() -> None:
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    _closed_on_absence(book)
+    assert book.apply_position(pos(seq=5, updated_ms=1_000), now=6.0) == []
+    assert _kinds(book.apply_position(pos(seq=6, updated_ms=1_100), now=7.0)) == ["opened"]
+
+
+def test_an_older_listing_cannot_reopen_a_key_closed_on_absence() -> None:
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000), now=1.0)
+    _closed_on_absence(book)
+    older = replace(pos(seq=4, updated_ms=900), source=Source.REST)
+    assert book.reconcile([older], now=6.0, requested_at=5.5) == []
+    assert BTC0 not in book
+
+
+def test_more_missed_symbols_than_the_limit_are_confirmed_by_one_listing() -> None:
+    assert confirmation_requests(["A", "B"], max_symbols=2) == ["A", "B"]
+    assert confirmation_requests(["A", "B", "C"], max_symbols=2) == [None]

@@ -36,7 +36,11 @@ def test_a_poll_sequence_emits_open_mark_change_and_close_each_once() -> None:
     [changed] = book.on_positions([grown], 4.0, requested_at=3.9)
     assert isinstance(changed, PositionChanged) and changed.changed == {"size"}
     assert changed.view.mark_price == D("105")  # valued at the polled mark
-    [closed] = book.on_positions([], 5.0, requested_at=4.9, response_ts_ms=5_000)
+    # A missing row is confirmed before the close is emitted (issue 19 F1).
+    assert book.on_positions([], 5.0, requested_at=4.9, response_ts_ms=5_000) == []
+    assert book.take_confirmations() == ["BTCUSDT"]
+    flat = pos(size="0", seq=12, updated_ms=4_950, source=Source.REST, ts_ms=5_010)
+    [closed] = book.on_confirm("BTCUSDT", [flat], 5.1, requested_at=5.0, response_ts_ms=5_010)
     assert isinstance(closed, PositionClosed) and closed.view.size == 0
-    assert closed.view.exchange_ts_ms == 5_000
+    assert closed.view.exchange_ts_ms == 5_010
     assert book.held_symbols() == set() and len(book.marks) == 0  # the old mark is gone

@@ -50,8 +50,8 @@ def states(events: list[SessionEvent]) -> list[tuple[SessionState, SessionState]
     return [(e.old, e.new) for e in events if isinstance(e, StateChanged)]
 
 
-def live_private(now: float = T0) -> ConnectionSession:
-    session = private_session()
+def live_private(now: float = T0, config: SessionConfig | None = None) -> ConnectionSession:
+    session = private_session(config)
     session.start_connect(now)
     session.on_open(now)
     session.on_message(recorded("F01"), now)
@@ -353,6 +353,88 @@ def test_data_counts_as_liveness_after_a_ping() -> None:
     session.on_message(recorded("F10"), T0 + 21)
     assert session.tick(T0 + 30) == []
     assert session.state is S.LIVE
+
+
+def _dead_at(session: ConnectionSession, start: float, until: float) -> float | None:
+    """Ticks a socket that receives nothing from `start` on; when it was declared dead."""
+    now = start
+    while now <= until:
+        if any(isinstance(e, SocketDead) for e in session.tick(now)):
+            return now
+        session.take_outbox()
+        now = round(now + 0.1, 6)
+    return None
+
+
+def test_a_silent_private_socket_is_dead_within_its_short_heartbeat() -> None:
+    # Issue 19 F2: TCP up, nothing arrives. The private socket pings every 3 s and wants the
+    # pong within 2 s, so it is dead at most 5 s after its last frame (it was 20 s + 10 s).
+    session = live_private(config=SessionConfig())
+    assert (session.config.ping_interval_s, session.config.pong_timeout_s) == (3.0, 2.0)
+    dead_at = _dead_at(session, T0, T0 + 40)
+    assert dead_at is not None and dead_at - T0 <= 5.0
+    assert session.close_requested == "no pong or data within 2 s of ping"
+
+
+def test_a_silent_private_socket_is_never_stale_for_longer_than_its_pong_wait() -> None:
+    # stale_after_s is capped at ping + pong (5 s): a silent private socket is never left
+    # STALE (the account's feed down, the socket not replaced) past the pong verdict.
+    session = live_private(config=SessionConfig())
+    assert session.config.stale_after_s == 5.0
+    session.tick(T0 + 3)  # ping out
+    session.take_outbox()
+    assert states(session.tick(T0 + 4.9)) == []
+    assert states(session.tick(T0 + 5.0)) == [(S.LIVE, S.CLOSING)]
+
+
+def test_a_quiet_private_socket_answering_pongs_stays_live() -> None:
+    session = live_private(config=SessionConfig())
+    for n in range(1, 11):
+        assert states(session.tick(T0 + 3 * n)) == []
+        assert ops(session.take_outbox()) == ["ping"]
+        session.on_message(recorded("F04"), T0 + 3 * n + 0.5)
+        assert session.tick(T0 + 3 * n + 2.9) == []  # stale/pong checks pass: a pong came
+    assert session.state is S.LIVE and session.close_requested is None
+
+
+def test_the_public_socket_keeps_bybits_recommended_20_s_ping() -> None:
+    session = live_public(BTC)
+    assert (session.config.ping_interval_s, session.config.pong_timeout_s) == (20.0, 10.0)
+    assert session.next_deadline() == T0 + 20
+
+
+@pytest.mark.parametrize(
+    ("config", "private"),
+    [
+        # A shorter public heartbeat (the scaled test harnesses) applies to both sockets.
+        (SessionConfig(ping_interval_s=1, pong_timeout_s=0.5, stale_after_s=1.5), (1, 0.5, 1.5)),
+        # Bybit's plain 20 s for the private socket too: set its heartbeat to the public one.
+        (
+            SessionConfig(private_ping_interval_s=20, private_pong_timeout_s=10),
+            (20, 10, 25),
+        ),
+        (SessionConfig(private_ping_interval_s=4, private_pong_timeout_s=1), (4, 1, 5)),
+    ],
+)
+def test_the_private_heartbeat_is_the_shorter_of_both(
+    config: SessionConfig, private: tuple[float, float, float]
+) -> None:
+    derived = config.for_private()
+    assert (derived.ping_interval_s, derived.pong_timeout_s, derived.stale_after_s) == private
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"private_ping_interval_s": 0}, "private_ping_interval_s must be > 0"),
+        ({"private_pong_timeout_s": 3}, "private_pong_timeout_s must be below"),
+    ],
+)
+def test_a_private_heartbeat_that_cannot_work_is_refused(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        SessionConfig(**kwargs)
 
 
 # --- staleness --------------------------------------------------------------------------------

@@ -62,3 +62,28 @@ def test_malformed_base_url(bad: str) -> None:
 def test_only_one_endpoint() -> None:
     with pytest.raises(ConfigError, match="choose one endpoint"):
         Endpoints.select(testnet=True, demo=True)
+
+
+@pytest.mark.parametrize(
+    ("region", "rest", "stream"),
+    [
+        ("eu", "https://api.bybit.eu", "wss://stream.bybit.eu"),
+        ("tr", "https://api.bybit.tr", "wss://stream.bybit.tr"),
+        ("ge", "https://api.bybitgeorgia.ge", "wss://stream.bybitgeorgia.ge"),
+        ("jp", "https://api.manepa.jp", "wss://stream.manepa.jp"),
+        ("bytick", "https://api.bytick.com", "wss://stream.bytick.com"),
+    ],
+)
+def test_regions_pick_their_rest_and_stream_hosts(region: str, rest: str, stream: str) -> None:
+    e = Endpoints.select(region=region)
+    assert (e.name, e.rest_url) == (f"mainnet-{region}", rest)
+    assert e.public_ws_url == stream + "/v5/public/linear"
+    assert e.private_ws_url == stream + "/v5/private"
+
+
+def test_a_region_is_only_for_mainnet() -> None:
+    assert Endpoints.select(region="global") == Endpoints.mainnet()
+    with pytest.raises(ConfigError, match="region 'eu' is for mainnet; testnet"):
+        Endpoints.select(region="eu", testnet=True)
+    with pytest.raises(ConfigError, match="region 'xx' is not one of global, bytick"):
+        Endpoints.select(region="xx")

@@ -86,3 +86,44 @@ def test_record_is_refused_in_rest_mode(
     assert main(args) == 2
     assert "--record needs the hybrid stream" in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_a_recording_from_before_the_private_heartbeat_replays_on_the_public_one(
+    tmp_path: Path,
+) -> None:
+    # Recordings made before issue 19 F2 have no private_* session fields: their private
+    # socket pinged every 20 s, and the replay must too, or its pong deadlines would differ.
+    path = tmp_path / "r.jsonl.gz"
+    recorder = Recorder(path, secrets=[])
+    RecordingCore(recorder, CREDS, HybridConfig(), seed=1)
+    recorder.close()
+    (header,) = list(read_records(path))
+    assert header["config"]["session"]["private_ping_interval_s"] == 3.0
+    old = json.loads(json.dumps(header))
+    for name in ("private_ping_interval_s", "private_pong_timeout_s"):
+        del old["config"]["session"][name]
+    private = replay([old]).cores[0].session(PRIVATE).config
+    assert (private.ping_interval_s, private.pong_timeout_s) == (20.0, 10.0)
+    current = replay([header]).cores[0].session(PRIVATE).config
+    assert (current.ping_interval_s, current.pong_timeout_s) == (3.0, 2.0)
+
+
+def test_a_confirmation_round_trips(tmp_path: Path) -> None:
+    # A listing misses ETH; the core asks position/list?symbol=ETHUSDT, whose flat row closes
+    # it (issue 19 F1). The replay matches the answer to the same request and closes it too.
+    path = tmp_path / "r.jsonl.gz"
+    recorder = Recorder(path, secrets=[])
+    live = RecordingCore(recorder, CREDS, HybridConfig(), seed=3)
+    (bootstrap,) = live.take_rest_requests()
+    rows = [pos(symbol="BTCUSDT", source=Source.REST), pos(symbol="ETHUSDT", source=Source.REST)]
+    live.on_positions(bootstrap.request_id, rows, requested_at=1.0, response_ts_ms=1, now=1.1)
+    live.take_rest_requests()
+    live.on_positions(0, rows[:1], requested_at=2.0, response_ts_ms=2, now=2.1, reason="poll")
+    (confirm,) = live.take_rest_requests()
+    flat = pos(symbol="ETHUSDT", size="0", seq=11, source=Source.REST)
+    live.on_positions(confirm.request_id, [flat], requested_at=2.2, response_ts_ms=3, now=2.3)
+    live_events = live.take_events()
+    recorder.close()
+    assert "ETHUSDT" not in {key.symbol for key in live.book.open_keys()}
+    result = replay(read_records(path))
+    assert [repr(e) for e in result.events] == [repr(e) for e in live_events]

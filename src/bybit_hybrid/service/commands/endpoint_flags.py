@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from typing import get_args
+from urllib.parse import urlsplit
 
-from bybit_hybrid.service.settings import EventLoop
-from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.service.settings import AppSettings, EventLoop
+from bybit_hybrid.transport.endpoints import REGIONS, Endpoints
+from bybit_hybrid.transport.proxy import Proxy, resolve_proxy
 
 
 def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +26,23 @@ def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow a plain http base URL on a non-loopback host (keys cross the network!)",
     )
+    parser.add_argument(
+        "--region",
+        choices=list(REGIONS),
+        help="mainnet hosts of a Bybit entity (default: $BYBIT_HYBRID_REGION or global)",
+    )
+    parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="proxy for REST and both sockets: http(s)://, socks5:// or socks5h://"
+        "[user:pass@]host:port (default: $BYBIT_HYBRID_PROXY_URL)",
+    )
+    parser.add_argument(
+        "--proxy-from-env",
+        action="store_true",
+        default=None,
+        help="use HTTPS_PROXY / ALL_PROXY / NO_PROXY from the environment",
+    )
 
 
 def add_loop_flag(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +54,34 @@ def add_loop_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def endpoint_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """Keyword arguments for `BybitHybridStream` from the parsed flags (validated here)."""
+def endpoint_kwargs(
+    args: argparse.Namespace, settings: AppSettings | None = None
+) -> dict[str, object]:
+    """Keyword arguments for the streams from the flags, then the settings (validated here)."""
+    region = getattr(args, "region", None) or (settings.region if settings else None)
     kwargs: dict[str, object] = {
         "testnet": bool(args.testnet),
         "demo": bool(args.demo),
         "base_url": args.base_url,
         "allow_insecure": bool(args.allow_insecure),
+        "region": None if region == "global" else region,
     }
-    Endpoints.select(**kwargs)  # type: ignore[arg-type]  # raises ConfigError early
+    endpoints = Endpoints.select(**kwargs)  # type: ignore[arg-type]  # raises ConfigError early
+    kwargs["proxy"] = _proxy(args, settings, endpoints)
     return kwargs
+
+
+def _proxy(
+    args: argparse.Namespace, settings: AppSettings | None, endpoints: Endpoints
+) -> Proxy | None:
+    url = getattr(args, "proxy", None)
+    if url is None and settings is not None and settings.proxy_url is not None:
+        url = settings.proxy_url.get_secret_value()
+    from_env = getattr(args, "proxy_from_env", None)
+    if from_env is None:
+        from_env = bool(settings and settings.proxy_from_env)
+    host = urlsplit(endpoints.rest_url).hostname
+    return resolve_proxy(url, from_env=from_env, target_host=host)
 
 
 def positive_seconds(text: str) -> float:

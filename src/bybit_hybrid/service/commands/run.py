@@ -53,10 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs = endpoint_kwargs(args)
     settings = load_settings(
         args.config, {"metrics_port": args.metrics_port, "event_loop": args.loop}
     )
+    kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     return run_loop(_run(settings, api_key, api_secret, kwargs, args.duration), settings.event_loop)
 

@@ -67,11 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs = endpoint_kwargs(args)
     if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
         raise ConfigError(f"--max-active-time {args.max_active_time} is outside 30..600 s")
     flags = {"mode": args.mode, "cutover_pct": args.cutover_pct, "event_loop": args.loop}
     settings = load_settings(args.config, flags)
+    kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     return run_loop(_stream(settings, api_key, api_secret, kwargs, args), settings.event_loop)
 
