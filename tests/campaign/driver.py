@@ -357,7 +357,7 @@ class Campaign:
     def open_keys(self) -> list[Key]:
         return [(p.symbol, p.idx) for p in self.sim.exchange.open_positions()]
 
-    def _free_slots(self) -> list[Key]:
+    def free_slots(self) -> list[Key]:
         taken = set(self.open_keys())
         slots = [(s, 0) for s in self.symbols if s not in self.hedge]
         slots += [(s, i) for s in self.hedge for i in (1, 2)]
@@ -366,7 +366,7 @@ class Campaign:
     async def _exchange_action(self) -> None:
         rng, sim = self.rng, self.sim
         open_keys = self.open_keys()
-        free = self._free_slots()
+        free = self.free_slots()
         choice = rng.random()
         if free and (not open_keys or choice < 0.4):
             symbol, idx = rng.choice(free)
@@ -374,7 +374,7 @@ class Campaign:
             inst = sim.exchange.instruments[symbol]
             qty = inst.min_order_qty * rng.randint(1, 5)
             await sim.open_position(symbol, side, qty, idx)
-            await self._expect((symbol, idx), "open")
+            await self.expect((symbol, idx), "open")
         elif choice < 0.55 and open_keys:
             symbol, idx = rng.choice(open_keys)
             pos = sim.exchange.positions[(symbol, idx)]
@@ -385,7 +385,7 @@ class Campaign:
         elif open_keys:
             key = rng.choice(open_keys)
             await sim.close_position(*key)
-            await self._expect(key, "close")
+            await self.expect(key, "close")
 
     async def push_through_activation(self, key: Key, *, trend: bool = True) -> None:
         """Mark past the trailing activation (or 0.5-1.5 % past the current mark when already
@@ -442,7 +442,7 @@ class Campaign:
             if e.kind is EventKind.TRADING_STOP and (e.symbol, e.position_idx) == key
         )
 
-    async def _expect(self, key: Key, status: str) -> None:
+    async def expect(self, key: Key, status: str) -> None:
         """Every open and close must reach the consumers; none may be lost even under faults."""
         self.expected[(key, status)] += 1
         what = f"the consumers to see {status} #{self.expected[(key, status)]} of {key}"

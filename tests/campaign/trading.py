@@ -61,6 +61,10 @@ class CampaignLike(Protocol):
 
     def open_keys(self) -> list[Key]: ...
 
+    def free_slots(self) -> list[Key]: ...
+
+    async def expect(self, key: Key, status: str) -> None: ...
+
     async def push_through_activation(self, key: Key, *, trend: bool = True) -> None: ...
 
 
@@ -68,6 +72,13 @@ async def trading_fault(run: CampaignLike, name: str) -> None:
     """Arms the faults of `name` and plays them against a random open position."""
     keys = run.open_keys()
     faults, rng = run.sim.faults, run.rng
+    if name in ("aged_grace_exit", "aged_partial_exit"):
+        free = run.free_slots()
+        slot = rng.choice(free) if free else None
+        if name == "aged_partial_exit" and slot is not None:
+            faults.partial_fill(Decimal("0.5"), count=1, symbol=slot[0])
+        await _age_then_exit(run, slot)
+        return
     if not keys:
         # Nothing to protect: the fault is armed anyway and meets the next stop request.
         if name in _COUNTED:
@@ -102,10 +113,6 @@ async def trading_fault(run: CampaignLike, name: str) -> None:
         fraction = Decimal(rng.choice(["0.3", "0.5", "0.7"]))
         faults.partial_fill(fraction, count=rng.randint(1, 2), symbol=symbol)
         await _activate_then_fall(run, key)
-    elif name in ("aged_grace_exit", "aged_partial_exit"):
-        if name == "aged_partial_exit":
-            faults.partial_fill(Decimal("0.5"), count=1, symbol=symbol)
-        await _age_then_exit(run, key)
     elif name == "order_fail_close":
         faults.trading_failure("trading-stop", "timeout", seconds=1.5 * UNIT_S, symbol=symbol)
         mode = rng.choice(["10006", "10016", "10002", "timeout"])
@@ -127,26 +134,30 @@ def trail_stop(run: CampaignLike, key: Key) -> Decimal | None:
     return best
 
 
-async def _age_then_exit(run: CampaignLike, key: Key) -> None:
-    """The position is suddenly in its aged grace (openTime 3.5 h ago) and the mark 0.4 % in
-    profit, past break-even + fees but short of a trail's activation: the aged monitor closes it
-    (through a partial fill when one is armed), unless a trail already owns the exit."""
+async def _age_then_exit(run: CampaignLike, key: Key | None) -> None:
+    """A position that has been open for 3.5 h (in its aged grace) shows up on a free slot and
+    the mark moves 0.4 % in its favour, past break-even + fees but short of a trail's activation:
+    the aged monitor closes it (through a partial fill when one is armed)."""
     sim = run.sim
-    pos = sim.exchange.positions.get(key)
-    if pos is None or not pos.is_open:
+    if key is None:
         return
-    await sim.change_position(key[0], key[1], open_time_ms=sim.now_ms() - _IN_GRACE_MS)
-    inst = sim.exchange.instruments[key[0]]
-    target = pos.avg_price * (1 + pos.side.sign * Decimal("0.004"))
-    target = (target / inst.tick_size).to_integral_value() * inst.tick_size
-    sim.pause_ticks(key[0])
+    symbol, idx = key
+    side = {1: "Buy", 2: "Sell"}.get(idx, run.rng.choice(["Buy", "Sell"]))
+    inst = sim.exchange.instruments[symbol]
+    sim.pause_ticks(symbol)
     try:
-        await sim.set_prices(key[0], mark=target, last=target)
+        qty = inst.min_order_qty * run.rng.randint(2, 4)
+        await sim.open_position(symbol, side, qty, idx, open_time_ms=sim.now_ms() - _IN_GRACE_MS)
+        await run.expect(key, "open")
+        pos = sim.exchange.positions[key]
+        target = pos.avg_price * (1 + pos.side.sign * Decimal("0.004"))
+        target = (target / inst.tick_size).to_integral_value() * inst.tick_size
+        await sim.set_prices(symbol, mark=target, last=target)
         with contextlib.suppress(AssertionError):
-            await wait_for(lambda: not pos.is_open, 2 * UNIT_S, f"{key} to exit aged")
+            await wait_for(lambda: not pos.is_open, 3 * UNIT_S, f"{key} to exit aged")
         run.monitor.check()
     finally:
-        sim.resume_ticks(key[0])
+        sim.resume_ticks(symbol)
 
 
 async def _activate_then_fall(run: CampaignLike, key: Key) -> None:

@@ -45,7 +45,7 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
 
 # The snake_case fields each route accepts (docs/simulator.md); see `control_body`.
 FIELDS: dict[str, tuple[str, ...]] = {
-    "/sim/position/open": ("symbol", "side", "qty", "position_idx"),
+    "/sim/position/open": ("symbol", "side", "qty", "position_idx", "open_time_ms"),
     "/sim/position/close": ("symbol", "position_idx"),
     "/sim/position/change": (
         "symbol",
@@ -88,8 +88,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
 
 def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     async def open_(body: dict[str, Any]) -> Any:
+        open_time = body.get("open_time_ms")
         order_id = await sim.open_position(
-            str(body["symbol"]), str(body["side"]), _dec(body, "qty"), _idx(body)
+            str(body["symbol"]),
+            str(body["side"]),
+            _dec(body, "qty"),
+            _idx(body),
+            None if open_time is None else int(open_time),
         )
         return {"orderId": order_id}
 

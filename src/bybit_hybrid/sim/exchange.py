@@ -249,6 +249,7 @@ class Exchange:
         source: CloseReason = CloseReason.ORDER,
         check_qty: bool = True,
         ordered_qty: Decimal | None = None,
+        open_time_ms: int | None = None,
     ) -> str:
         """Fills a market order at the last price; raises ExchangeError like Bybit would."""
         inst = self.instrument(symbol)
@@ -268,6 +269,8 @@ class Exchange:
         self._last_seq += 1
         self.symbol_seq[symbol] = self._last_seq
         result = apply_fill(pos, side, qty, price, now_ms, reduce_only=reduce_only)
+        if open_time_ms is not None and result.kind is FillKind.OPEN:
+            pos.open_time_ms = open_time_ms  # a position "opened earlier" (control user only)
         self._record_fill(
             pos, result, side=side, price=price, now_ms=now_ms, source=source, order_id=order_id
         )

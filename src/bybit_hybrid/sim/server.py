@@ -733,12 +733,24 @@ class SimServer:
     # -- control API (Python) ---------------------------------------------------------------
 
     async def open_position(
-        self, symbol: str, side: Side | str, qty: Decimal, position_idx: int = 0
+        self,
+        symbol: str,
+        side: Side | str,
+        qty: Decimal,
+        position_idx: int = 0,
+        open_time_ms: int | None = None,
     ) -> str:
-        """Fills a market order as the control user; returns the order id; pushes on private WS."""
+        """Fills a market order as the control user; returns the order id; pushes on private WS.
+        `open_time_ms` back-dates a new position's openTime from its first push on (an aged one)."""
         side = side if isinstance(side, Side) else Side(side)
         order_id = self.exchange.market_order(
-            symbol, side, qty, position_idx, self.now_ms(), source=CloseReason.CONTROL
+            symbol,
+            side,
+            qty,
+            position_idx,
+            self.now_ms(),
+            source=CloseReason.CONTROL,
+            open_time_ms=open_time_ms,
         )
         self._flush_pushes()
         return order_id
