@@ -237,6 +237,7 @@ class SimProcess:
         *,
         stamp: bool = True,
         tick_slices: int = 1,
+        random_phases: bool = False,
     ) -> None:
         self.args = [
             sys.executable,
@@ -262,6 +263,8 @@ class SimProcess:
         ]
         if stamp:
             self.args.append("--stamp-send-us")
+        if random_phases:
+            self.args.append("--random-phases")
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
 

@@ -36,7 +36,7 @@ from bybit_hybrid.protocol.hybrid import PRIVATE, HybridCore
 from bybit_hybrid.wire.decode import decode_ws
 from bybit_hybrid.wire.messages import TickerData, WsEnvelope, WsPosition
 
-TARGET_TICKERS_PER_S = 300_000
+TARGET_TICKERS_PER_S = 400_000  # issue 12 (was 300,000)
 
 
 Run = Callable[[], int]

@@ -1,22 +1,32 @@
 """Benchmark: end to end over loopback, bybit-hybrid beside pybit and ccxt pro on one feed.
 
-    .venv/bin/python bench/end_to_end.py [--symbols 50,200,1000] [--rate 10] [--seconds 20]
-        [--warmup 8] [--clients product,pybit,ccxt[,floor]] [--uvloop] [--tick-slices N]
+    .venv/bin/python bench/end_to_end.py [--feed burst|spread] [--symbols 50,200,1000]
+        [--rate 10] [--seconds 20] [--warmup 8] [--clients product,pybit,ccxt,...] [--uvloop]
+        [--tick-slices N] [--random-phases]
+
+    # the issue-12 spread run: 50 symbols x 20 Hz, independent random phases, every consumer
+    .venv/bin/python bench/end_to_end.py --feed spread --clients \
+        product,product:uvloop,product-aiohttp,pybit,ccxt,floor-aiohttp,floor-picows,floor-picows:uvloop
 
 For each symbol count N, the simulator runs in its own process (`bybit-hybrid sim --symbols N
---positions N --rate R --stamp-send-us [--tick-slices N]`: one open position per symbol, each
-ticker delta's data stamped with the µs time its socket write began; the feed is one burst per
-tick, or spread over N slices). The consumers then run side by side, each in its own process,
-on the same feed:
+--positions N --rate R --stamp-send-us [--tick-slices N] [--random-phases]`: one open position
+per symbol, each ticker delta's data stamped with the µs time its socket write began; the feed
+is one burst per tick, or spread over N slices, each symbol in slice i % N or, with random
+phases, in a slice of its own drawn at random). `--feed spread` is 50 symbols x 20 Hz over 50
+slices (1 ms apart) with random phases: frames arrive one at a time, as from Bybit. The
+consumers then run side by side, each in its own process, on the same feed. A consumer is
+`name[:uvloop]` (`:uvloop` runs that one on uvloop; `--uvloop` runs every asyncio one there):
 
 - product: `BybitHybridStream` (private + public sockets, REST bootstrap; it subscribes the
-  tickers of the N open positions); the callback is its `event_handler`;
+  tickers of the N open positions) on its default WebSocket backend, picows; the callback is
+  its `event_handler`; product-aiohttp: the same with `ws_backend="aiohttp"`;
 - pybit: `pybit.unified_trading.WebSocket.ticker_stream` over the N symbols (threads;
   `PUBLIC_WSS` pointed at the sim), plus `position_stream` on the private socket;
 - ccxt: `ccxt.pro.bybit().watch_tickers(N symbols)` with its URLs pointed at the sim (public
   only: ccxt's private watch needs account endpoints the simulator does not serve);
-- floor (opt-in): not a client, aiohttp reading the same frames and doing nothing else: the
-  lower bound of any aiohttp-based Python consumer on this machine.
+- floor-aiohttp / floor-picows (opt-in; `floor` is floor-aiohttp): not clients, aiohttp or
+  picows reading the same frames and doing nothing else (the stamp read with string
+  operations): the lower bound of any Python consumer on that library on this machine.
 
 Latency is callback time minus `simSendUs` (same machine, same clock). A client gets the
 frame's stamp from the data it hands to its callback (pybit, ccxt: the merged ticker keeps the
@@ -25,8 +35,8 @@ process keeps each symbol's latest frame and the handler reads the stamp of its 
 (symbol, cs) from it: the tap's work is counted in the product's CPU. The product emits only
 frames that move a mark (about a third), the peers every frame; every consumer's CPU is
 divided by the ticker frames it received. CPU is `resource.getrusage` in each consumer over
-the measured window. Writes `bench/results/end_to_end.png` (`end_to_end_spread.png` for a
-spread feed).
+the measured window, printed as µs per ticker frame. Writes `bench/results/end_to_end.png`
+(`end_to_end_spread.png` for a spread feed) and prints the issue's targets with met / NOT met.
 """
 
 from __future__ import annotations
@@ -57,9 +67,11 @@ from benchlib import (
 )
 
 CLIENTS = ("product", "pybit", "ccxt")
-# `floor` (opt-in: --clients product,pybit,ccxt,floor) is aiohttp alone, a reference, not a peer.
-CONSUMERS = (*CLIENTS, "floor")
+# Opt-in: the product on aiohttp, and the floors (a library alone, a reference, not a peer).
+CONSUMERS = (*CLIENTS, "product-aiohttp", "floor-aiohttp", "floor-picows")
 _STAMP = '"simSendUs":'
+_STAMP_B = b'"simSendUs":'
+_TICKER_PREFIX_B = b'{"topic":"tickers.'
 _TICKER_PREFIX = '{"topic":"tickers.'
 _TOPIC_PREFIX_LEN = len(_TICKER_PREFIX)
 _MAX_SAMPLES = 400_000
@@ -120,17 +132,36 @@ def frame_stamp(frame: str | None, cs: int | None) -> int | None:
     return int(frame[at + len(_STAMP) : frame.index("}", at)])
 
 
+def frame_stamp_any(frame: str | bytes | None, cs: int | None) -> int | None:
+    return frame_stamp(frame.decode() if isinstance(frame, bytes) else frame, cs)
+
+
 async def run_product(args: argparse.Namespace) -> dict[str, Any]:
     from bybit_hybrid import BybitHybridStream  # noqa: PLC0415
     from bybit_hybrid.sim import DEMO_API_KEY, DEMO_API_SECRET  # noqa: PLC0415
-    from bybit_hybrid.transport.ws import AiohttpWsBackend, WsConnection  # noqa: PLC0415
+    from bybit_hybrid.transport.ws import (  # noqa: PLC0415
+        FrameSink,
+        PushConnection,
+        PushWsBackend,
+        WsConnection,
+        ws_backend_named,
+    )
 
     meter = Meter()
-    frames: dict[str, str] = {}  # symbol -> its latest ticker frame, parsed only if it is used
+    # symbol -> its latest ticker frame, parsed only if it is used
+    frames: dict[str | bytes, str | bytes] = {}
+
+    def keep(payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            if payload.startswith(_TICKER_PREFIX_B):
+                end = payload.index(b'"', _TOPIC_PREFIX_LEN)
+                frames[payload[_TOPIC_PREFIX_LEN:end].decode()] = payload
+        elif payload.startswith(_TICKER_PREFIX):
+            frames[payload[_TOPIC_PREFIX_LEN : payload.index('"', _TOPIC_PREFIX_LEN)]] = payload
 
     class Tap:
-        """Keeps each symbol's latest ticker frame; the frame itself goes on unchanged. The
-        stamp is parsed in the handler, only for frames that caused an event (a third)."""
+        """Keeps each symbol's latest ticker frame (pull backends); the frame goes on
+        unchanged. The stamp is parsed in the handler, only for frames that caused an event."""
 
         def __init__(self, inner: WsConnection) -> None:
             self.inner = inner
@@ -140,30 +171,46 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
 
         async def receive(self) -> str | bytes:
             payload = await self.inner.receive()
-            if isinstance(payload, str) and payload.startswith(_TICKER_PREFIX):
-                frames[payload[_TOPIC_PREFIX_LEN : payload.index('"', _TOPIC_PREFIX_LEN)]] = payload
+            keep(payload)
             return payload
 
         async def close(self) -> None:
             await self.inner.close()
 
     class TapBackend:
-        def __init__(self) -> None:
-            self.inner = AiohttpWsBackend()
+        """The product's backend with the tap in front: around `receive` (aiohttp) or
+        around the frame callback (picows, push)."""
+
+        def __init__(self, name: str) -> None:
+            self.inner = ws_backend_named(name)
 
         async def connect(self, url: str, *, timeout_s: float) -> WsConnection:
+            assert not isinstance(self.inner, PushWsBackend)
             return Tap(await self.inner.connect(url, timeout_s=timeout_s))
 
         async def aclose(self) -> None:
             await self.inner.aclose()
 
+    class PushTapBackend(TapBackend):
+        async def connect_push(
+            self, url: str, *, timeout_s: float, on_frame: FrameSink
+        ) -> PushConnection:
+            assert isinstance(self.inner, PushWsBackend)
+
+            def tapped(payload: str | bytes) -> None:
+                keep(payload)
+                on_frame(payload)
+
+            return await self.inner.connect_push(url, timeout_s=timeout_s, on_frame=tapped)
+
     async def handler(event: str, payload: dict[str, Any]) -> None:
         data = payload["data"]
         if data["source"] != "ticker" or not meter.measuring:
             return
-        meter.sample(frame_stamp(frames.get(data["symbol"]), data["cs"]))
+        meter.sample(frame_stamp_any(frames.get(data["symbol"]), data["cs"]))
 
-    backend = TapBackend()
+    name = "aiohttp" if args.consumer == "product-aiohttp" else "picows"
+    backend = PushTapBackend(name) if name == "picows" else TapBackend(name)
     stream = BybitHybridStream(
         DEMO_API_KEY, DEMO_API_SECRET, handler, base_url=args.url, ws_backend=backend
     )
@@ -280,7 +327,7 @@ async def run_ccxt(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
+async def run_floor_aiohttp(args: argparse.Namespace) -> dict[str, Any]:
     """Not a client: aiohttp reading the same ticker frames and doing nothing else (the stamp
     is read with string operations). The lower bound for any aiohttp-based Python client."""
     symbols = await sim_symbols(args.url, args.symbols)
@@ -313,10 +360,55 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def run_floor_picows(args: argparse.Namespace) -> dict[str, Any]:
+    """Not a client: picows reading the same ticker frames and doing nothing else (the stamp
+    is read with bytes operations in the frame callback). The lower bound for any picows-based
+    Python client."""
+    import picows  # noqa: PLC0415
+
+    symbols = await sim_symbols(args.url, args.symbols)
+    meter = Meter()
+    counter = {"messages": 0}
+    stamp_len = len(_STAMP_B)
+
+    class Floor(picows.WSListener):
+        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            if frame.msg_type is not picows.WSMsgType.TEXT:
+                return
+            text = frame.get_payload_as_bytes()
+            if text.startswith(_TICKER_PREFIX_B):
+                counter["messages"] += 1
+                at = text.find(_STAMP_B)
+                if at > 0:
+                    meter.sample(int(text[at + stamp_len : text.index(b"}", at)]))
+
+    url = args.url.replace("http://", "ws://") + "/v5/public/linear"
+    transport, _ = await picows.ws_connect(Floor, url)
+    try:
+        for i in range(0, len(symbols), 10):
+            topics = [f"tickers.{symbol}" for symbol in symbols[i : i + 10]]
+            message = json.dumps({"op": "subscribe", "args": topics}).encode()
+            transport.send(picows.WSMsgType.TEXT, message)
+        result = await measure(meter, args.warmup, args.seconds, lambda: counter["messages"])
+    finally:
+        transport.disconnect()
+        await transport.wait_disconnected()
+    result["subscribed"] = len(symbols)
+    return result
+
+
+RUNNERS = {
+    "product": run_product,
+    "product-aiohttp": run_product,
+    "pybit": run_pybit,
+    "ccxt": run_ccxt,
+    "floor-aiohttp": run_floor_aiohttp,
+    "floor-picows": run_floor_picows,
+}
+
+
 def consumer_main(args: argparse.Namespace) -> None:
-    runner = {"product": run_product, "pybit": run_pybit, "ccxt": run_ccxt, "floor": run_floor}[
-        args.consumer
-    ]
+    runner = RUNNERS[args.consumer]
     if args.uvloop and args.consumer != "pybit":
         import uvloop  # noqa: PLC0415
 
@@ -330,16 +422,23 @@ def consumer_main(args: argparse.Namespace) -> None:
 
 
 async def run_point(args: argparse.Namespace, symbols: int) -> dict[str, dict[str, Any]]:
-    async with SimProcess(symbols, symbols, args.rate, tick_slices=args.tick_slices) as sim:
+    async with SimProcess(
+        symbols,
+        symbols,
+        args.rate,
+        tick_slices=args.tick_slices,
+        random_phases=args.random_phases,
+    ) as sim:
         procs: dict[str, asyncio.subprocess.Process] = {}
         outs: dict[str, Path] = {}
         for client in args.clients:
-            outs[client] = plot_path(f".e2e-{client}-{os.getpid()}.json")
+            name, _, loop = client.partition(":")
+            outs[client] = plot_path(f".e2e-{name}-{loop or 'default'}-{os.getpid()}.json")
             cmd = [
                 sys.executable,
                 __file__,
                 "--consumer",
-                client,
+                name,
                 "--url",
                 sim.url,
                 "--symbols",
@@ -351,7 +450,7 @@ async def run_point(args: argparse.Namespace, symbols: int) -> dict[str, dict[st
                 "--out",
                 str(outs[client]),
             ]
-            if args.uvloop:
+            if args.uvloop or loop == "uvloop":
                 cmd.append("--uvloop")
             procs[client] = await asyncio.create_subprocess_exec(*cmd)
         sim_cpu_start = proc_cpu_s(sim.pid)
@@ -371,28 +470,37 @@ async def run_point(args: argparse.Namespace, symbols: int) -> dict[str, dict[st
     return results
 
 
-def summarise(symbols: int, results: dict[str, dict[str, Any]], rate: float) -> list[list[str]]:
+def label(client: str, uvloop_all: bool) -> str:
+    name, _, loop = client.partition(":")
+    if name == "pybit":
+        return "pybit (threads)"
+    return f"{name} ({'uvloop' if uvloop_all or loop else 'asyncio'})"
+
+
+def summarise(
+    symbols: int, results: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> list[list[str]]:
     rows = []
-    for client in CONSUMERS:
+    for client in args.clients:
         r = results.get(client)
         if r is None:
+            rows.append([str(symbols), f"{args.rate:g}", label(client, args.uvloop), "failed"])
             continue
         lat = [v / 1000 for v in r["latencies_us"]]
-        per_100k = r["cpu_s"] / r["messages"] * 100_000 if r["messages"] else float("nan")
+        r["cpu_us"] = r["cpu_s"] / r["messages"] * 1e6 if r["messages"] else float("nan")
         r["p50_ms"], r["p99_ms"] = percentile(lat, 50), percentile(lat, 99)
         r["max_ms"] = max(lat) if lat else float("nan")
-        r["cpu_per_100k"] = per_100k
         rows.append(
             [
                 str(symbols),
-                f"{rate:g}",
-                client,
+                f"{args.rate:g}",
+                label(client, args.uvloop),
                 f"{r['messages']:,}",
                 f"{len(lat):,}",
                 f"{r['p50_ms']:.3f}",
                 f"{r['p99_ms']:.3f}",
                 f"{r['max_ms']:.2f}",
-                f"{per_100k:.2f}",
+                f"{r['cpu_us']:.1f}",
                 f"{r['rss_mb']:.0f}",
             ]
         )
@@ -405,13 +513,14 @@ def main(args: argparse.Namespace) -> None:
     for symbols in args.symbol_counts:
         results = asyncio.run(run_point(args, symbols))
         points[symbols] = results
-        all_rows += summarise(symbols, results, args.rate)
+        all_rows += summarise(symbols, results, args)
         print(f"... {symbols} symbols done", file=sys.stderr, flush=True)
     print(f"# end to end on {machine()}")
+    print(f"# command: {' '.join(['bench/end_to_end.py', *sys.argv[1:]])}")
     print(
         f"# sim in its own process, {args.rate:g} Hz, one open position per symbol; "
         f"{args.warmup:g} s warm-up, {args.seconds:g} s measured; "
-        f"event loop: {'uvloop' if args.uvloop else 'asyncio'}; feed: {feed(args)}\n"
+        f"default event loop: {'uvloop' if args.uvloop else 'asyncio'}; feed: {feed(args)}\n"
     )
     headers = [
         "symbols",
@@ -422,55 +531,105 @@ def main(args: argparse.Namespace) -> None:
         "p50 ms",
         "p99 ms",
         "max ms",
-        "CPU s / 100k msgs",
+        "CPU µs / frame",
         "RSS MB",
     ]
     print(table(headers, all_rows))
+    for symbols, results in points.items():
+        print(f"# {symbols} symbols: sim CPU {results['_sim']['cpu_s']:.2f} s")
     print()
-    print(verdicts(points, args.rate))
-    plot(points, "end_to_end.png" if args.tick_slices == 1 else "end_to_end_spread.png")
+    print(verdicts(points, args))
+    plot(points, args, "end_to_end.png" if args.tick_slices == 1 else "end_to_end_spread.png")
 
 
 def feed(args: argparse.Namespace) -> str:
     if args.tick_slices == 1:
         return "burst (every symbol's delta at once, each tick)"
     gap_ms = 1000 / (args.rate * args.tick_slices)
-    return f"spread ({args.tick_slices} slices {gap_ms:g} ms apart each tick)"
+    phases = "random phases" if args.random_phases else "symbol i in slice i % N"
+    return f"spread ({args.tick_slices} slices {gap_ms:g} ms apart each tick, {phases})"
 
 
-def verdicts(points: dict[int, dict[str, dict[str, Any]]], rate: float) -> str:
-    lines = []
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def verdicts(points: dict[int, dict[str, dict[str, Any]]], args: argparse.Namespace) -> str:
+    """The issue's targets, judged on the runs of this one invocation."""
+    lines = ["targets (issue 12; one run on a shared machine, read with its noise in mind):"]
+    product_key = "product:uvloop" if args.uvloop else "product"
     for symbols, results in points.items():
-        product = results.get("product")
-        if product is not None and symbols == 200 and rate == 10:
-            ok = product["p99_ms"] < 1.0
-            lines.append(
-                f"- 200 symbols x 10 Hz: product p99 {product['p99_ms']:.3f} ms "
-                f"(target < 1 ms: {'met' if ok else 'NOT met'})"
-            )
-        peers = [results[c] for c in ("pybit", "ccxt") if c in results]
+        product = results.get(product_key) or results.get("product")
+        # A peer that received nothing in the window (it failed to subscribe) is named, not
+        # compared.
+        peers: dict[str, dict[str, Any]] = {}
+        for c in ("pybit", "ccxt", "ccxt:uvloop"):
+            if c in results and results[c]["messages"]:
+                peers[c] = results[c]
+            elif c in results:
+                lines.append(f"- {symbols}: {c} received no ticker frames; left out")
         if product is None or not peers:
             continue
-        best_p99 = min(p["p99_ms"] for p in peers)
-        best_cpu = min(p["cpu_per_100k"] for p in peers)
-        lat_ok = product["p99_ms"] <= best_p99 / 3
-        cpu_ok = product["cpu_per_100k"] <= best_cpu / 5
-        lines.append(
-            f"- {symbols} symbols: p99 {product['p99_ms']:.3f} ms vs best peer {best_p99:.3f} ms "
-            f"({best_p99 / product['p99_ms']:.1f}x; target ≥ 3x: "
-            f"{'met' if lat_ok else 'NOT met'}); "
-            f"CPU/100k {product['cpu_per_100k']:.2f} s vs best peer {best_cpu:.2f} s "
-            f"({best_cpu / product['cpu_per_100k']:.1f}x; target ≥ 5x: "
-            f"{'met' if cpu_ok else 'NOT met'})"
-        )
+        if args.tick_slices > 1:
+            lines += _spread_verdicts(symbols, product, peers, results)
+        else:
+            lines += _burst_verdicts(symbols, product, peers)
     return "\n".join(lines)
 
 
-def plot(points: dict[int, dict[str, dict[str, Any]]], name: str) -> None:
+def _spread_verdicts(
+    symbols: int,
+    product: dict[str, Any],
+    peers: dict[str, dict[str, Any]],
+    results: dict[str, dict[str, Any]],
+) -> list[str]:
+    lines = []
+    pybit = peers.get("pybit")
+    floor = results.get("floor-picows")
+    if pybit is not None:
+        ratio = product["cpu_us"] / pybit["cpu_us"]
+        lines.append(
+            f"- {symbols} spread: product CPU {product['cpu_us']:.1f} µs/frame vs pybit "
+            f"{pybit['cpu_us']:.1f} ({ratio:.2f}x; target <= 0.33x: {_met(ratio <= 1 / 3)})"
+        )
+    worst = {c: p["p99_ms"] for c, p in peers.items()}
+    below = all(product["p99_ms"] < v for v in worst.values())
+    lines.append(
+        f"- {symbols} spread: product p99 {product['p99_ms']:.3f} ms vs peers "
+        + ", ".join(f"{c} {v:.3f}" for c, v in worst.items())
+        + f" (target below every peer: {_met(below)})"
+    )
+    if floor is not None:
+        cpu = product["cpu_us"] / floor["cpu_us"]
+        p99 = product["p99_ms"] / floor["p99_ms"]
+        lines.append(
+            f"- {symbols} spread: vs the picows floor: CPU {cpu:.2f}x "
+            f"({product['cpu_us']:.1f} vs {floor['cpu_us']:.1f} µs; target <= 1.5x: "
+            f"{_met(cpu <= 1.5)}), p99 {p99:.2f}x ({product['p99_ms']:.3f} vs "
+            f"{floor['p99_ms']:.3f} ms; target <= 1.25x: {_met(p99 <= 1.25)})"
+        )
+    return lines
+
+
+def _burst_verdicts(
+    symbols: int, product: dict[str, Any], peers: dict[str, dict[str, Any]]
+) -> list[str]:
+    best_p99 = min(p["p99_ms"] for p in peers.values())
+    best_cpu = min(p["cpu_us"] for p in peers.values())
+    lead = product["p99_ms"] < best_p99 and product["cpu_us"] < best_cpu
+    return [
+        f"- {symbols} burst: p99 {product['p99_ms']:.3f} ms vs best peer {best_p99:.3f} ms "
+        f"({best_p99 / product['p99_ms']:.1f}x); CPU {product['cpu_us']:.1f} µs/frame vs best "
+        f"peer {best_cpu:.1f} ({best_cpu / product['cpu_us']:.1f}x); lead kept "
+        f"(lower p99 and CPU than every peer): {_met(lead)}"
+    ]
+
+
+def plot(points: dict[int, dict[str, dict[str, Any]]], args: argparse.Namespace, name: str) -> None:
     plt = pyplot()
     fig, (ax_lat, ax_cpu) = plt.subplots(1, 2, figsize=(11, 4.5))
     counts = sorted(points)
-    for i, client in enumerate(CONSUMERS):
+    for i, client in enumerate(args.clients):
         xs = [n for n in counts if client in points[n]]
         if not xs:
             continue
@@ -480,7 +639,7 @@ def plot(points: dict[int, dict[str, dict[str, Any]]], name: str) -> None:
             [points[n][client]["p99_ms"] for n in xs],
             marker="o",
             color=color,
-            label=f"{client} p99",
+            label=f"{label(client, args.uvloop)} p99",
         )
         ax_lat.plot(
             xs,
@@ -488,14 +647,14 @@ def plot(points: dict[int, dict[str, dict[str, Any]]], name: str) -> None:
             marker=".",
             linestyle=":",
             color=color,
-            label=f"{client} p50",
+            label=f"{label(client, args.uvloop)} p50",
         )
         ax_cpu.plot(
             xs,
-            [points[n][client]["cpu_per_100k"] for n in xs],
+            [points[n][client]["cpu_us"] for n in xs],
             marker="o",
             color=color,
-            label=client,
+            label=label(client, args.uvloop),
         )
     for ax in (ax_lat, ax_cpu):
         ax.set_xscale("log")
@@ -506,7 +665,7 @@ def plot(points: dict[int, dict[str, dict[str, Any]]], name: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
     ax_lat.set_ylabel("ms, sim socket write -> callback")
     ax_lat.set_title("latency (lower is better)")
-    ax_cpu.set_ylabel("CPU seconds per 100k ticker frames")
+    ax_cpu.set_ylabel("CPU µs per ticker frame")
     ax_cpu.set_title("CPU cost (lower is better)")
     fig.tight_layout()
     path = plot_path(name)
@@ -514,33 +673,71 @@ def plot(points: dict[int, dict[str, dict[str, Any]]], name: str) -> None:
     print(f"\nplot: {path}")
 
 
+FEEDS = {
+    # symbols, Hz, slices, random phases
+    "burst": ("50,200,1000", 10.0, 1, False),
+    "spread": ("50", 20.0, 50, True),
+}
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--symbols", default="50,200,1000", help="comma-separated symbol counts")
-    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument(
+        "--feed",
+        choices=FEEDS,
+        default="burst",
+        help="burst: 50,200,1000 symbols x 10 Hz, one burst per tick (default); spread: 50 "
+        "symbols x 20 Hz over 50 slices with random phases. The flags below override it.",
+    )
+    parser.add_argument("--symbols", help="comma-separated symbol counts")
+    parser.add_argument("--rate", type=float)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=8.0)
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--clients",
+        default=",".join(CLIENTS),
+        help=f"consumers, each name[:uvloop]; names: {', '.join(CONSUMERS)} (floor = "
+        "floor-aiohttp)",
+    )
     parser.add_argument("--uvloop", action="store_true", help="run the asyncio clients on uvloop")
     parser.add_argument(
         "--tick-slices",
         type=int,
-        default=1,
-        help="sim feed shape: 1 = burst (default); N = each tick spread over N slices",
+        help="sim feed shape: 1 = burst; N = each tick spread over N slices",
+    )
+    parser.add_argument(
+        "--random-phases",
+        action="store_true",
+        default=None,
+        help="with --tick-slices N: each symbol in a random slice (independent phases)",
     )
     parser.add_argument("--consumer", choices=CONSUMERS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    symbols, rate, slices, phases = FEEDS[args.feed]
+    args.symbols = args.symbols or symbols
+    args.rate = args.rate or rate
+    args.tick_slices = args.tick_slices or slices
+    args.random_phases = phases if args.random_phases is None else args.random_phases
     if args.consumer is None:
         args.symbol_counts = [int(n) for n in args.symbols.split(",")]
-        args.clients = [c for c in args.clients.split(",") if c]
-        unknown = set(args.clients) - set(CONSUMERS)
-        if unknown:
-            parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
+        args.clients = [
+            "floor-aiohttp" + c[5:] if c.split(":")[0] == "floor" else c
+            for c in args.clients.split(",")
+            if c
+        ]
+        bad = [c for c in args.clients if not _known(c)]
+        if bad:
+            parser.error(f"unknown clients: {', '.join(bad)} (names: {', '.join(CONSUMERS)})")
     else:
         args.symbols = int(args.symbols)
     return args
+
+
+def _known(client: str) -> bool:
+    name, _, loop = client.partition(":")
+    return name in CONSUMERS and loop in ("", "uvloop") and not (name == "pybit" and loop)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import contextlib
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass
@@ -41,32 +42,44 @@ async def _splice(
     await asyncio.gather(_pipe(client[0], upstream[1]), _pipe(upstream[0], client[1]))
 
 
-class HttpProxy:
-    """An HTTP proxy: CONNECT tunnels, and absolute-form requests forwarded to their origin."""
+class _LoopbackServer:
+    """A TCP server on 127.0.0.1 with a free port; `_serve` handles one client."""
 
-    def __init__(self, user: str | None = None, password: str | None = None) -> None:
+    scheme = "http"
+
+    def __init__(self) -> None:
         self.log = ProxyLog()
-        self._auth = None
-        if user is not None:
-            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
-            self._auth = f"Basic {token}"
         self._server: asyncio.Server | None = None
         self.port = 0
 
-    async def start(self) -> HttpProxy:
+    async def start(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    def url(self, user: str | None = None, password: str | None = None) -> str:
+    def url(self, user: str | None = None, password: str | None = None, scheme: str = "") -> str:
         auth = "" if user is None else f"{user}:{password}@"
-        return f"http://{auth}127.0.0.1:{self.port}"
+        return f"{scheme or self.scheme}://{auth}127.0.0.1:{self.port}"
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class HttpProxy(_LoopbackServer):
+    """An HTTP proxy: CONNECT tunnels, and absolute-form requests forwarded to their origin."""
+
+    def __init__(self, user: str | None = None, password: str | None = None) -> None:
+        super().__init__()
+        self._auth = None
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            self._auth = f"Basic {token}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -128,31 +141,14 @@ class HttpProxy:
         await _splice((reader, writer), upstream)
 
 
-class Socks5Proxy:
+class Socks5Proxy(_LoopbackServer):
     """A SOCKS5 proxy (RFC 1928) with optional username/password (RFC 1929), CONNECT only."""
 
+    scheme = "socks5"
+
     def __init__(self, user: str | None = None, password: str | None = None) -> None:
-        self.log = ProxyLog()
+        super().__init__()
         self._creds = None if user is None else (user.encode(), (password or "").encode())
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> Socks5Proxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def url(
-        self, user: str | None = None, password: str | None = None, scheme: str = "socks5"
-    ) -> str:
-        auth = "" if user is None else f"{user}:{password}@"
-        return f"{scheme}://{auth}127.0.0.1:{self.port}"
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -47,7 +47,7 @@ from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.recording import Recorder, RecordingCore
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.runner import StreamRunner
-from bybit_hybrid.transport.ws import AiohttpWsBackend, WsBackend
+from bybit_hybrid.transport.ws import WS_BACKENDS, AnyWsBackend, WsBackendName, ws_backend_named
 from bybit_hybrid.wire.signing import Credentials
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class BybitHybridStream(PositionStream):
         region: str | None = None,
         proxy: Proxy | None = None,
         config: HybridConfig | None = None,
-        ws_backend: WsBackend | None = None,
+        ws_backend: AnyWsBackend | WsBackendName | None = None,
         http_backend: HttpBackend | None = None,
         max_active_time_s: int | None = None,
         rng: random.Random | None = None,
@@ -96,7 +96,13 @@ class BybitHybridStream(PositionStream):
         self._config = config or HybridConfig()
         if max_active_time_s is not None:
             self._config = _with_max_active_time(self._config, max_active_time_s)
-        self._ws_backend = ws_backend
+        # A backend object is lent (the caller closes it); a name (default: picows) makes one
+        # per start, owned and closed by the stream.
+        self._ws_backend = "picows" if ws_backend is None else ws_backend
+        if isinstance(self._ws_backend, str) and self._ws_backend not in WS_BACKENDS:
+            raise ValueError(
+                f"ws_backend {self._ws_backend!r} is not one of {', '.join(WS_BACKENDS)}"
+            )
         self._http_backend = http_backend
         self._max_active_time_s = max_active_time_s
         self._rng = rng
@@ -104,7 +110,7 @@ class BybitHybridStream(PositionStream):
         self._core: HybridCore | None = None
         self._runner: StreamRunner | None = None
         self._rest: BybitRestClient | None = None
-        self._owned_ws: AiohttpWsBackend | None = None
+        self._owned_ws: AnyWsBackend | None = None
         self._ready = asyncio.Event()
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
@@ -134,8 +140,8 @@ class BybitHybridStream(PositionStream):
         self._ready.clear()
         self._core = self._new_core()
         ws_backend = self._ws_backend
-        if ws_backend is None:
-            ws_backend = self._owned_ws = AiohttpWsBackend(proxy=self.proxy)
+        if isinstance(ws_backend, str):
+            ws_backend = self._owned_ws = self._new_ws_backend(ws_backend)
         self._runner = StreamRunner(
             self._core,
             self.endpoints,
@@ -249,6 +255,14 @@ class BybitHybridStream(PositionStream):
         seed = (self._rng or random.Random()).getrandbits(63)
         return RecordingCore(self._recorder, self._credentials, self._config, seed)
 
+    def _new_ws_backend(self, name: str) -> AnyWsBackend:
+        if name == "picows" and self.proxy is not None:
+            log.info(
+                "proxy %s: the sockets use the aiohttp backend (picows is used without a proxy)",
+                self.proxy,
+            )
+        return ws_backend_named(name, proxy=self.proxy)
+
     def _clock(self) -> float:
         """Bybit's time on the monotonic clock, anchored at start (see `bybit_hybrid.clock`)."""
         if self._anchored is None:
@@ -279,7 +293,13 @@ class BybitHybridStream(PositionStream):
                 event.reason,
             )
         elif isinstance(event, AuthFailed):
-            log.error("%s: auth rejected by Bybit: %s", event.connection, event.ret_msg)
+            # A warning: the socket retries with back-off; an application that treats this as
+            # fatal (the `stream` command does) reports it once itself.
+            log.warning(
+                "%s: auth rejected by Bybit (retrying with back-off): %s",
+                event.connection,
+                event.ret_msg,
+            )
         elif isinstance(event, SocketDead):
             log.warning("%s: socket declared dead: %s", event.connection, event.reason)
         elif isinstance(event, SubscriptionFailed):

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from bybit_hybrid.sim import SimServer
-from tests.integration.stream_harness import StreamHarness, sim_config, start_stream
+from bybit_hybrid.transport.ws import WsBackendName
+from tests.integration.stream_harness import (
+    StreamHarness,
+    sim_config,
+    start_stream,
+    use_ws_backend,
+)
+
+
+@pytest.fixture
+def ws_backend_name() -> Iterator[WsBackendName]:
+    """The default backend; a module runs over both by overriding this fixture with
+    one with `params=WS_BACKENDS` (see test_stream_basics.py)."""
+    yield from use_ws_backend("picows")
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +53,7 @@ async def sim() -> AsyncIterator[SimServer]:
 
 
 @pytest.fixture
-async def h(sim: SimServer) -> AsyncIterator[StreamHarness]:
+async def h(sim: SimServer, ws_backend_name: WsBackendName) -> AsyncIterator[StreamHarness]:
     """A stream bootstrapped and LIVE against `sim`; closing it checks the common invariants."""
     harness = await start_stream(sim)
     try:

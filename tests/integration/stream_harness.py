@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -23,6 +23,7 @@ from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChanged
 from bybit_hybrid.sim import ConnKind, EventKind, SimConfig, SimServer
 from bybit_hybrid.sim.connections import SimConnection
+from bybit_hybrid.transport.ws import WsBackendName
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 PUBLIC: Final = "public-1"
@@ -366,6 +367,21 @@ def assert_contract(data: dict[str, Any]) -> None:
         assert data["size"] > 0
 
 
+# The WebSocket backend `start_stream` uses unless told; the `ws_backend_name` fixture
+# (tests/integration/conftest.py) sets it, and runs a module over both when parametrised.
+WS_BACKEND: list[WsBackendName] = ["picows"]
+
+
+def use_ws_backend(name: WsBackendName) -> Iterator[WsBackendName]:
+    """Makes `start_stream` (and so the `h` fixture) use backend `name` for one test."""
+    previous = WS_BACKEND[0]
+    WS_BACKEND[0] = name
+    try:
+        yield name
+    finally:
+        WS_BACKEND[0] = previous
+
+
 async def start_stream(
     sim: SimServer,
     *,
@@ -373,6 +389,7 @@ async def start_stream(
     max_active_time_s: int | None = None,
     wait: bool = True,
     rec: Recorder | None = None,
+    ws_backend: WsBackendName | None = None,
 ) -> StreamHarness:
     """Starts a stream against `sim`; with `wait`, returns once it is bootstrapped and LIVE."""
     tasks_before = asyncio.all_tasks()
@@ -385,6 +402,7 @@ async def start_stream(
         config=config,
         max_active_time_s=max_active_time_s,
         rng=random.Random(7),
+        ws_backend=ws_backend or WS_BACKEND[0],
     )
     stream.add_listener(rec.listener)
     harness = StreamHarness(sim, stream, rec, tasks_before)

@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Final
 
 from bybit_hybrid.protection.prices import HUNDRED
-from bybit_hybrid.protection.trailing import IllegalTransitionError
 from bybit_hybrid.protocol.domain import Side
+from bybit_hybrid.protocol.errors import check_edge
 
 MS_PER_HOUR: Final = 3_600_000
 
@@ -91,10 +91,9 @@ AgedDecision = AgedHold | AgedClose
 
 
 def transition(state: AgedState, phase: AgedPhase) -> AgedState:
-    if phase is state.phase:
+    """Moves to `phase` along the transition table; staying put is allowed."""
+    if check_edge(TRANSITIONS, state.phase, phase) is state.phase:
         return state
-    if phase not in TRANSITIONS[state.phase]:
-        raise IllegalTransitionError(f"aged {state.phase} -> {phase}")
     return dataclasses.replace(state, phase=phase)
 
 

@@ -44,6 +44,7 @@ from bybit_hybrid.protection.prices import (
     safe_stop_on_tick,
 )
 from bybit_hybrid.protocol.domain import Side
+from bybit_hybrid.protocol.errors import IllegalTransition, check_edge
 
 
 class TrailPhase(StrEnum):
@@ -61,8 +62,8 @@ TRANSITIONS: Final[dict[TrailPhase, frozenset[TrailPhase]]] = {
 }
 
 
-class IllegalTransitionError(RuntimeError):
-    """A state machine was asked to move along an edge its transition table does not have."""
+# The protocol's error for an edge the table lacks; the old name stays importable.
+IllegalTransitionError = IllegalTransition
 
 
 # Bybit's non-VIP taker fee for USDT perpetuals, per side, in percent.
@@ -198,10 +199,8 @@ def new_trail(
 
 def transition(state: TrailState, phase: TrailPhase) -> TrailState:
     """Moves to `phase` along the transition table; staying put is allowed."""
-    if phase is state.phase:
+    if check_edge(TRANSITIONS, state.phase, phase) is state.phase:
         return state
-    if phase not in TRANSITIONS[state.phase]:
-        raise IllegalTransitionError(f"trail {state.phase} -> {phase}")
     return dataclasses.replace(state, phase=phase)
 
 

@@ -16,6 +16,7 @@ stop is never given up. A market close repeats until the exchange shows the posi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -49,6 +50,10 @@ _UNSEEN: Final = object()  # no exchange stop seen yet for a key
 INSTRUMENTS_RETRY_S: Final = 5.0
 
 TriggerPrices = Callable[[str], Decimal | None]
+
+
+class _SupersededError(Exception):
+    """A stop request was abandoned in flight for a market close."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,9 +356,12 @@ class TrailingAdapter:
         cause_at_s = self._cause_at_s.get(key, time.perf_counter())
         self.sends.append(SendRecord(key, str(stop), cause_at_s, time.perf_counter()))
         try:
-            changed = await self._exchange.set_stop(key, stop)
+            changed = await self._unless_closing(key, self._exchange.set_stop(key, stop))
         except BybitError as exc:
             return await self._send_failed(key, stop, exc, failures)
+        except _SupersededError:
+            log.warning("%s: stop %s abandoned in flight: the position must close now", key, stop)
+            return None
         state = self._trails.get(key)
         if state is not None:
             self._commit(key, core.confirmed(state, stop, self._clock()))
@@ -361,6 +369,25 @@ class TrailingAdapter:
         self.stats.not_modified += not changed
         log.info("%s: stop moved to %s%s", key, stop, "" if changed else " (already set)")
         return None
+
+    async def _unless_closing(self, key: PositionKey, call: Awaitable[bool]) -> bool:
+        """Awaits `call`, unless a close decision arrives first: a hung trading-stop request
+        must not hold the market close back until the REST timeout. Then the call is cancelled
+        (the exchange may still apply it: a stop on a position that is being closed is harmless)."""
+        wake = self._wake.setdefault(key, asyncio.Event())
+        wake.clear()
+        sending = asyncio.ensure_future(call)
+        waking = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((sending, waking), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waking.cancel()
+        if not sending.done():
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BybitError):
+                await sending
+            raise _SupersededError
+        return sending.result()
 
     async def _send_failed(
         self, key: PositionKey, stop: Decimal, exc: BybitError, failures: int

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from typing import TypeVar
+
+S = TypeVar("S", bound=Enum)
+T = TypeVar("T", bound=Enum)
 
 
 class ProtocolError(Exception):
@@ -16,3 +21,20 @@ class IllegalTransition(ProtocolError):  # noqa: N818 - the name the design docs
         self.event = event
         self.state = state
         super().__init__(f"cannot handle event {event.value} in state {state.value}")
+
+
+def next_state(table: Mapping[tuple[S, T], S], state: S, trigger: T) -> S:
+    """The one transition lookup every state machine uses; a pair missing from `table` raises
+    `IllegalTransition` naming the trigger and the state."""
+    try:
+        return table[(state, trigger)]
+    except KeyError:
+        raise IllegalTransition(trigger, state) from None
+
+
+def check_edge(table: Mapping[S, frozenset[S]], state: S, new: S) -> S:
+    """For machines whose table lists the states reachable from each state (protection's
+    phases): `new` if the edge exists (staying put always does), else `IllegalTransition`."""
+    if new is not state and new not in table[state]:
+        raise IllegalTransition(new, state)
+    return new

@@ -65,17 +65,19 @@ from bybit_hybrid.protocol.session import (
     SessionEvent,
     SessionState,
 )
-from bybit_hybrid.protocol.subscriptions import (
+from bybit_hybrid.protocol.shards import (
     PUBLIC_ARGS_LIMIT_CHARS,
     AssignTopic,
     CloseConnection,
     OpenConnection,
     PublicShards,
     ShardAction,
+    UnassignTopic,
+)
+from bybit_hybrid.protocol.subscriptions import (
     SubscriptionConfig,
     SubscriptionConfirmed,
     SubscriptionSet,
-    UnassignTopic,
     Unsubscribed,
     private_subscriptions,
 )

@@ -117,13 +117,16 @@ class BookStats:
 class _Slot:
     """Per-key ordering state; outlives a close so a late, older push cannot reopen it.
 
-    `inferred`: closed on REST absence, with no row of its own (see `_replayed`). `missed_at`:
+    `inferred`: closed on REST absence, with no row of its own (see `_replayed`); then
+    `closed_ts_ms` is that answer's exchange time, and a push created before it is older news
+    than the close (campaign seed 62: a delayed push re-opened a key REST had closed). `missed_at`:
     when a complete answer first missed this open key, until confirmed or withdrawn."""
 
     last: PositionSnapshot
     received_at: float
     inferred: bool = False
     missed_at: float | None = None
+    closed_ts_ms: int | None = None  # exchange time of the answer that closed it on absence
 
 
 @dataclass(slots=True)
@@ -156,7 +159,9 @@ class PositionBook:
         slot = self._slots.get(snapshot.key)
         order = _compare(snapshot, slot.last) if slot is not None else 1
         if slot is not None and (
-            order < 0 or (order == 0 and _replayed(slot, snapshot, requested_at))
+            order < 0
+            or (order == 0 and _replayed(slot, snapshot, requested_at))
+            or _older_than_inferred_close(slot, snapshot)
         ):
             self.stats.stale_dropped += 1
             return []
@@ -400,6 +405,7 @@ class PositionBook:
         slot = self._slots[key]
         cause = replace(slot.last, source=Source.REST, exchange_ts_ms=response_ts_ms)
         slot.inferred = True
+        slot.closed_ts_ms = response_ts_ms
         slot.missed_at = None
         slot.received_at = now  # when the close was decided: older requests cannot undo it
         self.stats.reconcile_closes += 1
@@ -465,6 +471,14 @@ def _compare(new: PositionSnapshot, old: PositionSnapshot) -> int:
         if mine is not None and theirs is not None and mine != theirs:
             return 1 if mine > theirs else -1
     return 0
+
+
+def _older_than_inferred_close(slot: _Slot, snapshot: PositionSnapshot) -> bool:
+    """A push created before the answer that closed the key on absence: older news."""
+    closed, created = slot.closed_ts_ms, snapshot.exchange_ts_ms
+    if not slot.inferred or snapshot.source is Source.REST:
+        return False
+    return closed is not None and created is not None and created < closed
 
 
 def _replayed(slot: _Slot, snapshot: PositionSnapshot, requested_at: float | None) -> bool:

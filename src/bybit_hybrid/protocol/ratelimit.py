@@ -37,7 +37,8 @@ class RateLimitStatus:
     observed_at_ms: int
 
 
-def _int_or_none(value: str | None) -> int | None:
+def int_or_none(value: str | None) -> int | None:
+    """A header's integer, None when absent or not a number (Bybit's headers are text)."""
     if value is None:
         return None
     try:
@@ -53,9 +54,9 @@ def parse_limit_headers(
     if limit is None and remaining is None and reset_at is None:
         return None
     return RateLimitStatus(
-        limit=_int_or_none(limit),
-        remaining=_int_or_none(remaining),
-        reset_at_ms=_int_or_none(reset_at),
+        limit=int_or_none(limit),
+        remaining=int_or_none(remaining),
+        reset_at_ms=int_or_none(reset_at),
         observed_at_ms=now_ms,
     )
 

@@ -68,7 +68,7 @@ from enum import Enum
 from typing import Final
 
 from bybit_hybrid.protocol.backoff import Backoff
-from bybit_hybrid.protocol.errors import IllegalTransition
+from bybit_hybrid.protocol.errors import next_state
 
 # Re-exported: SessionConfig lived here, and every shell imports it from here.
 from bybit_hybrid.protocol.session_config import SessionConfig as SessionConfig  # noqa: PLC0414
@@ -136,10 +136,7 @@ TRANSITIONS: Final[Mapping[tuple[SessionState, Trigger], SessionState]] = {
 
 def transition(state: SessionState, trigger: Trigger) -> SessionState:
     """The table lookup; raises `IllegalTransition` for a pair the table lacks."""
-    try:
-        return TRANSITIONS[(state, trigger)]
-    except KeyError:
-        raise IllegalTransition(trigger, state) from None
+    return next_state(TRANSITIONS, state, trigger)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Topic bookkeeping per socket (desired, pending, confirmed, failed) and public-socket sharding.
+"""Topic bookkeeping per socket: desired, pending, confirmed, failed (sharding: `shards.py`).
 
 A `SubscriptionSet` reconciles what the product wants (`desired`) with what the server has
 acknowledged. Every topic it tracks is in exactly one `TopicState`, so a topic can never be both
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from bybit_hybrid.protocol.errors import next_state
 from bybit_hybrid.wire.decode import OpReply
 from bybit_hybrid.wire.frames import subscribe_frame, unsubscribe_frame
 
 PRIVATE_TOPIC: Final = "position"
 """The private socket's one topic: all-in-one `position` (BYBIT_V5.md §6.1)."""
 
-PUBLIC_ARGS_LIMIT_CHARS: Final = 21_000
 """Bybit's cap on the total length of all `args` on one public connection (§4.3)."""
 
 _ALREADY_SUBSCRIBED: Final = "already subscribed"
@@ -71,6 +71,31 @@ class TopicState(Enum):
     CONFIRMED = "confirmed"
     UNSUBSCRIBING = "unsubscribing"  # still live on the server until the ack
     FAILED = "failed"  # gave up on this connection; retried after the next reconnect
+
+
+class TopicTrigger(Enum):
+    SEND_SUBSCRIBE = "send_subscribe"
+    SEND_UNSUBSCRIBE = "send_unsubscribe"
+    ACKED = "acked"  # subscribe acknowledged (or "already subscribed")
+    RELEASED = "released"  # its frame failed for another topic: back without a charge
+    REJECTED = "rejected"  # charged an attempt; retried after a delay
+    GAVE_UP = "gave_up"  # out of attempts on this connection
+    UNSUBSCRIBED = "unsubscribed"  # unsubscribe acknowledged (or timed out)
+    DISCONNECTED = "disconnected"
+
+
+_T = TopicTrigger
+_S = TopicState
+TOPIC_TRANSITIONS: Final[dict[tuple[TopicState, TopicTrigger], TopicState]] = {
+    (_S.IDLE, _T.SEND_SUBSCRIBE): _S.SUBSCRIBING,
+    (_S.CONFIRMED, _T.SEND_UNSUBSCRIBE): _S.UNSUBSCRIBING,
+    (_S.SUBSCRIBING, _T.ACKED): _S.CONFIRMED,
+    (_S.SUBSCRIBING, _T.RELEASED): _S.IDLE,
+    (_S.SUBSCRIBING, _T.REJECTED): _S.IDLE,
+    (_S.SUBSCRIBING, _T.GAVE_UP): _S.FAILED,
+    (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.IDLE,
+    **{(state, _T.DISCONNECTED): _S.IDLE for state in TopicState},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +277,9 @@ class SubscriptionSet:
         req_id = f"{self.name}-{self._next_req}"
         self._next_req += 1
         self._requests[req_id] = _Request(req_id, op, tuple(topics), now)
-        moving = TopicState.SUBSCRIBING if op == _SUBSCRIBE else TopicState.UNSUBSCRIBING
+        trigger = _T.SEND_SUBSCRIBE if op == _SUBSCRIBE else _T.SEND_UNSUBSCRIBE
         for topic in topics:
-            self._topics[topic].state = moving
+            _move(self._topics[topic], trigger)
         build = subscribe_frame if op == _SUBSCRIBE else unsubscribe_frame
         return build(topics, req_id)
 
@@ -313,7 +338,8 @@ class SubscriptionSet:
         events: list[SubscriptionEvent] = []
         for topic in topics:
             rec = self._topics[topic]
-            rec.state, rec.attempts, rec.reason = TopicState.CONFIRMED, 0, ""
+            _move(rec, _T.ACKED)
+            rec.attempts, rec.reason = 0, ""
             rec.batch_cap = self.config.max_topics_per_frame
             if topic in self._desired:
                 events.append(SubscriptionConfirmed(self.name, topic))
@@ -343,7 +369,7 @@ class SubscriptionSet:
         """Back to IDLE without charging an attempt: these topics were not at fault."""
         for topic in topics:
             rec = self._topics[topic]
-            rec.state = TopicState.IDLE
+            _move(rec, _T.RELEASED)
             self._candidates.add(topic)
             if batch_cap is not None:
                 rec.batch_cap = min(rec.batch_cap, batch_cap)
@@ -362,9 +388,9 @@ class SubscriptionSet:
         gave_up = rec.attempts >= self.config.max_attempts
         self._candidates.add(topic)
         if gave_up:
-            rec.state = TopicState.FAILED
+            _move(rec, _T.GAVE_UP)
         else:
-            rec.state = TopicState.IDLE
+            _move(rec, _T.REJECTED)
             rec.retry_at = now + self.config.retry_delay_after(rec.attempts)
         return [SubscriptionFailed(self.name, topic, reason, gave_up)]
 
@@ -372,7 +398,7 @@ class SubscriptionSet:
         # A failed unsubscribe is dropped too: at worst an unwanted topic keeps pushing data.
         events: list[SubscriptionEvent] = []
         for topic in topics:
-            self._topics[topic].state = TopicState.IDLE
+            _move(self._topics[topic], _T.UNSUBSCRIBED)
             self._candidates.add(topic)
             self._forget_if_unused(topic)
             events.append(Unsubscribed(self.name, topic, reason))
@@ -399,7 +425,8 @@ class SubscriptionSet:
         self._requests.clear()
         for topic in list(self._topics):
             rec = self._topics[topic]
-            rec.state, rec.attempts, rec.retry_at = TopicState.IDLE, 0, 0.0
+            _move(rec, _T.DISCONNECTED)
+            rec.attempts, rec.retry_at = 0, 0.0
             rec.batch_cap = self.config.max_topics_per_frame
             self._forget_if_unused(topic)
         self._candidates = set(self._topics)
@@ -424,6 +451,10 @@ class SubscriptionSet:
             del self._topics[topic]
 
 
+def _move(rec: _Topic, trigger: TopicTrigger) -> None:
+    rec.state = next_state(TOPIC_TRANSITIONS, rec.state, trigger)
+
+
 def private_subscriptions(
     name: str = "private", config: SubscriptionConfig | None = None
 ) -> SubscriptionSet:
@@ -442,136 +473,3 @@ def _named_topic(ret_msg: str) -> str | None:
 def _must_split(a: str, b: str) -> bool:
     """All-in-one (`position`) and categorised (`position.linear`) topics can't share a frame."""
     return a.partition(".")[0] == b.partition(".")[0] and ("." in a) != ("." in b)
-
-
-# --- public sharding ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OpenConnection:
-    """Open a new public connection under this name (its SubscriptionSet starts empty)."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class CloseConnection:
-    """This extra public connection holds no topic any more: close it for good."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class AssignTopic:
-    connection: str
-    topic: str
-
-
-@dataclass(frozen=True, slots=True)
-class UnassignTopic:
-    connection: str
-    topic: str
-
-
-ShardAction = OpenConnection | CloseConnection | AssignTopic | UnassignTopic
-
-
-class PublicShards:
-    """Ref-counted public topics spread over connections so each stays under the args limit.
-
-    A topic is wanted while its count is ≥ 1 (e.g. one per open position: hedge mode gives two
-    for one ticker). It goes to the lowest-numbered connection with room and stays there while
-    wanted, so assignment is stable and deterministic. `{prefix}-1` always exists; extra
-    connections are announced by `OpenConnection` and retired by `CloseConnection` when empty.
-    The size of a connection is the sum of its topics' lengths, as the limit is worded (§4.3).
-    """
-
-    def __init__(
-        self, *, prefix: str = "public", max_args_chars: int = PUBLIC_ARGS_LIMIT_CHARS
-    ) -> None:
-        if max_args_chars < 1:
-            raise ValueError(f"max_args_chars must be >= 1, got {max_args_chars}")
-        self.prefix = prefix
-        self.max_args_chars = max_args_chars
-        self._refs: dict[str, int] = {}
-        self._home: dict[str, int] = {}  # topic -> shard number
-        self._shards: dict[int, dict[str, None]] = {1: {}}
-        self._used: dict[int, int] = {1: 0}  # shard number -> sum of its topics' lengths
-
-    @property
-    def primary(self) -> str:
-        return self._name(1)
-
-    @property
-    def connections(self) -> tuple[str, ...]:
-        return tuple(self._name(n) for n in sorted(self._shards))
-
-    def refcount(self, topic: str) -> int:
-        return self._refs.get(topic, 0)
-
-    def connection_of(self, topic: str) -> str | None:
-        number = self._home.get(topic)
-        return None if number is None else self._name(number)
-
-    def topics_of(self, connection: str) -> tuple[str, ...]:
-        return tuple(self._shards[self._number(connection)])
-
-    def args_chars(self, connection: str) -> int:
-        return self._used[self._number(connection)]
-
-    def acquire(self, topic: str) -> list[ShardAction]:
-        """One more reason to want `topic`; actions only when it becomes wanted."""
-        if len(topic) > self.max_args_chars:
-            raise ValueError(f"topic {topic!r} is longer than max_args_chars")
-        self._refs[topic] = self._refs.get(topic, 0) + 1
-        if self._refs[topic] > 1:
-            return []
-        actions: list[ShardAction] = []
-        number = self._room_for(topic)
-        if number not in self._shards:
-            self._shards[number] = {}
-            self._used[number] = 0
-            actions.append(OpenConnection(self._name(number)))
-        self._shards[number][topic] = None
-        self._used[number] += len(topic)
-        self._home[topic] = number
-        actions.append(AssignTopic(self._name(number), topic))
-        return actions
-
-    def release(self, topic: str) -> list[ShardAction]:
-        """One reason fewer; actions only when nothing wants `topic` any more."""
-        count = self._refs.get(topic, 0)
-        if count == 0:
-            raise ValueError(f"topic {topic!r} released more often than acquired")
-        if count > 1:
-            self._refs[topic] = count - 1
-            return []
-        del self._refs[topic]
-        number = self._home.pop(topic)
-        del self._shards[number][topic]
-        self._used[number] -= len(topic)
-        actions: list[ShardAction] = [UnassignTopic(self._name(number), topic)]
-        if number != 1 and not self._shards[number]:
-            del self._shards[number]
-            del self._used[number]
-            actions.append(CloseConnection(self._name(number)))
-        return actions
-
-    def _room_for(self, topic: str) -> int:
-        """The lowest-numbered shard with room, or the lowest free number for a new one.
-
-        O(shards): each shard's size is kept up to date, never re-summed.
-        """
-        for number in sorted(self._used):
-            if self._used[number] + len(topic) <= self.max_args_chars:
-                return number
-        return next(n for n in range(2, len(self._shards) + 3) if n not in self._shards)
-
-    def _name(self, number: int) -> str:
-        return f"{self.prefix}-{number}"
-
-    def _number(self, connection: str) -> int:
-        prefix, _, number = connection.rpartition("-")
-        if prefix != self.prefix or not number.isdigit() or int(number) not in self._shards:
-            raise KeyError(f"no public connection named {connection!r}")
-        return int(number)

@@ -70,7 +70,7 @@ from bybit_hybrid.transport.http import HttpBackend
 from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.recording import Recorder
 from bybit_hybrid.transport.rest import PositionPage
-from bybit_hybrid.transport.ws import WsBackend
+from bybit_hybrid.transport.ws import AnyWsBackend, WsBackendName
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class RolloutStream(PositionStream):
         rollout: RolloutConfig | None = None,
         config: HybridConfig | None = None,
         max_active_time_s: int | None = None,
-        ws_backend: WsBackend | None = None,
+        ws_backend: AnyWsBackend | WsBackendName | None = None,
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
         recorder: Recorder | None = None,

@@ -10,7 +10,6 @@ the router's receipt of the original event to the handler's completion) and back
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -26,7 +25,9 @@ from bybit_hybrid.protocol.events import (
     PositionOpened,
 )
 from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled
+from bybit_hybrid.router.fanout import name_of
 from bybit_hybrid.router.mailbox import Mailbox
+from bybit_hybrid.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class EventRouter:
     def on(self, event: str, handler: Handler, *, name: str | None = None) -> None:
         """Subscribes `handler` to `event`. One handler (by name) is one consumer, whatever
         the number of events it takes, so its events stay in one ordered mailbox."""
-        name = name or _name_of(handler)
+        name = name or name_of(handler)
         consumer = self._consumers.get(name)
         if consumer is None:
             consumer = self._consumers[name] = _Consumer(name, handler, set())
@@ -155,12 +156,7 @@ class EventRouter:
 
     async def stop(self) -> None:
         self._running = False
-        tasks = [c.task for c in self._consumers.values() if c.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(c.task for c in self._consumers.values() if c.task is not None)
         for consumer in self._consumers.values():
             consumer.task = None
 
@@ -226,7 +222,3 @@ def _consumer_stats(consumer: _Consumer) -> dict[str, Any]:
         "latency_p99_ms": percentile(samples, 99) * 1000,
         "latency_max_ms": consumer.stats.max_latency_s * 1000,
     }
-
-
-def _name_of(fn: object) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__

@@ -32,6 +32,7 @@ Mode = Literal["hybrid", "rest", "canary", "parallel", "cutover"]
 TriggerBy = Literal["MarkPrice", "LastPrice", "IndexPrice"]
 EventLoop = Literal["auto", "asyncio", "uvloop"]
 Region = Literal["global", "bytick", "eu", "nl", "tr", "kz", "ae", "id", "ge", "jp"]
+WsBackendChoice = Literal["picows", "aiohttp"]
 _SECTIONS = ("trailing", "aged", "rollout", "rest", "metrics", "log")
 
 
@@ -275,6 +276,13 @@ class AppSettings(BaseSettings):
         description=(
             "event loop for run/stream/demo: auto (uvloop when installed, else asyncio), "
             "asyncio, or uvloop (needs the `uvloop` extra)"
+        ),
+    )
+    ws_backend: WsBackendChoice = Field(
+        default="picows",
+        description=(
+            "WebSocket client library: picows (push-driven, the fast default) or aiohttp "
+            "(the previous reader; REST always uses aiohttp)"
         ),
     )
 

@@ -80,6 +80,7 @@ def make_position_stream(
     """The stream for `settings.mode`. `options` go to the hybrid stream (e.g. `config`,
     `max_active_time_s`, backends); the REST-only stream takes none of the socket ones."""
     mode = settings.mode
+    options.setdefault("ws_backend", settings.ws_backend)
     if mode == "rest":
         rest_options = {k: v for k, v in options.items() if k in ("http_backend", "rng")}
         return AdaptiveBybitStream(

@@ -253,17 +253,27 @@ class PriceBook:
 
     def __init__(self, instruments: tuple[Instrument, ...], seed: int, now_ms: int) -> None:
         self._rng = random.Random(seed)
+        self._slot_of: list[int] | None = None  # see `random_phases`
         self.tickers: dict[str, TickerState] = {
             inst.symbol: TickerState(inst, self._rng, now_ms) for inst in instruments
         }
 
+    def random_phases(self, slices: int, seed: int) -> None:
+        """Puts each symbol in a slice drawn at random (from its own RNG), so symbols tick on
+        independent phases instead of evenly spaced ones."""
+        rng = random.Random(seed * 104729 + 3)
+        self._slot_of = [rng.randrange(slices) for _ in self.tickers]
+
     def step(self, slice_index: int = 0, slices: int = 1) -> dict[str, tuple[str, ...]]:
-        """One tick for every unpaused symbol of one slice (symbol i is in slice i % slices):
-        {symbol: changed field names} (only non-empty)."""
+        """One tick for every unpaused symbol of one slice (symbol i is in slice i % slices,
+        or its random one, see `random_phases`): {symbol: changed field names} (only
+        non-empty)."""
         changes: dict[str, tuple[str, ...]] = {}
         rng = self._rng
+        slot_of = self._slot_of
         for i, (symbol, ticker) in enumerate(self.tickers.items()):
-            if ticker.paused or i % slices != slice_index:
+            slot = i % slices if slot_of is None else slot_of[i]
+            if ticker.paused or slot != slice_index:
                 continue
             changed = ticker.step(rng)
             if changed:

@@ -92,6 +92,9 @@ class SimConfig:
     # Trading faults armed at start (`--trading-fault`, see sim/trading_faults.parse_fault_spec):
     # e.g. ("trading-stop:10006,seconds=30",) to watch a bot ride out a rate-limit window.
     trading_faults: tuple[str, ...] = ()
+    # With `tick_slices` N > 1: each symbol's slice is drawn at random instead of i % N, so the
+    # symbols tick on independent phases (some slices empty, some with several symbols).
+    random_phases: bool = False
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -252,6 +255,8 @@ class SimServer:
         self.config = config or SimConfig()
         self.exchange = Exchange(self.config.symbols, self.config.seed, self.now_ms())
         self.trading_faults = TradingFaultState()
+        if self.config.random_phases:
+            self.exchange.prices.random_phases(self.config.tick_slices, self.config.seed)
         self.faults = FaultController(self)
         # Set on stop(): requests held without a reply (trading faults) end at once.
         self.stopping = asyncio.Event()

@@ -169,10 +169,19 @@ class RecordingCore(HybridCore):
 
     def on_frame(self, name: str, payload: bytes | str, now: float) -> bool:
         record: dict[str, Any] = {"k": "frame", "t": now, "s": name}
-        if isinstance(payload, str):
-            record["p"] = payload
+        if isinstance(payload, bytes):
+            # The picows backend hands text frames over as their UTF-8 bytes: recorded as text
+            # (readable, and scrubbed of secrets like any text); only real binary as base64.
+            try:
+                payload_text: str | None = payload.decode()
+            except UnicodeDecodeError:
+                payload_text = None
         else:
-            record["b64"] = base64.b64encode(payload).decode()
+            payload_text = payload
+        if payload_text is not None:
+            record["p"] = payload_text
+        else:
+            record["b64"] = base64.b64encode(payload).decode()  # type: ignore[arg-type]
         self._recorder.write(record)
         return super().on_frame(name, payload, now)
 

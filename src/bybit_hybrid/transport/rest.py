@@ -14,6 +14,7 @@ from typing import Final, ParamSpec, TypeVar
 import msgspec
 
 from bybit_hybrid.protocol.domain import Instrument, PositionKey, PositionSnapshot, TickerUpdate
+from bybit_hybrid.protocol.ratelimit import int_or_none
 from bybit_hybrid.transport.errors import (
     ApiServerError,
     BybitError,
@@ -478,7 +479,7 @@ class BybitRestClient:
             ) from None
         self.metrics.responses[(endpoint, envelope.retCode)] += 1
         if envelope.retCode != 0:
-            reset_at_ms = _int_header(response, _HEADER_RESET)
+            reset_at_ms = int_or_none(response.header(_HEADER_RESET))
             message = self._redact(envelope.retMsg, signature)
             raise api_error(endpoint, envelope.retCode, message, reset_at_ms)
         return envelope
@@ -542,16 +543,6 @@ def _converted(
         raise MalformedResponseError(
             endpoint, f"answered a row that does not convert: {exc}"
         ) from None
-
-
-def _int_header(response: HttpResponse, name: str) -> int | None:
-    value = response.header(name)
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
 
 
 def is_not_modified(exc: BaseException) -> bool:

@@ -26,7 +26,13 @@ from bybit_hybrid.protocol.hybrid import (
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import AuthError, BybitError, TransportError
 from bybit_hybrid.transport.rest import BybitRestClient
-from bybit_hybrid.transport.ws import ConnectionClosedError, WsBackend, WsConnection
+from bybit_hybrid.transport.ws import (
+    AnyWsBackend,
+    ConnectionClosedError,
+    PushConnection,
+    PushWsBackend,
+    WsConnection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,7 @@ class StreamRunner:
         core: HybridCore,
         endpoints: Endpoints,
         rest: BybitRestClient,
-        ws_backend: WsBackend,
+        ws_backend: AnyWsBackend,
         on_events: Callable[[list[CoreEvent]], None],
         *,
         clock: Callable[[], float] = time.time,
@@ -59,7 +65,7 @@ class StreamRunner:
         self._on_events = on_events
         self._clock = clock
         self._max_active_time_s = max_active_time_s
-        self._conns: dict[str, WsConnection] = {}
+        self._conns: dict[str, WsConnection | PushConnection] = {}
         self._send_queues: dict[str, asyncio.Queue[str]] = {}
         self._socket_tasks: dict[str, asyncio.Task[None]] = {}
         self._aux_tasks: set[asyncio.Task[None]] = set()
@@ -192,8 +198,15 @@ class StreamRunner:
         core.start_connect(name, self._clock())
         self._pump()
         timeout_s = core.config.session.connect_timeout_s
+        url = self._url(name)
+        sink: _Sink | None = None
+        conn: WsConnection | PushConnection
         try:
-            conn = await self._ws.connect(self._url(name), timeout_s=timeout_s)
+            if isinstance(self._ws, PushWsBackend):
+                sink = _Sink(self, name)
+                conn = await self._ws.connect_push(url, timeout_s=timeout_s, on_frame=sink)
+            else:
+                conn = await self._ws.connect(url, timeout_s=timeout_s)
         except TransportError as exc:
             log.warning("%s: %s", name, exc)
             core.on_close(name, self._clock(), f"connect failed: {exc.reason}")
@@ -204,15 +217,58 @@ class StreamRunner:
             core.on_close(name, self._clock(), core.close_requested(name) or "closed")
             self._pump()
             return
-        await self._serve(name, conn)
+        if sink is None:
+            await self._serve(name, conn)  # type: ignore[arg-type]  # pull backends give pull conns
+        else:
+            await self._serve_push(name, conn, sink)  # type: ignore[arg-type]
 
-    async def _serve(self, name: str, conn: WsConnection) -> None:
-        core = self.core
+    def _opened(self, name: str, conn: WsConnection | PushConnection) -> asyncio.Task[None]:
+        """Registers an open socket, starts its writer and tells the core."""
         self._conns[name] = conn
         self._send_queues[name] = asyncio.Queue()
         writer = asyncio.create_task(self._writer(name, conn), name=f"bybit-hybrid-{name}-tx")
-        core.on_open(name, self._clock())
+        self.core.on_open(name, self._clock())
         self._pump()
+        return writer
+
+    async def _unregister(self, name: str, writer: asyncio.Task[None], reason: str) -> str:
+        """Forgets an ended socket and stops its writer; returns why it ended."""
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        self._conns.pop(name, None)
+        self._send_queues.pop(name, None)
+        return self._closing.pop(name, reason)
+
+    def _report_closed(self, name: str, reason: str) -> None:
+        if not self._stopping:
+            log.info("%s: socket closed: %s", name, reason)
+            self.core.on_close(name, self._clock(), reason)
+            self._pump()
+
+    async def _serve_push(self, name: str, conn: PushConnection, sink: _Sink) -> None:
+        """A push socket: its frames reach the core from the backend's read callback (`_Sink`);
+        this task only waits for the socket to end."""
+        writer = self._opened(name, conn)
+        reason = "closed"
+        try:
+            sink.go_live()
+            reason = await conn.wait_closed()
+        finally:
+            sink.live = False
+            reason = await self._unregister(name, writer, reason)
+        self._report_closed(name, reason)
+
+    def fail_socket(self, name: str, reason: str) -> None:
+        """Closes socket `name` with `reason` (reported to the core when it has ended)."""
+        conn = self._conns.get(name)
+        if conn is not None and name not in self._closing:
+            self._closing[name] = reason
+            self._spawn(conn.close())
+
+    async def _serve(self, name: str, conn: WsConnection) -> None:
+        core = self.core
+        writer = self._opened(name, conn)
         reason = "closed"
         # A burst of buffered frames is read without the loop running in between, so events
         # would reach the consumers only after the whole burst; yielding every `_YIELD_EVERY_S`
@@ -238,18 +294,10 @@ class StreamRunner:
         except ConnectionClosedError as exc:
             reason = exc.reason
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            self._conns.pop(name, None)
-            self._send_queues.pop(name, None)
-            reason = self._closing.pop(name, reason)
-        if not self._stopping:
-            log.info("%s: socket closed: %s", name, reason)
-            core.on_close(name, self._clock(), reason)
-            self._pump()
+            reason = await self._unregister(name, writer, reason)
+        self._report_closed(name, reason)
 
-    async def _writer(self, name: str, conn: WsConnection) -> None:
+    async def _writer(self, name: str, conn: WsConnection | PushConnection) -> None:
         queue = self._send_queues[name]
         while True:
             frame = await queue.get()
@@ -303,3 +351,47 @@ class StreamRunner:
     @property
     def private_name(self) -> str:
         return PRIVATE
+
+
+class _Sink:
+    """The frame callback of one push socket: each payload straight into the core, then the
+    core's outputs carried out, synchronously inside the backend's read callback.
+
+    Frames that arrive before the runner has told the core the socket is open (picows may
+    parse a frame in the same read as the upgrade's answer) are held and replayed then."""
+
+    __slots__ = ("_early", "_failed", "_name", "_runner", "live")
+
+    def __init__(self, runner: StreamRunner, name: str) -> None:
+        self._runner = runner
+        self._name = name
+        self._early: list[bytes | str] = []
+        self._failed = False  # after a failure, frames until the close are dropped
+        self.live = False
+
+    def go_live(self) -> None:
+        self.live = not self._failed
+        early, self._early = self._early, []
+        for payload in early:
+            self(payload)
+
+    def __call__(self, payload: bytes | str) -> None:
+        if not self.live:
+            if not self._failed:
+                self._early.append(payload)
+            return
+        runner = self._runner
+        try:
+            core = runner.core
+            if core.on_frame(self._name, payload, runner._clock()):
+                runner._pump()
+            elif not runner._stopping:  # steady state: only events (HybridCore.on_frame)
+                events = core.take_events()
+                if events:
+                    runner._on_events(events)
+        except Exception as exc:
+            # A bug below must not kill the read callback silently: close the socket with a
+            # reason, so the core sees it end and the back-off reconnects.
+            log.exception("%s: frame handling raised", self._name)
+            self.live, self._failed = False, True
+            runner.fail_socket(self._name, f"frame handling failed: {exc!r}")

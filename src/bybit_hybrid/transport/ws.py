@@ -1,7 +1,11 @@
-"""WebSocket network backends: aiohttp for real sockets, a scripted one for tests.
+"""WebSocket seams and backends: aiohttp (pull) for real sockets, a scripted one for tests.
 
-The stream's shell talks to sockets only through `WsBackend`/`WsConnection`, so tests can
-inject a backend (httpcore-style) and the core never sees a socket.
+The stream's shell talks to sockets only through two seams, so tests can inject a backend
+(httpcore-style) and the core never sees a socket:
+
+- `WsBackend`/`WsConnection` (pull): the shell awaits `receive()` for each frame;
+- `PushWsBackend`/`PushConnection` (push): the backend calls the shell's `on_frame` from its
+  read callback, and the shell only awaits the end of the socket (`ws_picows`, the default).
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import asyncio
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -45,6 +50,48 @@ class WsBackend(Protocol):
     async def connect(self, url: str, *, timeout_s: float) -> WsConnection: ...
 
     async def aclose(self) -> None: ...
+
+
+# Receives each data frame's payload, synchronously, inside the backend's read callback.
+FrameSink = Callable[[bytes | str], None]
+
+
+class PushConnection(Protocol):
+    async def send_str(self, data: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def wait_closed(self) -> str:
+        """Waits until the socket ends; returns how (close code, error, EOF). Never raises."""
+        ...
+
+
+@runtime_checkable
+class PushWsBackend(Protocol):
+    async def connect_push(
+        self, url: str, *, timeout_s: float, on_frame: FrameSink
+    ) -> PushConnection: ...
+
+    async def aclose(self) -> None: ...
+
+
+AnyWsBackend = WsBackend | PushWsBackend
+WsBackendName = Literal["picows", "aiohttp"]
+WS_BACKENDS: Final[tuple[WsBackendName, ...]] = ("picows", "aiohttp")
+
+
+def ws_backend_named(name: str, *, proxy: Proxy | None = None) -> AnyWsBackend:
+    """A new backend for the `ws_backend` setting's value; ValueError names a wrong one.
+
+    Through a proxy the sockets always use aiohttp, whose proxy paths (HTTP CONNECT, SOCKS5,
+    socks5h's remote DNS, forwarded credentials) are the tested ones (docs/connectivity.md)."""
+    if name == "picows" and proxy is None:
+        from bybit_hybrid.transport.ws_picows import PicowsWsBackend  # noqa: PLC0415  # cycle
+
+        return PicowsWsBackend()
+    if name in WS_BACKENDS:
+        return AiohttpWsBackend(proxy=proxy)
+    raise ValueError(f"ws_backend {name!r} is not one of {', '.join(WS_BACKENDS)}")
 
 
 _TEXT: Final = aiohttp.WSMsgType.TEXT

@@ -232,3 +232,14 @@ async def test_a_wall_clock_step_back_does_not_block_stop_updates() -> None:
         r.mark("61400")  # 61 093: +0.33 %, needs the 30 s interval
         await r.settle()
         assert r.exchange.stop_of() == Decimal("61093.00")
+
+
+async def test_a_hung_stop_request_does_not_hold_back_the_market_close() -> None:
+    """Found by the campaign (h16camp F3): the close waited for the REST timeout of a stop
+    request that got no reply."""
+    async with rig() as r:
+        r.exchange.hold_stops = asyncio.Event()  # the trading-stop call never answers
+        r.open(Side.BUY, ENTRY, "61200")
+        await until(lambda: len(r.exchange.stop_calls()) == 1, "the stop in flight")
+        r.mark("60800")  # through the wanted 60 894: close now, not after the timeout
+        await until(r.exchange.is_flat, "closed while the stop request hangs")

@@ -483,3 +483,18 @@ def test_an_older_listing_cannot_reopen_a_key_closed_on_absence() -> None:
 def test_more_missed_symbols_than_the_limit_are_confirmed_by_one_listing() -> None:
     assert confirmation_requests(["A", "B"], max_symbols=2) == ["A", "B"]
     assert confirmation_requests(["A", "B", "C"], max_symbols=2) == [None]
+
+
+def test_a_push_created_before_the_answer_that_closed_on_absence_cannot_reopen_it() -> None:
+    """Campaign seed 62 (hedge, delayed frames): a push from before the close, newer than the
+    last row the book had, arrived after REST had closed the key on absence and re-opened it."""
+    book = PositionBook()
+    book.apply_position(pos(seq=5, updated_ms=1_000, ts_ms=1_000), now=1.0)
+    assert book.reconcile([], now=3.0, requested_at=2.0, response_ts_ms=2_000) == []
+    [closed] = book.reconcile([], now=5.0, requested_at=4.0, response_ts_ms=4_000)
+    assert isinstance(closed, PositionClosed)
+    delayed = pos(seq=6, updated_ms=1_500, ts_ms=1_500)  # created at 1.5 s, before the close
+    assert book.apply_position(delayed, now=6.0) == []
+    assert BTC0 not in book
+    later = pos(seq=7, updated_ms=4_500, ts_ms=4_500)  # a real reopen, after the answer
+    assert _kinds(book.apply_position(later, now=7.0)) == ["opened"]

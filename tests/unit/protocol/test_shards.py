@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bybit_hybrid.protocol.subscriptions import (
+from bybit_hybrid.protocol.shards import (
     PUBLIC_ARGS_LIMIT_CHARS,
     AssignTopic,
     CloseConnection,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from bybit_hybrid.protocol.errors import IllegalTransition, next_state
 from bybit_hybrid.protocol.subscriptions import (
+    TOPIC_TRANSITIONS,
     SubscriptionConfig,
     SubscriptionConfirmed,
     SubscriptionFailed,
     SubscriptionSet,
     SubscriptionStatus,
     TopicState,
+    TopicTrigger,
     Unsubscribed,
     private_subscriptions,
 )
@@ -352,3 +355,13 @@ def test_config_validation(kwargs: dict[str, float], message: str) -> None:
 def test_empty_topic_is_rejected() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         SubscriptionSet("x").add("")
+
+
+def test_topic_states_move_only_along_their_table() -> None:
+    assert next_state(TOPIC_TRANSITIONS, TopicState.IDLE, TopicTrigger.SEND_SUBSCRIBE) is (
+        TopicState.SUBSCRIBING
+    )
+    for state in TopicState:
+        assert TOPIC_TRANSITIONS[(state, TopicTrigger.DISCONNECTED)] is TopicState.IDLE
+    with pytest.raises(IllegalTransition, match="cannot handle event acked in state confirmed"):
+        next_state(TOPIC_TRANSITIONS, TopicState.CONFIRMED, TopicTrigger.ACKED)

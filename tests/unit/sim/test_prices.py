@@ -126,3 +126,26 @@ def test_slices_tick_every_symbol_once_per_round_in_a_fixed_slice() -> None:
         assert all(after[s] - before[s] in (0, 1) for s in symbols)  # at most one tick a round
     # Every symbol moved at some point: no slice is skipped.
     assert all(t.cs > initial[s] for s, t in book.tickers.items())
+
+
+def test_random_phases_keep_one_tick_per_round_in_a_slice_of_their_own_choosing() -> None:
+    """Random phases: each symbol stays in one slice, ticks at most once a round, and the
+    slices are not the even i % N spacing (50 symbols in 50 slices: some share one)."""
+    book = PriceBook(build_instruments(50), 3, T0_MS)
+    book.random_phases(50, seed=3)
+    symbols = list(book.tickers)
+    seen_in: dict[str, set[int]] = {s: set() for s in symbols}
+    for _ in range(10):
+        before = {s: t.cs for s, t in book.tickers.items()}
+        for index in range(50):
+            for symbol in book.step(index, 50):
+                seen_in[symbol].add(index)
+        after = {s: t.cs for s, t in book.tickers.items()}
+        assert all(after[s] - before[s] in (0, 1) for s in symbols)
+    assert all(len(slots) == 1 for slots in seen_in.values())  # one fixed phase each
+    slots = [next(iter(seen_in[s])) for s in symbols]
+    assert slots != [i % 50 for i in range(50)]
+    assert len(set(slots)) < 50  # independent draws collide; even spacing never does
+    again = PriceBook(build_instruments(50), 3, T0_MS)
+    again.random_phases(50, seed=3)
+    assert again._slot_of == book._slot_of  # same seed, same phases

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 **DEMO_SETTINGS,
                 "state_db": Path(tmp) / "demo.sqlite3",
                 "event_loop": args.loop,
+                "ws_backend": args.ws_backend,
             }
         )
         return run_loop(_demo(args, settings), settings.event_loop)

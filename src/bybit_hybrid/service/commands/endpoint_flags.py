@@ -1,4 +1,5 @@
-"""Flags shared by `stream`, `run` and friends: one endpoint of four, durations, the loop."""
+"""Flags shared by `stream`, `run` and friends: one endpoint of four, durations, the loop and
+the WebSocket backend."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from typing import get_args
 from urllib.parse import urlsplit
 
-from bybit_hybrid.service.settings import AppSettings, EventLoop
+from bybit_hybrid.service.settings import AppSettings, EventLoop, WsBackendChoice
 from bybit_hybrid.transport.endpoints import REGIONS, Endpoints
 from bybit_hybrid.transport.proxy import Proxy, resolve_proxy
 
@@ -46,11 +47,17 @@ def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_loop_flag(parser: argparse.ArgumentParser) -> None:
-    """`--loop`, merged into the `event_loop` setting (default: $BYBIT_HYBRID_EVENT_LOOP)."""
+    """`--loop` and `--ws-backend`, merged into the `event_loop` and `ws_backend` settings
+    (defaults: $BYBIT_HYBRID_EVENT_LOOP, $BYBIT_HYBRID_WS_BACKEND)."""
     parser.add_argument(
         "--loop",
         choices=get_args(EventLoop),
         help="event loop (default: $BYBIT_HYBRID_EVENT_LOOP or auto: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--ws-backend",
+        choices=get_args(WsBackendChoice),
+        help="WebSocket client (default: $BYBIT_HYBRID_WS_BACKEND or picows)",
     )
 
 

@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(
-        args.config, {"metrics_port": args.metrics_port, "event_loop": args.loop}
+        args.config,
+        {"metrics_port": args.metrics_port, "event_loop": args.loop, "ws_backend": args.ws_backend},
     )
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()

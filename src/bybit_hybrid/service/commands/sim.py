@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "lost_reply; see docs/simulator.md)",
     )
     parser.add_argument(
+        "--random-phases",
+        action="store_true",
+        help="with --tick-slices N: each symbol ticks in a random slice (independent phases) "
+        "instead of slice i %% N",
+    )
+    parser.add_argument(
         "--stamp-send-us",
         action="store_true",
         help="benchmark-only: ticker data carries simSendUs, the µs epoch time of the socket write",
@@ -112,6 +118,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         scenario=args.scenario,
         stamp_send_us=bool(getattr(args, "stamp_send_us", False)),
         tick_slices=tick_slices,
+        random_phases=bool(getattr(args, "random_phases", False)),
     )
 
 

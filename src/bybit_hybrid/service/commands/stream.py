@@ -69,7 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.max_active_time is not None and not 30 <= args.max_active_time <= 600:
         raise ConfigError(f"--max-active-time {args.max_active_time} is outside 30..600 s")
-    flags = {"mode": args.mode, "cutover_pct": args.cutover_pct, "event_loop": args.loop}
+    flags = {
+        "mode": args.mode,
+        "cutover_pct": args.cutover_pct,
+        "event_loop": args.loop,
+        "ws_backend": args.ws_backend,
+    }
     settings = load_settings(args.config, flags)
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
