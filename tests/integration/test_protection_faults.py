@@ -98,19 +98,27 @@ async def test_d1_a_fall_through_a_stop_past_its_retry_budget_closes_at_market(r
     assert [e.reason for e in rig.closes(BTC)] == [CloseReason.ORDER]
 
 
-async def test_a_fall_while_the_stop_request_hangs_closes_at_market(rig: Rig) -> None:
-    """The stop request gets no reply at all (timeout) and the mark falls through the stop:
-    the close comes within the REST timeout (1 unit here, 10 s by default) plus the close."""
-    sim = rig.sim
-    entry = await rig.open(BTC, "Buy", "0.002")
-    sim.faults.trading_failure("trading-stop", "timeout", seconds=10 * UNIT_S)
-    peak = floor_tick(entry * Decimal("1.03"))
-    await rig.move(BTC, peak)
-    await wait_for(lambda: rig.stop_requests(BTC) != [], 3 * UNIT_S, "a first (timed out) request")
-    await rig.move(BTC, long_stop(peak) - 10 * TICK)
-    await wait_for(lambda: not is_open(sim), 5 * UNIT_S, "a market close")
-    assert held_stop(sim, BTC) == 0, "the exchange never held a stop"
-    assert [e.reason for e in rig.closes(BTC)] == [CloseReason.ORDER]
+async def test_a_fall_while_the_stop_request_hangs_closes_at_market(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """The stop request gets no reply at all and the mark falls through the stop: protection
+    closes at market at once; the hung request (REST timeout 30 units here) does not hold the
+    close back (campaign finding F3)."""
+    rig = await start_rig(
+        sim, tmp_path / "s.sqlite3", trailing_min_update_interval_s=0, rest_timeout_s=30 * UNIT_S
+    )
+    try:
+        entry = await rig.open(BTC, "Buy", "0.002")
+        sim.faults.trading_failure("trading-stop", "timeout", seconds=60 * UNIT_S)
+        peak = floor_tick(entry * Decimal("1.03"))
+        await rig.move(BTC, peak)
+        await wait_for(lambda: rig.stop_requests(BTC) != [], 3 * UNIT_S, "a first (hung) request")
+        await rig.move(BTC, long_stop(peak) - 10 * TICK)
+        await wait_for(lambda: not is_open(sim), 3 * UNIT_S, "a market close")
+        assert held_stop(sim, BTC) == 0, "the exchange never held a stop"
+        assert [e.reason for e in rig.closes(BTC)] == [CloseReason.ORDER]
+    finally:
+        await rig.close()
 
 
 async def test_d5_a_monitor_only_stop_is_sent_by_the_next_live_run(
