@@ -10,7 +10,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["AdaptiveBybitStream", "BybitHybridStream", "__version__"]
+__all__ = [
+    "AdaptiveBybitStream",
+    "BybitHybridStream",
+    "ConfigError",
+    "KeyRejectedError",
+    "__version__",
+]
+
+# The errors module imports nothing: eager, so `except bybit_hybrid.KeyRejectedError` is cheap.
+from bybit_hybrid.errors import ConfigError, KeyRejectedError
 
 if TYPE_CHECKING:
     from bybit_hybrid.rollout.poller import AdaptiveBybitStream

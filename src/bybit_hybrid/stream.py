@@ -12,7 +12,6 @@ dropped; mark updates are conflated per position when the handler is slower than
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import random
@@ -20,9 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bybit_hybrid.clock import AnchoredClock
+from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
+from bybit_hybrid.protocol.failure_digest import FailureDigest, LogLine
 from bybit_hybrid.protocol.hybrid import (
     BadFrame,
     CoreEvent,
@@ -31,8 +32,9 @@ from bybit_hybrid.protocol.hybrid import (
     Reconciled,
     RestFailed,
 )
-from bybit_hybrid.protocol.session import AuthFailed, SocketDead, StateChanged
+from bybit_hybrid.protocol.session import AuthFailed, SessionState, SocketDead, StateChanged
 from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
+from bybit_hybrid.readiness import Readiness
 from bybit_hybrid.router.fanout import (
     EXCHANGE,
     POSITION_UPDATE,
@@ -111,7 +113,8 @@ class BybitHybridStream(PositionStream):
         self._runner: StreamRunner | None = None
         self._rest: BybitRestClient | None = None
         self._owned_ws: AnyWsBackend | None = None
-        self._ready = asyncio.Event()
+        self._ready = Readiness()
+        self._rest_digest = FailureDigest()  # REST failures: first, summaries, ERROR later
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
 
@@ -169,8 +172,17 @@ class BybitHybridStream(PositionStream):
         self._rest = None
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the first REST bootstrap to be merged into the book."""
-        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        """Waits for the first REST bootstrap to be merged into the book.
+
+        A key Bybit rejects before then (the private auth reply, or REST's retCode 10003,
+        10004, 10005 or 10010) stops the stream and raises `KeyRejectedError` at once, naming
+        the retCode; retrying cannot fix a wrong key. `TimeoutError` means no answer at all.
+        """
+        try:
+            await self._ready.wait(timeout_s)
+        except KeyRejectedError:
+            await self.stop()
+            raise
 
     def add_listener(self, listener: CoreListener) -> None:
         """Receives every core event synchronously (position, socket, subscription, REST)."""
@@ -281,11 +293,15 @@ class BybitHybridStream(PositionStream):
         for event in events:
             if not isinstance(event, PositionEvent):
                 self._log_event(event)
+                self._ready.observe(event)
         self._fanout.emit(events)
 
     def _log_event(self, event: CoreEvent) -> None:
         if isinstance(event, StateChanged):
-            log.info(
+            # Each retry of a failing connect is two moves; the runner summarises those.
+            dialing = {event.old, event.new} == {SessionState.DISCONNECTED, SessionState.CONNECTING}
+            log.log(
+                logging.DEBUG if dialing else logging.INFO,
                 "%s: %s -> %s (%s)",
                 event.connection,
                 event.old.value,
@@ -313,13 +329,13 @@ class BybitHybridStream(PositionStream):
         elif isinstance(event, BadFrame):
             log.warning("%s: bad frame ignored: %s", event.connection, event.error)
         elif isinstance(event, RestFailed):
-            log.warning(
-                "rest %s failed, retry in %.1fs: %s",
-                type(event.request).__name__,
-                event.retry_in_s,
-                event.error,
+            reason = (
+                f"rest {type(event.request).__name__} failed, retry in "
+                f"{event.retry_in_s:.1f}s: {event.error}"
             )
+            _log_line_of(self._rest_digest.failed("rest", reason, self._clock()))
         elif isinstance(event, Reconciled):
+            _log_line_of(self._rest_digest.succeeded("rest", self._clock()))
             # A failover poll reconciles every few seconds: only bootstraps and reconnects
             # are worth an info line.
             log.log(
@@ -329,7 +345,11 @@ class BybitHybridStream(PositionStream):
                 event.positions,
                 event.events,
             )
-            self._ready.set()
+
+
+def _log_line_of(line: LogLine | None) -> None:
+    if line is not None:
+        log.log(line.level, "%s", line.message)
 
 
 def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:

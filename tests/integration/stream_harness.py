@@ -51,6 +51,8 @@ SESSION: Final = SessionConfig(
     auth_timeout_s=2 * UNIT_S,
     connect_timeout_s=2 * UNIT_S,
     backoff=BACKOFF,
+    # Test scale for the wait after a rejected auth too (production: 2 s growing to 60 s).
+    auth_retry_backoff=BACKOFF,
 )
 # The shared connection budget's outage pacing scaled with the backoff (production: 1 s).
 CONNECTS: Final = ConnectBudgetConfig(outage_interval_s=0.05 * UNIT_S)

@@ -45,6 +45,7 @@ class AgedStats:
     already_gone: int = 0
     close_failures: int = 0
     monitor_only: int = 0
+    held_existing: int = 0  # closes not sent: past the limit when first seen, no opt-in
     phase_changes: int = 0
     pruned: int = 0
 
@@ -74,6 +75,9 @@ class AgedAdapter:
             exchange, self._retry, sleep, on_order=self._count_order, on_failure=self._count_failure
         )
         self._stored: dict[PositionKey, AgedState] = store.load_aged() if store else {}
+        # Past the limit when first seen (a first run on an old account): watched, not closed.
+        self._held: set[PositionKey] = store.load_aged_held() if store else set()
+        self._first_seen_ms: dict[PositionKey, int] = {}  # created here, not resumed
         self._states: dict[PositionKey, AgedState] = {}
         self._reported: set[tuple[PositionKey, AgedPhase]] = set()
         self._tasks: dict[PositionKey, asyncio.Task[None]] = {}
@@ -84,6 +88,10 @@ class AgedAdapter:
 
     def states(self) -> dict[PositionKey, AgedState]:
         return dict(self._states)
+
+    def held(self, key: PositionKey) -> bool:
+        """Only watched: it was past the aged limit when first seen (`aged_close_existing`)."""
+        return key in self._held
 
     def idle(self) -> bool:
         return all(task.done() for task in self._tasks.values())
@@ -137,7 +145,7 @@ class AgedAdapter:
         if mark is not None:
             active = self._trailing_active(key)
             state, decision = core.on_mark(state, self.config.params, mark, now_ms, active)
-            if isinstance(decision, AgedClose) and self.config.monitor_only.applies(key.symbol):
+            if isinstance(decision, AgedClose) and self._only_watched(key):
                 state = core.close_failed(state, self.config.params, now_ms)
                 self._report_monitor_only(key, decision)
                 decision = None
@@ -154,17 +162,46 @@ class AgedAdapter:
         if view.side is None or not view.entry_price:
             return None
         stored = self._stored.pop(position.key, None)
+        if stored is None or not _same_lifetime(stored, position):
+            self._release(position.key)  # a new lifetime is judged afresh
         if stored is not None and _same_lifetime(stored, position):
             resumed = core.resumed(stored, self.config.params, self._clock_ms())
             if view.entry_price != stored.entry_price:
                 resumed = core.rebase_entry(resumed, view.entry_price)  # added while away
             return resumed
+        now_ms = self._clock_ms()
+        if position.age_source is not AgeSource.EXCHANGE:  # its true age may come later
+            self._first_seen_ms[position.key] = now_ms
+        self._hold_if_old(position, now_ms)
         return AgedState(view.side, view.entry_price, position.opened_at_ms)
+
+    def _hold_if_old(self, position: ManagedPosition, seen_at_ms: int) -> None:
+        """A position this state has never seen that is already past the limit is not closed
+        without the opt-in: a first run must not market-close an account's old positions."""
+        if self.config.close_existing or position.key in self._held:
+            return
+        if position.age_ms(seen_at_ms) < self.config.params.max_age_ms:
+            return
+        self._held.add(position.key)
+        if self._store is not None:
+            self._store.hold_aged(position.key)
+        log.warning(
+            "%s: already past the aged limit (%.1f h) when first seen: monitored only, not "
+            "closed (set aged_close_existing=true to let the aged monitor close it)",
+            position.key,
+            self.config.params.max_age_ms / core.MS_PER_HOUR,
+        )
+
+    def _only_watched(self, key: PositionKey) -> bool:
+        return self.config.monitor_only.applies(key.symbol) or key in self._held
 
     def _with_age(self, state: AgedState, position: ManagedPosition) -> AgedState:
         """The exchange's openTime wins; a first-seen time never makes a resumed state younger."""
         exchange_time = position.age_source is AgeSource.EXCHANGE
         if exchange_time and position.opened_at_ms != state.opened_at_ms:
+            seen_at_ms = self._first_seen_ms.pop(position.key, None)
+            if seen_at_ms is not None:  # first seen without its age: judged by its true one
+                self._hold_if_old(position, seen_at_ms)
             return core.with_open_time(state, position.opened_at_ms)
         return state
 
@@ -205,10 +242,19 @@ class AgedAdapter:
                 self._save(key, rearmed, state)
 
     def _report_monitor_only(self, key: PositionKey, decision: AgedClose) -> None:
-        self.stats.monitor_only += 1
+        held = key in self._held and not self.config.monitor_only.applies(key.symbol)
+        if held:
+            self.stats.held_existing += 1
+        else:
+            self.stats.monitor_only += 1
         if (key, decision.phase) not in self._reported:
             self._reported.add((key, decision.phase))
-            log.info("%s: monitor-only, not closing: %s", key, decision)
+            why = (
+                "past the limit when first seen, aged_close_existing=false"
+                if held
+                else "monitor-only"
+            )
+            log.info("%s: %s, not closing: %s", key, why, decision)
 
     def _count_order(self) -> None:
         self.stats.closes += 1
@@ -218,7 +264,15 @@ class AgedAdapter:
 
     # --- forgetting ------------------------------------------------------------------------
 
+    def _release(self, key: PositionKey) -> None:
+        if key in self._held:
+            self._held.discard(key)
+            if self._store is not None:
+                self._store.release_aged(key)
+
     def _forget(self, key: PositionKey) -> None:
+        self._held.discard(key)
+        self._first_seen_ms.pop(key, None)
         self._states.pop(key, None)
         self._stored.pop(key, None)
         task = self._tasks.pop(key, None)

@@ -42,6 +42,8 @@ class TrailingConfig:
 class AgedConfig:
     params: AgedParams = field(default_factory=AgedParams)
     monitor_only: MonitorOnly = MonitorOnly()
+    # Positions already past max_age when first seen are only monitored unless this is set.
+    close_existing: bool = True
 
 
 def trailing_config(settings: Any) -> TrailingConfig:
@@ -62,8 +64,10 @@ def trailing_config(settings: Any) -> TrailingConfig:
         symbol: _override(defaults, symbol, values)
         for symbol, values in settings.trailing_symbol_overrides.items()
     }
+    dry_run = bool(getattr(settings, "protection_dry_run", False))
     monitor = MonitorOnly(
-        settings.trailing_monitor_only, frozenset(settings.trailing_monitor_only_symbols)
+        settings.trailing_monitor_only or dry_run,
+        frozenset(settings.trailing_monitor_only_symbols),
     )
     return TrailingConfig(defaults, overrides, monitor, settings.trailing_sl_trigger_by)
 
@@ -77,7 +81,10 @@ def aged_config(settings: Any) -> AgedConfig:
         max_loss_pct=settings.aged_max_loss_pct,
     )
     symbols = frozenset(getattr(settings, "aged_monitor_only_symbols", ()))
-    return AgedConfig(params, MonitorOnly(settings.aged_monitor_only, symbols))
+    everything = settings.aged_monitor_only or bool(getattr(settings, "protection_dry_run", False))
+    # Tests pass namespaces without the setting: they keep the old behaviour (close them).
+    close_existing = bool(getattr(settings, "aged_close_existing", True))
+    return AgedConfig(params, MonitorOnly(everything, symbols), close_existing)
 
 
 def _override(

@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS aged (
     phase TEXT NOT NULL,
     PRIMARY KEY (symbol, idx)
 );
+CREATE TABLE IF NOT EXISTS aged_held (
+    symbol TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (symbol, idx)
+);
 """
 
 
@@ -117,7 +122,25 @@ class ProtectionStore:
 
     def delete_aged(self, key: PositionKey) -> None:
         self._db.execute("DELETE FROM aged WHERE symbol = ? AND idx = ?", (key.symbol, key.idx))
+        self._db.execute(
+            "DELETE FROM aged_held WHERE symbol = ? AND idx = ?", (key.symbol, key.idx)
+        )
         self.writes += 1
+
+    def hold_aged(self, key: PositionKey) -> None:
+        """Marks a position the aged monitor only watches (past the limit when first seen)."""
+        self._db.execute("INSERT OR REPLACE INTO aged_held VALUES (?, ?)", (key.symbol, key.idx))
+        self.writes += 1
+
+    def release_aged(self, key: PositionKey) -> None:
+        self._db.execute(
+            "DELETE FROM aged_held WHERE symbol = ? AND idx = ?", (key.symbol, key.idx)
+        )
+        self.writes += 1
+
+    def load_aged_held(self) -> set[PositionKey]:
+        rows = self._db.execute("SELECT symbol, idx FROM aged_held").fetchall()
+        return {PositionKey(str(symbol), int(idx)) for symbol, idx in rows}
 
     def load_aged(self) -> dict[PositionKey, AgedState]:
         rows = self._db.execute("SELECT * FROM aged").fetchall()

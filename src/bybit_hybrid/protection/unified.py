@@ -23,6 +23,7 @@ from bybit_hybrid.protection.config import aged_config, trailing_config
 from bybit_hybrid.protection.exchange import ProtectionExchange, trigger_price_of
 from bybit_hybrid.protection.gateway import ProtectionRest
 from bybit_hybrid.protection.limiter import AccountLimiter
+from bybit_hybrid.protection.plan import PlanInputs, position_plan
 from bybit_hybrid.protection.position_manager import RAW_EVENTS, PositionManager
 from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
@@ -82,6 +83,7 @@ class UnifiedProtection:
         for event in RAW_EVENTS:
             self.router.on(event, self._on_event, name=CONSUMER_NAME)
         self._started = False
+        self._clock = clock
 
     async def _on_event(self, routed: RoutedEvent) -> None:
         """The one consumer: manager, then trailing, then aged, in one step (one router hop).
@@ -135,6 +137,24 @@ class UnifiedProtection:
         """Nothing queued in the router and no exchange call waiting or in flight."""
         return self.router.idle() and self.trailing.idle() and self.aged.idle()
 
+    def plan(self) -> list[dict[str, Any]]:
+        """What protection will do to each open position (see `protection.plan`)."""
+        now_ms = int(self._clock() * 1000)
+        return [
+            position_plan(
+                PlanInputs(
+                    managed,
+                    self.trailing.trail(managed.key),
+                    self.aged.state(managed.key),
+                    self.aged.held(managed.key),
+                ),
+                self.trailing.config,
+                self.aged.config,
+                now_ms,
+            )
+            for managed in self.manager.positions()
+        ]
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready picture of every protected position and the counters."""
         positions = []
@@ -158,6 +178,7 @@ class UnifiedProtection:
                     "trail_confirmed_stop": None if trail is None else _text(trail.confirmed_stop),
                     "closing": key in self.trailing.closing(),
                     "aged_phase": None if aged is None else aged.phase.value,
+                    "aged_held": self.aged.held(key),
                 }
             )
         t, a = self.trailing.stats, self.aged.stats
@@ -184,7 +205,9 @@ class UnifiedProtection:
                 "already_gone": a.already_gone,
                 "close_failures": a.close_failures,
                 "monitor_only": a.monitor_only,
+                "held_existing": a.held_existing,
             },
+            "plan": self.plan(),
             "router": self.router.stats(),
             "handler_errors": dict(self.handler_errors),
             "limiter_waits": self.exchange.limiter.waits,

@@ -38,8 +38,9 @@ Rules that come from Bybit's behaviour (BYBIT_V5.md):
 
 - Private sockets send `auth` on open and send no subscribe until the auth ack (§8.1–2, §8.9:
   subscribing early gets `Request not authorized`). `expires` is now + `auth_expires_s`, in ms
-  (§2.1, §8.4). A rejected auth (`Params Error`) closes the socket; the reconnect waits for an
-  escalating backoff, so a bad key never becomes a tight loop.
+  (§2.1, §8.4). A rejected auth (`Params Error`) closes the socket; the reconnect waits for the
+  longer of the usual backoff and `auth_retry_backoff` (1–2 s growing to 30–60 s), and is not
+  released early by another socket's success, so a rejected key never becomes a tight loop.
 - SUBSCRIBING lasts until every initial subscribe is answered (acked, failed or timed out); a
   bad topic is retried by the `SubscriptionSet` later and never holds the socket back.
 - A JSON ping goes out every `ping_interval_s` (20 s, §3.3). Any frame counts as liveness: the
@@ -200,6 +201,8 @@ class ConnectionSession:
         self.config = config.for_private() if private else config
         self.subscriptions = subscriptions
         self.backoff = Backoff(self.config.backoff, rng)
+        self.auth_backoff = Backoff(self.config.auth_retry_backoff, rng)
+        self._auth_rejected = False  # the last close followed a rejected auth
         self._credentials = credentials
         self._state = SessionState.DISCONNECTED
         self._outbox: list[str] = []
@@ -305,7 +308,10 @@ class ConnectionSession:
         self._close_requested = None
         self._reset_timers()
         if self._reconnect_wanted:
-            self._reconnect_at = now + self.backoff.next_delay()
+            delay_s = self.backoff.next_delay()
+            if self._auth_rejected:
+                delay_s = max(delay_s, self.auth_backoff.next_delay())
+            self._reconnect_at = now + delay_s
         return events
 
     def tick(self, now: float) -> list[SessionEvent]:
@@ -333,6 +339,8 @@ class ConnectionSession:
         at = self._reconnect_at
         if self._state is not _S.DISCONNECTED or at is None or at <= now:
             return False
+        if self._auth_rejected:
+            return False  # another socket getting through says nothing about our key
         self._reconnect_at = now
         self.backoff.reset()
         return True
@@ -395,10 +403,13 @@ class ConnectionSession:
         if self._state is not _S.AUTHENTICATING:
             return []  # a duplicate or foreign reply: auth is already settled
         if not reply.success:
+            self._auth_rejected = True
             events: list[SessionEvent] = [AuthFailed(self.name, reply.ret_msg)]
             reason = f"auth rejected: {reply.ret_msg}"
             return events + self._request_close(_T.AUTH_REJECTED, reason)
         self._deadline = None
+        self._auth_rejected = False
+        self.auth_backoff.reset()
         return self._move(_T.AUTH_ACCEPTED, "auth accepted") + self._flush(now)
 
     def _flush(self, now: float) -> list[SessionEvent]:

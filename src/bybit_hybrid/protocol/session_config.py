@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, replace
 from bybit_hybrid.protocol.backoff import BackoffPolicy
 
 RECONNECT_MAX_S = 3.0  # the longest wait between two attempts of one socket (jitter: 1.5–3 s)
+# After Bybit rejects the key on a socket, retrying fast cannot help (a skewed clock or a key
+# change takes a while to fix) and many failed logins are what an exchange bans an IP for.
+AUTH_RETRY_MAX_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,11 @@ class SessionConfig:
     # Short on purpose: after an outage a socket is back within seconds of the exchange. The
     # per-IP connection limit is kept by the shared budget (protocol/connects.py), not here.
     backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(max_s=RECONNECT_MAX_S))
+    # The wait after a rejected auth (the longer of this and `backoff`): 1–2 s, 2–4 s, ... up
+    # to 30–60 s between logins while the key keeps being rejected; reset by an accepted one.
+    auth_retry_backoff: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(initial_s=2.0, max_s=AUTH_RETRY_MAX_S)
+    )
     # The private socket's heartbeat (module docstring): it uses the shorter of these and the
     # public values above, and its staleness is capped at its ping + pong (5 s by default).
     # Set them to the public values for Bybit's plain 20 s ping on both sockets.

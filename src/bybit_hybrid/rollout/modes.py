@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import (
     AlertConfig,
@@ -237,8 +238,13 @@ class RolloutStream(PositionStream):
             await self.rest_stream.stop()
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the driving stream's first REST snapshot."""
-        await self.driver.wait_ready(timeout_s)
+        """Waits for the driving stream's first REST snapshot; a key rejected before it stops
+        every part and raises `KeyRejectedError`."""
+        try:
+            await self.driver.wait_ready(timeout_s)
+        except KeyRejectedError:
+            await self.stop()
+            raise
 
     def add_listener(self, listener: CoreListener) -> None:
         """The driving stream's events, plus failover switches, alerts and divergences."""

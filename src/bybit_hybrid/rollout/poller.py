@@ -19,12 +19,15 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from bybit_hybrid.clock import AnchoredClock
+from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.events import PositionView
+from bybit_hybrid.protocol.failure_digest import FailureDigest
 from bybit_hybrid.protocol.hybrid import CoreEvent, FetchPositions, Reconciled, RestFailed
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
+from bybit_hybrid.readiness import Readiness
 from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
@@ -87,6 +90,7 @@ class RestPoller:
         self._task: asyncio.Task[None] | None = None
         self.last_poll_at: float | None = None
         self.last_error: str | None = None
+        self._digest = FailureDigest()
         self.position_rows = 0
         self.ticker_rows = 0
 
@@ -172,6 +176,8 @@ class RestPoller:
             now = self._clock()
             self.last_poll_at = now
             self.last_error = None
+            if (line := self._digest.succeeded("rest", self._clock())) is not None:
+                log.log(line.level, "%s", line.message)
             self.planner.on_success(now, self._target.needs())
             self._observe_limits(now)
             self._target.polled(now)
@@ -201,7 +207,11 @@ class RestPoller:
         now = self._clock()
         retry_in_s = max(0.0, retry_at - now)
         self.last_error = str(exc)
-        log.warning("rest poll failed, next try in %.1fs: %s", retry_in_s, exc)
+        line = self._digest.failed(
+            "rest", f"poll failed, next try in {retry_in_s:.1f}s: {exc}", now
+        )
+        if line is not None:
+            log.log(line.level, "%s", line.message)
         self._target.poll_failed(exc, retry_in_s, now)
 
     def _observe_limits(self, now: float) -> None:
@@ -253,7 +263,7 @@ class AdaptiveBybitStream(PositionStream):
         self._book = RestBook()
         self._rest: BybitRestClient | None = None
         self._poller: RestPoller | None = None
-        self._ready = asyncio.Event()
+        self._ready = Readiness()
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
         self._poll_listeners: list[Callable[[float], None]] = []
@@ -294,8 +304,13 @@ class AdaptiveBybitStream(PositionStream):
         self._rest = None
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the first successful position poll."""
-        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        """Waits for the first successful position poll. A key rejected before it stops the
+        stream and raises `KeyRejectedError` (naming the retCode) at once."""
+        try:
+            await self._ready.wait(timeout_s)
+        except KeyRejectedError:
+            await self.stop()
+            raise
 
     def add_listener(self, listener: CoreListener) -> None:
         """Receives every event synchronously: positions, `Reconciled` once, `RestFailed`."""
@@ -427,7 +442,9 @@ class AdaptiveBybitStream(PositionStream):
                 log.exception("poll listener failed")
 
     def _poll_failed(self, error: BybitError, retry_in_s: float, now: float) -> None:
-        self._fanout.notify(rest_failed(error, retry_in_s))
+        failed = rest_failed(error, retry_in_s)
+        self._ready.observe(failed)
+        self._fanout.notify(failed)
 
 
 class _BookTarget:

@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO, WARNING or ERROR (default: $BYBIT_HYBRID_LOG_LEVEL or INFO)",
     )
     common.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="stderr log format")
+    common.add_argument(
+        "--log-file",
+        metavar="PATH",
+        default=None,
+        help="also log to PATH (mode 0600), rotated at 10 MB, 5 kept "
+        "(default: $BYBIT_HYBRID_LOG_FILE, else none)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         cmd = sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
@@ -40,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        configure_logging(args.log_level, args.log_format)
+        configure_logging(args.log_level, args.log_format, args.log_file)
         return COMMANDS[args.command].run(args)
     except (UsageError, ConfigError) as exc:
         print(f"bybit-hybrid: error: {exc}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import logging.handlers
 import os
 import re
 import sys
@@ -13,6 +15,9 @@ from typing import Final
 from bybit_hybrid.errors import ConfigError
 
 LOG_FORMATS: Final = ("console", "json")
+DEFAULT_LOG_FILE_MAX_BYTES: Final = 10_000_000
+DEFAULT_LOG_FILE_BACKUPS: Final = 5
+LOG_FILE_MODE: Final = 0o600
 
 # Anything that looks like a signature or an api secret is masked even if a caller forgot.
 _HEX_SIG = re.compile(r"\b[0-9a-f]{64}\b")
@@ -69,8 +74,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
-def configure_logging(level: str | None, fmt: str | None) -> None:
-    """Configures the root logger once; library modules never call this."""
+def configure_logging(level: str | None, fmt: str | None, log_file: str | None = None) -> None:
+    """Configures the root logger once; library modules never call this.
+
+    `log_file` (or `$BYBIT_HYBRID_LOG_FILE`) adds a size-rotated file, mode 0600, beside stderr:
+    `$BYBIT_HYBRID_LOG_FILE_MAX_BYTES` (10 MB) per file, `$BYBIT_HYBRID_LOG_FILE_BACKUPS` (5) kept.
+    """
     level_name = (level or os.environ.get("BYBIT_HYBRID_LOG_LEVEL") or "INFO").upper()
     if level_name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
@@ -84,16 +93,61 @@ def configure_logging(level: str | None, fmt: str | None) -> None:
         handler = _rich_handler()
     else:
         handler = logging.StreamHandler(sys.stderr)
-        if fmt_name == "json":
-            handler.setFormatter(JsonFormatter())
-        else:
-            formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-            formatter.converter = time.gmtime
-            handler.setFormatter(formatter)
-    handler.addFilter(REDACTOR)  # on every handler, whatever its format
+        handler.setFormatter(_formatter(fmt_name))
+    handlers = [handler]
+    path = log_file or os.environ.get("BYBIT_HYBRID_LOG_FILE")
+    if path:
+        handlers.append(_file_handler(path, fmt_name))
+    for each in handlers:
+        each.addFilter(REDACTOR)  # on every handler, whatever its format
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if old not in handlers:
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(level_name)
+
+
+def _formatter(fmt_name: str) -> logging.Formatter:
+    if fmt_name == "json":
+        return JsonFormatter()
+    formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    formatter.converter = time.gmtime
+    return formatter
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotated log file created 0600 (logs name positions, sizes and stops)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_FILE_MODE)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def _file_handler(path: str, fmt_name: str) -> logging.Handler:
+    max_bytes = _env_int("BYBIT_HYBRID_LOG_FILE_MAX_BYTES", DEFAULT_LOG_FILE_MAX_BYTES, 1024)
+    backups = _env_int("BYBIT_HYBRID_LOG_FILE_BACKUPS", DEFAULT_LOG_FILE_BACKUPS, 0)
+    try:
+        handler = PrivateRotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(f"--log-file {path}: {exc.strerror or exc}") from None
+    handler.setFormatter(_formatter(fmt_name))
+    return handler
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}: got {text!r}, not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: got {value}, must be >= {minimum}")
+    return value
 
 
 def _rich_handler() -> logging.Handler:

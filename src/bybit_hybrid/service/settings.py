@@ -158,6 +158,18 @@ class AppSettings(BaseSettings):
     rollout_divergence_critical_pct: Decimal = Field(
         default=Decimal("1"), gt=0, description="parallel mode: mark divergence critical, %"
     )
+    auth_failure_critical_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="API key rejected this long after it had worked: the auth_rejected alert "
+        "turns critical",
+    )
+    auth_failure_exit_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="API key rejected this long after it had worked: run/stream exit (code 2) "
+        "with a one-line reason; a key rejected at start-up stops them at once",
+    )
     rest_poll_fast_s: float = Field(
         default=1.5,
         gt=0,
@@ -246,14 +258,28 @@ class AppSettings(BaseSettings):
     aged_monitor_only: bool = Field(
         default=False, description="compute and log aged exits, send nothing"
     )
+    aged_close_existing: bool = Field(
+        default=False,
+        description="also close positions that are already past aged_max_age_h when run "
+        "starts (first seen by this state_db); off: those are only monitored and logged",
+    )
     aged_monitor_only_symbols: list[str] = Field(
         default_factory=list, description="symbols whose aged exits are only logged, never sent"
     )
 
+    protection_dry_run: bool = Field(
+        default=False,
+        description="run --dry-run: every trailing and aged decision is computed and logged, "
+        "nothing is sent to the exchange",
+    )
+
     # --- service ---
-    state_db: Path = Field(
-        default=Path("bybit-hybrid.sqlite3"),
-        description="SQLite file holding trailing and aged state across restarts",
+    state_db: Path | None = Field(
+        default=None,
+        description="SQLite file holding trailing and aged state across restarts (mode 0600); "
+        "default: state-<endpoint>-<key id>.sqlite3 in the per-user data directory "
+        "($XDG_DATA_HOME/bybit-hybrid or ~/.local/share/bybit-hybrid; macOS ~/Library/"
+        "Application Support/bybit-hybrid; Windows %LOCALAPPDATA%\\bybit-hybrid)",
     )
     metrics_host: str = Field(
         default="127.0.0.1",
@@ -271,6 +297,15 @@ class AppSettings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         default="console", description="console (human) or json (one object per line) on stderr"
     )
+    log_file: Path | None = Field(
+        default=None,
+        description="--log-file: also log to this file (mode 0600), size-rotated; read from "
+        "the flag or the environment when logging starts",
+    )
+    log_file_max_bytes: int = Field(
+        default=10_000_000, ge=1024, description="a log file is rotated at this size"
+    )
+    log_file_backups: int = Field(default=5, ge=0, description="rotated log files kept")
     event_loop: EventLoop = Field(
         default="auto",
         description=(
@@ -303,6 +338,8 @@ class AppSettings(BaseSettings):
             raise ValueError("rollout_no_events_critical_s must be >= the warning threshold")
         if self.rollout_divergence_critical_pct < self.rollout_divergence_warning_pct:
             raise ValueError("rollout_divergence_critical_pct must be >= the warning threshold")
+        if self.auth_failure_exit_s < self.auth_failure_critical_s:
+            raise ValueError("auth_failure_exit_s must be >= auth_failure_critical_s")
         if self.rest_poll_slow_s < self.rest_poll_fast_s:
             raise ValueError("rest_poll_slow_s must be >= rest_poll_fast_s")
         if self.trailing_bypass_improvement_pct < self.trailing_min_improvement_pct:

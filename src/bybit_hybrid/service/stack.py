@@ -12,6 +12,7 @@ from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.service.http import OpsServer
 from bybit_hybrid.service.metrics import ServiceMetrics
+from bybit_hybrid.service.paths import default_state_db, state_file
 from bybit_hybrid.service.settings import AppSettings
 from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.transport.endpoints import Endpoints
@@ -46,7 +47,8 @@ class RunStack:
             limits_per_s={},
             proxy=endpoint_kwargs.get("proxy"),
         )
-        self.store = ProtectionStore(settings.state_db)
+        self.state_db = state_file(settings.state_db or default_state_db(endpoints.name, api_key))
+        self.store = ProtectionStore(self.state_db)
         self.protection = UnifiedProtection(settings, self.rest, store=self.store)
         self.stream: PositionStream = make_position_stream(
             settings, api_key, api_secret, None, endpoint_kwargs
@@ -59,13 +61,14 @@ class RunStack:
             self.stream.add_listener(listener)
         self.protection.attach(self.stream)
         self.server: OpsServer | None = None
+        self.extra_status: dict[str, Callable[[], Any]] = {}
 
     async def start(self, *, metrics_port: int | None = None) -> None:
         """Starts the HTTP server (when a port is given), the protection, then the stream."""
         if metrics_port is not None:
             self.server = OpsServer(
                 self.metrics,
-                self.stream.get_status,
+                self.status,
                 protection_status=self.protection.status,
                 mark_stale_s=self.settings.rollout_mark_stale_s,
                 host=self.settings.metrics_host,
@@ -75,6 +78,12 @@ class RunStack:
         await self._sync_clock()
         await self.protection.start()
         await self.stream.start()
+
+    def status(self) -> dict[str, Any]:
+        """The stream's `get_status()` plus what `extra_status` adds (e.g. "auth" in `run`)."""
+        status = dict(self.stream.get_status())
+        status.update({name: part() for name, part in self.extra_status.items()})
+        return status
 
     async def stop(self) -> None:
         """Stops everything started, in reverse order; safe after a failed start."""

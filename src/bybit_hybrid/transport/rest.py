@@ -405,7 +405,9 @@ class BybitRestClient:
                     raise
                 retries += 1
                 self.metrics.retries[request.endpoint] += 1
-                log.warning(
+                # The caller reports a call that fails for good (summarised, issue 18); each
+                # transient retry of it is detail.
+                log.debug(
                     "%s retry %d/%d in %.2f s after: %s",
                     request.endpoint,
                     retries,

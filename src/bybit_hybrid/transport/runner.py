@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from bybit_hybrid.protocol.domain import Socket, TickerUpdate
+from bybit_hybrid.protocol.failure_digest import FailureDigest, LogLine
 from bybit_hybrid.protocol.hybrid import (
     PRIVATE,
     CoreEvent,
@@ -64,6 +65,8 @@ class StreamRunner:
         self._ws = ws_backend
         self._on_events = on_events
         self._clock = clock
+        # Connect failures: the first logged, repeats summarised, ERROR after a bound.
+        self.digest = FailureDigest()
         self._max_active_time_s = max_active_time_s
         self._conns: dict[str, WsConnection | PushConnection] = {}
         self._send_queues: dict[str, asyncio.Queue[str]] = {}
@@ -208,7 +211,7 @@ class StreamRunner:
             else:
                 conn = await self._ws.connect(url, timeout_s=timeout_s)
         except TransportError as exc:
-            log.warning("%s: %s", name, exc)
+            self._log(self.digest.failed(name, f"connect failed: {exc}", self._clock()))
             core.on_close(name, self._clock(), f"connect failed: {exc.reason}")
             self._pump()
             return
@@ -228,6 +231,7 @@ class StreamRunner:
         self._send_queues[name] = asyncio.Queue()
         writer = asyncio.create_task(self._writer(name, conn), name=f"bybit-hybrid-{name}-tx")
         self.core.on_open(name, self._clock())
+        self._log(self.digest.succeeded(name, self._clock()))
         self._pump()
         return writer
 
@@ -242,7 +246,9 @@ class StreamRunner:
 
     def _report_closed(self, name: str, reason: str) -> None:
         if not self._stopping:
-            log.info("%s: socket closed: %s", name, reason)
+            # A drop is worth a trace at WARNING; a shard we retired is not a drop.
+            level = logging.INFO if self.core.is_retired(name) else logging.WARNING
+            log.log(level, "%s: socket closed: %s", name, reason)
             self.core.on_close(name, self._clock(), reason)
             self._pump()
 
@@ -296,6 +302,11 @@ class StreamRunner:
         finally:
             reason = await self._unregister(name, writer, reason)
         self._report_closed(name, reason)
+
+    @staticmethod
+    def _log(line: LogLine | None) -> None:
+        if line is not None:
+            log.log(line.level, "%s", line.message)
 
     async def _writer(self, name: str, conn: WsConnection | PushConnection) -> None:
         queue = self._send_queues[name]

@@ -192,6 +192,7 @@ class PicowsWsBackend:
             raise ValueError("tls_context must verify certificates and host names")
         self._max_frame_bytes = max_frame_bytes
         self._open: set[PicowsConnection] = set()
+        self._dialling: set[asyncio.Future[tuple[WSTransport, WSListener]]] = set()
 
     async def connect_push(
         self, url: str, *, timeout_s: float, on_frame: FrameSink
@@ -199,23 +200,34 @@ class PicowsWsBackend:
         def listener() -> _Listener:
             return _Listener(on_frame, self._max_frame_bytes)
 
+        # picows leaves the TCP transport open when `ws_connect` is cancelled mid-handshake
+        # (a stream stopped while dialling: "unclosed transport"). So the dial runs as a task
+        # of its own that a cancellation or timeout never interrupts: it is left to finish
+        # (picows's handshake timeout bounds it) and its socket is then dropped; `aclose`
+        # waits for the ones still pending.
+        dial = asyncio.ensure_future(
+            picows.ws_connect(
+                listener,
+                url,
+                ssl_context=self._tls,
+                websocket_handshake_timeout=timeout_s,
+                enable_auto_pong=True,  # answer RFC 6455 pings from the server
+                enable_auto_ping=False,  # the core sends Bybit's JSON ping itself
+                max_frame_size=self._max_frame_bytes,
+                max_redirects=0,
+                disconnect_on_exception=True,
+                logger_name=_PICOWS_LOG,
+            )
+        )
         try:
             # asyncio.timeout bounds TCP connect + TLS + upgrade; picows's own handshake
             # timeout covers only the upgrade.
             async with asyncio.timeout(timeout_s):
-                transport, listener_made = await picows.ws_connect(
-                    listener,
-                    url,
-                    ssl_context=self._tls,
-                    websocket_handshake_timeout=timeout_s,
-                    enable_auto_pong=True,  # answer RFC 6455 pings from the server
-                    enable_auto_ping=False,  # the core sends Bybit's JSON ping itself
-                    max_frame_size=self._max_frame_bytes,
-                    max_redirects=0,
-                    disconnect_on_exception=True,
-                    logger_name=_PICOWS_LOG,
-                )
-        except TimeoutError:
+                transport, listener_made = await asyncio.shield(dial)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            self._abandon(dial, timeout_s)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise TransportError(url, f"connect timed out after {timeout_s:.1f}s") from None
         except picows.WSHandshakeError as exc:
             status = None if exc.response is None else int(exc.response.status)
@@ -230,6 +242,25 @@ class PicowsWsBackend:
         conn.ended.add_done_callback(lambda _: self._open.discard(conn))
         return conn
 
+    def _abandon(
+        self, dial: asyncio.Future[tuple[WSTransport, WSListener]], timeout_s: float
+    ) -> None:
+        """A dial nobody waits for any more: its socket, if it opens, is dropped at once. One
+        still pending after another `timeout_s` is stuck in the TCP connect (the upgrade has
+        its own timeout), where a cancel closes the socket: it is cancelled then."""
+        self._dialling.add(dial)
+        dial.add_done_callback(self._drop_dialled)
+        asyncio.get_running_loop().call_later(timeout_s, dial.cancel)
+
+    def _drop_dialled(self, dial: asyncio.Future[tuple[WSTransport, WSListener]]) -> None:
+        self._dialling.discard(dial)
+        if dial.cancelled() or dial.exception() is not None:  # retrieved: nothing to drop
+            return
+        transport, _ = dial.result()
+        transport.disconnect()
+
     async def aclose(self) -> None:
         for conn in list(self._open):
             await conn.close()
+        if self._dialling:  # dials a stop abandoned: let them end and drop their sockets
+            await asyncio.wait(list(self._dialling), timeout=_CLOSE_WAIT_S)

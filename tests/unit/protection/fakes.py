@@ -310,8 +310,12 @@ async def rig(
     wall: Callable[[], float] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Rig]:
-    """A started rig; `overrides` are settings (e.g. trailing_monitor_only=True)."""
-    settings = load_settings(overrides={"aged_max_age_h": 1.0, **overrides})
+    """A started rig; `overrides` are settings (e.g. trailing_monitor_only=True).
+
+    These tests feed positions that are already old when first seen and judge the close
+    mechanics, so they opt in to closing them (`aged_close_existing`, issue 18)."""
+    defaults = {"aged_max_age_h": 1.0, "aged_close_existing": True}
+    settings = load_settings(overrides={**defaults, **overrides})
     fake = exchange or FakeExchange(settings.trailing_sl_trigger_by)
     holder: list[Rig] = []
 

@@ -236,7 +236,10 @@ def test_order_entry_auth_shape_is_accepted() -> None:
 
 
 def test_params_error_closes_and_backs_off_instead_of_looping() -> None:
-    config = SessionConfig(backoff=BackoffPolicy(jitter_ratio=0.0))
+    config = SessionConfig(
+        backoff=BackoffPolicy(jitter_ratio=0.0),
+        auth_retry_backoff=BackoffPolicy(initial_s=2.0, max_s=60.0, jitter_ratio=0.0),
+    )
     session = private_session(config)
     now = T0
     delays = []
@@ -252,7 +255,39 @@ def test_params_error_closes_and_backs_off_instead_of_looping() -> None:
         assert session.reconnect_at is not None
         delays.append(session.reconnect_at - now)
         now = session.reconnect_at
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    # The longer of the reconnect backoff and the auth-retry one (issue 18): 2 s doubling to 60.
+    assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+def _rejected(session: ConnectionSession, now: float) -> None:
+    session.start_connect(now)
+    session.on_open(now)
+    session.on_message(recorded("F02"), now)
+    session.on_close(now, "closed after auth failure")
+
+
+def test_an_accepted_auth_resets_the_auth_retry_wait() -> None:
+    session = private_session()  # production timings: reconnects within 3 s
+    now = T0
+    for _ in range(4):
+        _rejected(session, now)
+        assert session.reconnect_at is not None
+        now = session.reconnect_at
+    assert now - T0 > 3 * 3.0  # four waits: slower than plain reconnects (at most 3 s each)
+    session.start_connect(now)
+    session.on_open(now)
+    session.on_message(recorded("F01"), now)  # auth accepted
+    session.on_close(now + 1, "dropped")
+    assert session.reconnect_at is not None and session.reconnect_at - (now + 1) <= 3.0
+
+
+def test_another_socket_getting_through_does_not_release_a_rejected_one() -> None:
+    session = private_session()
+    _rejected(session, T0)
+    at = session.reconnect_at
+    assert at is not None
+    assert session.reconnect_now(T0 + 0.1) is False
+    assert session.reconnect_at == at
 
 
 def test_auth_reply_timeout_declares_the_socket_dead() -> None:

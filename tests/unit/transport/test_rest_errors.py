@@ -302,7 +302,7 @@ async def test_a_row_that_does_not_convert_names_the_endpoint() -> None:
 
 async def test_retries_are_logged_in_lowercase(caplog: pytest.LogCaptureFixture) -> None:
     backend = MockBackend().enqueue(html(503), envelope_response(position_list([])))
-    with caplog.at_level(logging.WARNING, logger="bybit_hybrid.transport.rest"):
+    with caplog.at_level(logging.DEBUG, logger="bybit_hybrid.transport.rest"):
         await make_client(backend).get_positions(symbol="BTCUSDT")
     assert "/v5/position/list retry 1/3 in 0.25 s after: /v5/position/list answered http 503" in (
         caplog.text

@@ -4,7 +4,7 @@ the WebSocket backend."""
 from __future__ import annotations
 
 import argparse
-from typing import get_args
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from bybit_hybrid.service.settings import AppSettings, EventLoop, WsBackendChoice
@@ -89,6 +89,23 @@ def _proxy(
         from_env = bool(settings and settings.proxy_from_env)
     host = urlsplit(endpoints.rest_url).hostname
     return resolve_proxy(url, from_env=from_env, target_host=host)
+
+
+def endpoint_line(kwargs: dict[str, Any], mode: str) -> str:
+    """The start-up line: which exchange (and region), which hosts, proxy, mode (issue 18)."""
+    endpoints = Endpoints.select(**{k: v for k, v in kwargs.items() if k != "proxy"})
+    hosts = {
+        "rest": urlsplit(endpoints.rest_url).netloc,
+        "public": urlsplit(endpoints.public_ws_url).netloc,
+        "private": urlsplit(endpoints.private_ws_url).netloc,
+    }
+    where = ", ".join(f"{name} {host}" for name, host in hosts.items())
+    proxy = kwargs.get("proxy")
+    if isinstance(proxy, Proxy):  # no credentials in the line
+        where += f"; via proxy {proxy.scheme}://{proxy.host}:{proxy.port}"
+    labels = {"demo": " (demo trading)", "testnet": " (testnet)"}
+    label = " (REAL MONEY)" if endpoints.name.startswith("mainnet") else labels.get(endpoints.name)
+    return f"endpoint {endpoints.name}{label or ''}: {where}; mode {mode}"
 
 
 def positive_seconds(text: str) -> float:

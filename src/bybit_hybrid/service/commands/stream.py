@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -17,12 +18,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from bybit_hybrid.errors import ConfigError
-from bybit_hybrid.protocol.hybrid import CoreEvent, RestFailed
-from bybit_hybrid.protocol.session import AuthFailed
+from bybit_hybrid.service.auth_watch import AuthWatch
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
     endpoint_kwargs,
+    endpoint_line,
     positive_seconds,
 )
 from bybit_hybrid.service.loop import run_loop
@@ -30,6 +31,8 @@ from bybit_hybrid.service.render import event_line, position_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
 from bybit_hybrid.service.streams import make_position_stream
 from bybit_hybrid.transport.recording import Recorder
+
+log = logging.getLogger(__name__)
 
 HELP = "stream live positions (private + public WebSocket, REST bootstrap) to stdout"
 MODES = get_args(Mode)
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, flags)
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
+    log.info("%s", endpoint_line(kwargs, settings.mode))
     return run_loop(_stream(settings, api_key, api_secret, kwargs, args), settings.event_loop)
 
 
@@ -114,15 +118,8 @@ async def _stream(
     args: argparse.Namespace,
 ) -> int:
     done = asyncio.Event()
-    fatal: list[str] = []
-
-    def watch(event: CoreEvent) -> None:
-        if isinstance(event, AuthFailed):
-            fatal.append(f"Bybit rejected the API key on the private stream: {event.ret_msg}")
-        elif isinstance(event, RestFailed) and event.permanent:
-            fatal.append(f"Bybit rejected the API key: {event.error}")
-        if fatal:
-            done.set()
+    watch = AuthWatch(settings, done)
+    fatal = watch.fatal
 
     printer = _Printer(args.json, done.set)
     options: dict[str, Any] = (
@@ -133,6 +130,7 @@ async def _stream(
         options["recorder"] = recorder
     stream = make_position_stream(settings, api_key, api_secret, printer, kwargs, **options)
     stream.add_listener(watch)
+    watcher = asyncio.create_task(watch.loop(), name="stream-auth-watch")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
@@ -142,6 +140,7 @@ async def _stream(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), args.duration)
     finally:
+        watcher.cancel()
         await stream.stop()
         if recorder is not None:
             recorder.close()
