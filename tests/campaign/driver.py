@@ -113,6 +113,7 @@ class _Observer:
     deliveries: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[float, CoreEvent]] = field(default_factory=list)
     last_mark_at: dict[Key, float] = field(default_factory=dict)
+    last_mark: dict[Key, Decimal] = field(default_factory=dict)
     open_since: dict[Key, float] = field(default_factory=dict)
     fallback: dict[str, FeedMode] = field(default_factory=dict)
     fallback_until: dict[str, float] = field(default_factory=dict)
@@ -132,10 +133,12 @@ class _Observer:
         if data["status"] == "closed":
             self.open_since.pop(key, None)
             self.last_mark_at.pop(key, None)
+            self.last_mark.pop(key, None)
             return
         self.open_since.setdefault(key, now)
         if data["mark_price"] is not None:
             self.last_mark_at[key] = now
+            self.last_mark[key] = Decimal(str(data["mark_price"]))
 
     def listener(self, event: CoreEvent) -> None:
         now = time.monotonic()
@@ -154,8 +157,13 @@ class _Observer:
                 return True
         return False
 
-    def sample(self, threshold_s: float, now: float) -> None:
+    def sample(self, threshold_s: float, now: float, marks: Callable[[str], Decimal]) -> None:
+        """No mark for longer than the threshold (plus slack) needs a declared fallback, unless
+        the consumer's last mark is still the exchange's: a quiet market (or a paused symbol)
+        is a live feed whose mark is right (docs/rollout.md, frozen marks)."""
         for key, since in self.open_since.items():
+            if self.last_mark.get(key) == marks(key[0]):
+                continue
             heard = max(self.last_mark_at.get(key, since), since)
             age = now - heard
             if age > threshold_s + STALE_SLACK_S and not self.declared(key[0], now):
@@ -336,10 +344,13 @@ class Campaign:
         await self._start_protection(monitor_only=monitor_only)
 
     async def _sample(self) -> None:
-        threshold = ROLLOUT.failover.mark_stale_s
+        # A mark frozen on a live socket (muted ticker, stale_mark) switches only once one REST
+        # sample contradicts it (issue 19 F4); a sample that fails (the campaign's REST faults)
+        # is taken again one stretch later.
+        threshold = 2 * ROLLOUT.failover.mark_stale_s
         while True:
             await asyncio.sleep(SAMPLE_S)
-            self.obs.sample(threshold, time.monotonic())
+            self.obs.sample(threshold, time.monotonic(), self.sim.exchange.prices.mark)
             self.monitor.check()
 
     # --- the schedule -------------------------------------------------------------------------

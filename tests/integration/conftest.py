@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.ws import WsBackendName
+from tests.integration.nats_support import NatsServer
 from tests.integration.stream_harness import (
     StreamHarness,
     sim_config,
@@ -60,3 +62,14 @@ async def h(sim: SimServer, ws_backend_name: WsBackendName) -> AsyncIterator[Str
         yield harness
     finally:
         await harness.close()
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A real `nats-server -js` on 127.0.0.1 with a free port, killed at teardown."""
+    server = NatsServer(tmp_path / "nats")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

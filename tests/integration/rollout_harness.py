@@ -1,51 +1,74 @@
-"""The rollout streams wired to the simulator with UNIT_S-scaled thresholds, recording deliveries.
+"""The rollout streams on the simulator, every threshold scaled from ONE unit, recording deliveries.
 
-Thresholds are the production ones scaled down (5 s staleness -> 1 unit, 30 s socket-down
-warning -> 1 unit, 1.5 s fast poll -> 0.3 unit), so every fault plays out in seconds. `close()`
-checks what every stream test must leave behind: deliveries on the DESIGN §4 contract, no
-handler error, no task left running, no socket left open on the simulator's side.
+Every production threshold (session heartbeats and timeouts, backoffs, subscription retries,
+failover, polling, alerts, comparison) is multiplied by one factor `K` (5 production seconds
+-> 1 `UNIT_S`), so their ratios stay as shipped: which timer fires first is what decides
+whether a fault is caught (the old harness scaled them unevenly, slow poll 10 -> 0.6 s but
+healthy-for 30 -> 1 s and the session x0.05, and hid issue 19 F2/F3). Only `auth_expires_s`
+(a signature's lifetime at Bybit, not a timer of ours) and the counts are left alone.
+`close()` checks what every stream test must leave behind: deliveries on the DESIGN §4
+contract, no handler error, no task left running, no socket left open on the simulator's side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, TypeVar
 
 from bybit_hybrid.protocol.alerts import AlertConfig
 from bybit_hybrid.protocol.compare import CompareConfig
 from bybit_hybrid.protocol.failover import FailoverConfig, FailoverSwitched, FeedMode
-from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent
+from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.rollout.modes import RolloutConfig, RolloutMode, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.sim import SimServer
-from tests.integration.stream_harness import CONFIG, Delivered, Harness, Recorder
+from tests.integration.stream_harness import Delivered, Harness, Recorder
 from tests.support import UNIT_S, wait_for
 
-POLL = PollConfig(fast_s=0.3 * UNIT_S, slow_s=0.6 * UNIT_S)
-FAILOVER = FailoverConfig(
-    mark_stale_s=1.0 * UNIT_S, private_down_s=1.0 * UNIT_S, healthy_for_s=1.0 * UNIT_S
+# Production seconds -> test seconds: 5 s mark staleness -> 1 unit, 30 s healthy-for -> 6.
+K: Final = 0.2 * UNIT_S
+_UNSCALED: Final = frozenset({"auth_expires_s"})
+
+C = TypeVar("C")
+
+
+def scaled(config: C) -> C:
+    """`config` with every float field named `*_s` multiplied by `K`, nested configs too."""
+    changes: dict[str, object] = {}
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        if isinstance(value, float) and f.name.endswith("_s") and f.name not in _UNSCALED:
+            changes[f.name] = value * K
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[f.name] = scaled(value)
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+
+
+HYBRID: Final = scaled(HybridConfig())
+POLL: Final = scaled(PollConfig())
+FAILOVER: Final = scaled(FailoverConfig())
+ALERTS: Final = scaled(AlertConfig())
+COMPARE: Final = scaled(CompareConfig())
+# Production evaluates every min(0.25 s, mark_stale_s / 10) (service.streams).
+ROLLOUT: Final = RolloutConfig(
+    failover=FAILOVER, alerts=ALERTS, poll=POLL, compare=COMPARE, eval_interval_s=0.25 * K
 )
-ALERTS = AlertConfig(
-    socket_down_warning_s=1.0 * UNIT_S,
-    socket_down_critical_s=4.0 * UNIT_S,
-    no_events_warning_s=2.0 * UNIT_S,
-    no_events_critical_s=10.0 * UNIT_S,
-    mark_stale_s=1.0 * UNIT_S,
-    zero_subscriptions_grace_s=1.0 * UNIT_S,
-)
-ROLLOUT = RolloutConfig(
-    failover=FAILOVER,
-    alerts=ALERTS,
-    poll=POLL,
-    compare=CompareConfig(max_skew_s=0.3 * UNIT_S, grace_s=1.0 * UNIT_S),
-    eval_interval_s=0.05 * UNIT_S,
-)
+
+# Waits derived from the same thresholds (plus one unit of slack for a busy 2-core box):
+# a silent socket is dead one ping plus one pong timeout after its last frame; a reconnect
+# after repeated failures waits up to the backoff's cap (with its jitter); a POLLING scope
+# returns after `healthy_for_s` unbroken.
+_SESSION = HYBRID.session
+SOCKET_DEAD_S: Final = _SESSION.ping_interval_s + _SESSION.pong_timeout_s + UNIT_S
+RECONNECT_S: Final = _SESSION.backoff.max_s * (1 + _SESSION.backoff.jitter_ratio) + UNIT_S
+RETURN_S: Final = FAILOVER.healthy_for_s + 2 * UNIT_S
 
 Stream = RolloutStream | AdaptiveBybitStream
 
@@ -114,7 +137,7 @@ async def start_rollout(
         rec.handler,
         base_url=sim.base_url,
         rollout=rollout,
-        config=CONFIG,
+        config=HYBRID,
         rng=random.Random(7),
     )
     _listen(stream, rec)

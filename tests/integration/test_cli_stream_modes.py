@@ -50,27 +50,51 @@ async def _stream(sim: SimServer, cwd: Path, *args: str) -> tuple[int, str, str]
     return proc.returncode, out.decode(), err.decode()
 
 
+# Each mode's ACTUAL sources: REST-driven modes only ever show `rest`; the streaming modes must
+# show `ticker` events (marks from the public socket), or the sockets were never used.
+MODES = [
+    (("--mode", "rest"), {"rest"}),
+    (("--mode", "canary"), {"rest"}),
+    (("--mode", "parallel", "--json"), {"rest"}),
+    (("--mode", "hybrid"), {"rest", "ticker"}),
+    (("--mode", "cutover", "--cutover-pct", "100"), {"rest", "ticker"}),
+]
+
+
+def _sources(out: str) -> set[str]:
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines and all(line["event"] == "position_update" for line in lines)
+    return {line["data"]["source"] for line in lines}
+
+
 @pytest.mark.parametrize(
-    ("args", "sources"),
-    [
-        (("--mode", "rest"), {"rest"}),
-        (("--mode", "canary"), {"rest"}),
-        (("--mode", "hybrid"), {"rest", "ticker"}),
-        (("--mode", "cutover", "--cutover-pct", "100"), {"rest", "ticker"}),
-    ],
-    ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
+    ("args", "sources"), MODES, ids=lambda v: " ".join(v) if isinstance(v, tuple) else None
 )
-async def test_every_mode_streams_contract_lines(
+async def test_every_mode_streams_contract_lines_from_its_own_sources(
     sim: SimServer, tmp_path: Path, args: tuple[str, ...], sources: set[str]
 ) -> None:
     code, out, err = await _stream(sim, tmp_path, "--json", *args)
     assert code == 0, err
+    seen = _sources(out)
+    # Opens come from the REST bootstrap in every mode; beyond that, exactly the mode's feeds.
+    assert seen == sources, f"{args}: sources {sorted(seen)}, expected {sorted(sources)}"
     lines = [json.loads(line) for line in out.splitlines()]
-    assert lines and all(line["event"] == "position_update" for line in lines)
-    assert {line["data"]["source"] for line in lines} <= sources
     assert {line["data"]["symbol"] for line in lines} == {
         p.symbol for p in sim.exchange.open_positions()
     }
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "cutover"])
+async def test_a_streaming_mode_with_every_websocket_refused_shows_no_ticker_source(
+    sim: SimServer, tmp_path: Path, mode: str
+) -> None:
+    """The check above can fail: with every upgrade refused, REST carries the whole run (the
+    old test, `sources <= {rest, ticker}`, passed like this)."""
+    sim.faults.refuse_connections(60 * UNIT_S)
+    extra = ("--cutover-pct", "100") if mode == "cutover" else ()
+    code, out, err = await _stream(sim, tmp_path, "--json", "--mode", mode, *extra)
+    assert code == 0, err
+    assert _sources(out) == {"rest"}
 
 
 async def test_parallel_prints_the_comparison_summary(sim: SimServer, tmp_path: Path) -> None:

@@ -20,7 +20,15 @@ from bybit_hybrid.protocol.failover import ACCOUNT, FeedMode
 from bybit_hybrid.protocol.hybrid import PRIVATE
 from bybit_hybrid.protocol.session import SessionState, StateChanged
 from bybit_hybrid.sim import SimServer
-from tests.integration.rollout_harness import FAILOVER, POLL, RolloutHarness, start_rollout
+from tests.integration.rollout_harness import (
+    FAILOVER,
+    POLL,
+    RECONNECT_S,
+    RETURN_S,
+    SOCKET_DEAD_S,
+    RolloutHarness,
+    start_rollout,
+)
 from tests.integration.stream_harness import PUBLIC, sim_config
 from tests.support import UNIT_S, wait_for
 
@@ -58,7 +66,7 @@ async def _streaming_again(h: RolloutHarness, *scopes: str) -> None:
         modes = [failover.account_mode, *(failover.symbol_mode(s) for s in (BTC, ETH))]
         return all(m is FeedMode.STREAMING for m in modes)
 
-    await wait_for(all_streaming, 5 * UNIT_S, f"streams serving again after {scopes}")
+    await wait_for(all_streaming, RETURN_S + RECONNECT_S, f"streams serving again after {scopes}")
     for symbol in (BTC, ETH):
         since = time.monotonic()
         await wait_for(h.seen(symbol, "ticker", since, 2), 2 * UNIT_S, f"{symbol} tickers")
@@ -75,14 +83,16 @@ async def _fallback(h: RolloutHarness, since_t: float, *scopes: str) -> None:
 
 async def drop_all(h: RolloutHarness, t: float) -> None:
     await h.sim.faults.drop(abrupt=True)
-    await wait_for(_live_again(h, PRIVATE, t), 3 * UNIT_S, "private reconnected")
-    await wait_for(_live_again(h, PUBLIC, t), 3 * UNIT_S, "public reconnected")
+    await wait_for(_live_again(h, PRIVATE, t), RECONNECT_S, "private reconnected")
+    await wait_for(_live_again(h, PUBLIC, t), RECONNECT_S, "public reconnected")
     await _streaming_again(h)
 
 
 async def silence(h: RolloutHarness, t: float, target: str, name: str) -> None:
     h.sim.faults.silence(target)
-    await wait_for(_live_again(h, name, t), 4 * UNIT_S, f"{name} replaced after silence")
+    await wait_for(
+        _live_again(h, name, t), SOCKET_DEAD_S + RECONNECT_S, f"{name} replaced after silence"
+    )
     await _streaming_again(h)
 
 
@@ -136,7 +146,7 @@ async def rest_errors(h: RolloutHarness, t: float) -> None:
 
 async def cut_idle(h: RolloutHarness, t: float) -> None:
     h.sim.faults.cut_idle(0)
-    await wait_for(_live_again(h, PRIVATE, t), 3 * UNIT_S, "private back after idle cut")
+    await wait_for(_live_again(h, PRIVATE, t), RECONNECT_S, "private back after idle cut")
     await _streaming_again(h)
 
 

@@ -8,8 +8,18 @@ socket has been down, reconnects in the last hour) are kept here, with `now` pas
     no_events               positions open, no position event for 60 s warning, 5 min critical
     reconnects              more than 5 reconnects in the last hour: critical
     subscription_failures   more than 5 failed subscribes in the last hour: warning
-    zero_subscriptions      positions open, tickers expected, none confirmed: critical
-    mark_stale.<symbol>     no mark from a held symbol's ticker for 5 s: warning
+    zero_subscriptions      positions open, tickers expected, every public socket up, none
+                            confirmed for 5 s: critical (a down socket is `socket_down`'s)
+    mark_stale              one alert for every held symbol whose ticker is silent for 5 s or
+                            whose mark REST contradicted: warning, naming the symbols
+
+Without storms (issue 19 F7): an outage is one cause, so it is not also `zero_subscriptions`,
+and N stale symbols are one `mark_stale`; an alert clears only after its condition has been
+gone for `clear_hold_s` (a flapping socket keeps one alert on instead of raising it again and
+again); nothing is raised in the first `startup_grace_s` after the first evaluation, while the
+sockets connect, but the timers run from start, so a real fault fires once the grace is over.
+An active alert keeps its highest severity until it clears. Where each default comes from is
+in docs/rollout.md ("Alerts").
 """
 
 from __future__ import annotations
@@ -18,6 +28,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
+
+# The private socket's name in `HealthSample.sockets_up` (`protocol.hybrid.PRIVATE`); every
+# other name is a public shard.
+PRIVATE: Final = "private"
 
 
 class Severity(Enum):
@@ -27,7 +42,7 @@ class Severity(Enum):
 
 @dataclass(frozen=True, slots=True)
 class AlertConfig:
-    """Thresholds; defaults are the seed plan's (AppSettings `rollout_*`)."""
+    """Thresholds (AppSettings `rollout_*`); docs/rollout.md says where each comes from."""
 
     socket_down_warning_s: float = 30.0
     socket_down_critical_s: float = 120.0
@@ -39,6 +54,17 @@ class AlertConfig:
     # A subscribe takes a round trip: zero confirmed tickers is only alarming after this.
     zero_subscriptions_grace_s: float = 5.0
     window_s: float = 3600.0
+    # An alert clears once its condition has been gone this long (a choice: two mark-stale
+    # periods, longer than one reconnect with its backoff).
+    clear_hold_s: float = 10.0
+    # Nothing is raised this long after the first evaluation (connect, auth, subscribe).
+    startup_grace_s: float = 10.0
+    # Symbols named in the `mark_stale` message; the rest are counted.
+    named_symbols_max: int = 5
+
+    def __post_init__(self) -> None:
+        if min(self.clear_hold_s, self.startup_grace_s) < 0:
+            raise ValueError("clear_hold_s and startup_grace_s must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +79,10 @@ class HealthSample:
     open_positions: int = 0
     expected_tickers: int = 0
     confirmed_tickers: int = 0
-    # Seconds since each held, streamed symbol's last ticker frame with a mark price.
+    # Seconds since each held, streamed symbol's ticker last showed life (any frame, a pong).
     mark_ages_s: Mapping[str, float] = field(default_factory=dict)
+    # Held symbols whose mark is bad for another reason (REST contradicted a frozen mark).
+    bad_marks: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +136,9 @@ class Alerts:
         self._failures: deque[float] = deque()
         self._last_reconnections = 0
         self._last_failures = 0
+        self._started_at: float | None = None
+        # When each active alert's condition was last seen (its clear waits `clear_hold_s`).
+        self._seen_at: dict[str, float] = {}
         self.stats = AlertStats()
 
     def evaluate(self, now: float, sample: HealthSample) -> list[AlertEvent]:
@@ -117,12 +148,11 @@ class Alerts:
         self._no_events(now, sample, wanted)
         self._rates(wanted)
         self._zero_subscriptions(now, sample, wanted)
-        for symbol, age_s in sample.mark_ages_s.items():
-            if age_s >= self.config.mark_stale_s:
-                wanted[f"mark_stale.{symbol}"] = (
-                    Severity.WARNING,
-                    f"{symbol} mark {age_s:.1f}s old",
-                )
+        self._mark_stale(sample, wanted)
+        if self._started_at is None:
+            self._started_at = now
+        if now - self._started_at < self.config.startup_grace_s:
+            wanted = {name: w for name, w in wanted.items() if name in self._active}
         return self._diff(now, wanted)
 
     def active(self) -> dict[str, ActiveAlert]:
@@ -153,8 +183,12 @@ class Alerts:
                 continue
             down_s = now - self._down_since.setdefault(name, now)
             severity = _level(down_s, cfg.socket_down_warning_s, cfg.socket_down_critical_s)
+            alert = f"socket_down.{name}"
+            if severity is None and alert in self._active:
+                # Down again after a short reconnect: the same outage, the alert stays on.
+                severity = self._active[alert].severity
             if severity is not None:
-                wanted[f"socket_down.{name}"] = (severity, f"{name} down {down_s:.0f}s")
+                wanted[alert] = (severity, f"{name} down {down_s:.0f}s")
         for name in self._down_since.keys() - sample.sockets_up.keys():
             del self._down_since[name]  # a retired shard is not down
 
@@ -180,9 +214,28 @@ class Alerts:
             message = f"{len(self._failures)} subscription failures in the last hour"
             wanted["subscription_failures"] = (Severity.WARNING, message)
 
+    def _mark_stale(self, sample: HealthSample, wanted: _Wanted) -> None:
+        """Every bad mark in one alert: an outage makes them all stale at once."""
+        bad = {
+            symbol: f"ticker silent {age_s:.1f}s"
+            for symbol, age_s in sample.mark_ages_s.items()
+            if age_s >= self.config.mark_stale_s
+        }
+        bad.update(sample.bad_marks)
+        if not bad:
+            return
+        shown = sorted(bad)[: self.config.named_symbols_max]
+        message = ", ".join(f"{symbol} ({bad[symbol]})" for symbol in shown)
+        if len(bad) > len(shown):
+            message += f" and {len(bad) - len(shown)} more"
+        wanted["mark_stale"] = (Severity.WARNING, f"{len(bad)} stale marks: {message}")
+
     def _zero_subscriptions(self, now: float, sample: HealthSample, wanted: _Wanted) -> None:
+        # A public socket that is down cannot confirm tickers: that is `socket_down`'s alert.
+        public_down = any(not up for name, up in sample.sockets_up.items() if name != PRIVATE)
         zero = (
-            sample.open_positions > 0
+            not public_down
+            and sample.open_positions > 0
             and sample.expected_tickers > 0
             and sample.confirmed_tickers == 0
         )
@@ -213,15 +266,20 @@ class Alerts:
 
     def _diff(self, now: float, wanted: _Wanted) -> list[AlertEvent]:
         events: list[AlertEvent] = []
+        for name in wanted:
+            self._seen_at[name] = now
         for name in sorted(self._active.keys() - wanted.keys()):
+            if now - self._seen_at.get(name, now) < self.config.clear_hold_s:
+                continue  # held: a condition that flaps keeps one alert on
             gone = self._active.pop(name)
+            self._seen_at.pop(name, None)
             self.stats.cleared += 1
             events.append(AlertCleared(name, gone.severity, gone.message, now))
         for name, (severity, message) in sorted(wanted.items()):
             current = self._active.get(name)
-            if current is not None and current.severity is severity:
-                # Same alert still on: keep its start, refresh the text (ages grow).
-                self._active[name] = ActiveAlert(severity, message, current.since)
+            if current is not None and _rank(current.severity) >= _rank(severity):
+                # Still on: keep its start and its highest severity, refresh the text.
+                self._active[name] = ActiveAlert(current.severity, message, current.since)
                 continue
             self._active[name] = ActiveAlert(severity, message, now)
             if severity is Severity.CRITICAL:
@@ -230,6 +288,10 @@ class Alerts:
                 self.stats.raised_warning += 1
             events.append(AlertRaised(name, severity, message, now))
         return events
+
+
+def _rank(severity: Severity) -> int:
+    return 1 if severity is Severity.CRITICAL else 0
 
 
 def _level(value_s: float, warning_s: float, critical_s: float) -> Severity | None:

@@ -3,10 +3,15 @@
 In `parallel` mode REST drives the events and the hybrid stream runs beside it. The shell
 feeds this comparator from both and reads `summary()`:
 
-- marks: each REST mark sample is compared with the hybrid's mark for that symbol at the same
-  instant, and each hybrid mark with the REST sample if that sample is at most `max_skew_s`
-  old (an older sample differs by market movement alone). A gap above `warning_pct` is a
-  warning, above `critical_pct` critical;
+- marks (issue 19 F5): like with like. The hybrid side records, per symbol, each mark it
+  saw with its exchange timestamp (`on_hybrid_mark`); each REST sample (`on_rest_mark`, with
+  the exchange time of its answer) is compared with the hybrid mark in effect at that exchange
+  time: the last one stamped at or before it (a sample older than the kept history is
+  skipped and counted). A gap above `warning_pct` is at warning level, above `critical_pct`
+  critical; it becomes a `Divergence` only when it persists for `persist_samples`
+  consecutive REST samples of that symbol (severity: the lowest of the run), reported once
+  per incident. One sample can differ by the market moving inside one round trip or a frame
+  still in flight; a feed that is really wrong stays wrong sample after sample;
 - positions: after each REST poll the two books are compared key by key; a key held by one
   side only, or with a different side/size/entry, that persists past `grace_s` (REST lags by
   up to one poll) is a divergence, reported once per incident;
@@ -16,6 +21,7 @@ feeds this comparator from both and reads `summary()`:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,9 +47,17 @@ class Feed(Enum):
 class CompareConfig:
     warning_pct: Decimal = Decimal("0.1")
     critical_pct: Decimal = Decimal("1")
-    max_skew_s: float = 1.0
+    # Consecutive REST samples above a level before it is a divergence (a choice: three polls,
+    # 4.5 s at the fast poll, long enough that one answer's round trip cannot do it).
+    persist_samples: int = 3
+    # Exchange time of hybrid marks kept to answer "which mark was in effect at T".
+    history_s: float = 30.0
     grace_s: float = 5.0
     match_window_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.persist_samples < 1:
+            raise ValueError("persist_samples must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,15 @@ class _Lead:
 
 
 @dataclass(slots=True)
+class _Run:
+    """Consecutive REST samples of one symbol above the warning level."""
+
+    samples: int = 0
+    critical: bool = True
+    reported: bool = False
+
+
+@dataclass(slots=True)
 class CompareStats:
     mark_comparisons: int = 0
     mark_warnings: int = 0
@@ -95,52 +118,79 @@ class Comparator:
     def __init__(self, config: CompareConfig | None = None) -> None:
         self.config = config or CompareConfig()
         self.stats = CompareStats()
-        self._rest_marks: dict[str, tuple[Decimal, float]] = {}
+        self._hybrid_marks: dict[str, deque[tuple[int, Decimal]]] = {}
+        self._runs: dict[str, _Run] = {}
         self._pending: dict[_Signature, tuple[Feed, float]] = {}
         self._suspect_since: dict[PositionKey, float] = {}
         self._reported: set[PositionKey] = set()
 
     # --- marks ------------------------------------------------------------------------------
 
-    def on_rest_mark(
-        self, symbol: str, rest_mark: Decimal, hybrid_mark: Decimal | None, now: float
-    ) -> Divergence | None:
-        """A REST sample, compared with the hybrid's mark at this instant (if it has one)."""
-        self._rest_marks[symbol] = (rest_mark, now)
-        if hybrid_mark is None:
-            return None
-        return self._compare_marks(symbol, rest_mark, hybrid_mark, now)
+    def on_hybrid_mark(self, symbol: str, hybrid_mark: Decimal, ts_ms: int) -> None:
+        """A mark the hybrid stream applied, stamped with its frame's exchange time."""
+        history = self._hybrid_marks.setdefault(symbol, deque())
+        if history and ts_ms < history[-1][0]:
+            return  # an older frame never replaces a newer mark
+        history.append((ts_ms, hybrid_mark))
+        horizon_ms = ts_ms - self.config.history_s * 1000
+        # Keep the newest mark older than the horizon: it is still in effect up to the next.
+        while len(history) > 1 and history[1][0] <= horizon_ms:
+            history.popleft()
 
-    def on_hybrid_mark(self, symbol: str, hybrid_mark: Decimal, now: float) -> Divergence | None:
-        sample = self._rest_marks.get(symbol)
-        if sample is None:
-            return None
-        rest_mark, sampled_at = sample
-        if now - sampled_at > self.config.max_skew_s:
+    def on_rest_mark(
+        self, symbol: str, rest_mark: Decimal, rest_ts_ms: int, now: float
+    ) -> Divergence | None:
+        """A REST sample stamped `rest_ts_ms` (exchange time), against the hybrid mark in
+        effect then; a divergence once the gap persisted (see the module docstring)."""
+        hybrid_mark = self._mark_at(symbol, rest_ts_ms)
+        if hybrid_mark is None:
             self.stats.skipped_old_reference += 1
             return None
-        return self._compare_marks(symbol, rest_mark, hybrid_mark, now)
+        level, pct = self._compare_marks(symbol, rest_mark, hybrid_mark)
+        run = self._runs.get(symbol)
+        if level is None:
+            self._runs.pop(symbol, None)
+            return None
+        if run is None:
+            run = self._runs[symbol] = _Run()
+        run.samples += 1
+        critical = level is Severity.CRITICAL
+        run.critical = critical if run.samples == 1 else run.critical and critical
+        if run.reported or run.samples < self.config.persist_samples:
+            return None
+        run.reported = True
+        severity = Severity.CRITICAL if run.critical else Severity.WARNING
+        if severity is Severity.CRITICAL:
+            self.stats.mark_criticals += 1
+        else:
+            self.stats.mark_warnings += 1
+        detail = f"hybrid mark {hybrid_mark} vs rest {rest_mark} ({run.samples} samples in a row)"
+        return Divergence("mark", symbol, severity, detail, _round_pct(pct), now)
+
+    def _mark_at(self, symbol: str, ts_ms: int) -> Decimal | None:
+        """The hybrid mark in effect at exchange time `ts_ms`; None: no mark that old."""
+        found = None
+        for stamped_ms, mark in reversed(self._hybrid_marks.get(symbol, ())):
+            if stamped_ms <= ts_ms:
+                found = mark
+                break
+        return found
 
     def _compare_marks(
-        self, symbol: str, rest_mark: Decimal, hybrid_mark: Decimal, now: float
-    ) -> Divergence | None:
+        self, symbol: str, rest_mark: Decimal, hybrid_mark: Decimal
+    ) -> tuple[Severity | None, Decimal]:
         stats = self.stats
         stats.mark_comparisons += 1
         if rest_mark <= 0:
-            return None
+            return None, Decimal(0)
         pct = abs(hybrid_mark - rest_mark) / rest_mark * _HUNDRED
         stats.max_mark_divergence_pct = max(stats.max_mark_divergence_pct, pct)
         stats.worst_by_symbol[symbol] = max(stats.worst_by_symbol.get(symbol, pct), pct)
         if pct > self.config.critical_pct:
-            stats.mark_criticals += 1
-            severity = Severity.CRITICAL
-        elif pct > self.config.warning_pct:
-            stats.mark_warnings += 1
-            severity = Severity.WARNING
-        else:
-            return None
-        detail = f"hybrid mark {hybrid_mark} vs rest {rest_mark}"
-        return Divergence("mark", symbol, severity, detail, _round_pct(pct), now)
+            return Severity.CRITICAL, pct
+        if pct > self.config.warning_pct:
+            return Severity.WARNING, pct
+        return None, pct
 
     # --- lifecycle lead ---------------------------------------------------------------------
 

@@ -19,10 +19,18 @@ last ticker frame with a mark price arrive, did subscriptions fail) and calls
 `evaluate(now, ...)`; the machine keeps the timers (down since, healthy since) and returns a
 `FailoverSwitched` per switch, with its reason. It reads no clock.
 
-Why the last mark-bearing ticker frame and not the cached mark's age: REST seeds refresh the
-cached mark while a symbol is POLLING, so judging recovery by the cache would declare a dead
-ticker healthy; and frames that keep coming without a mark price (a frozen mark) must count
-as stale, or the position would be valued at a price nobody updates.
+A symbol's ticker is judged alive by any sign of life (issue 19 F4), not by mark changes:
+Bybit's deltas omit unchanged fields, so in a quiet market the mark may not move for minutes
+while frames (trades, book) flow. `heard_at` is the symbol's last ticker frame of any kind,
+or the last frame (a pong included) on the public socket where its topic is confirmed; REST
+seeds never count, so a dead ticker is not declared healthy by the marks REST serves while it
+is POLLING. Silence for `mark_stale_s` is a breach.
+
+A mark that has not changed for `mark_stale_s` while the ticker is alive is only *frozen*:
+it is checked against one REST sample before anything switches. `take_mark_checks()` names
+the symbols to sample (once per frozen stretch); the shell answers `on_mark_check`. REST
+agreeing is a quiet market (the stretch restarts); REST disagreeing, with no mark frame since
+the check was asked, is a breach ("mark frozen"). A failed check is retried a stretch later.
 """
 
 from __future__ import annotations
@@ -30,12 +38,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Final
 
 from bybit_hybrid.protocol.errors import IllegalTransition
 
 ACCOUNT: Final = "account"
+_FROZEN: Final = "mark frozen"
 _BUCKETS: Final = 10_000
 
 
@@ -140,10 +150,14 @@ class AccountObservation:
 
 @dataclass(frozen=True, slots=True)
 class SymbolObservation:
-    """One held symbol's ticker: when its last frame with a mark price arrived (None: never)."""
+    """One held symbol's ticker: its last sign of life (`heard_at`: a frame of its topic, or any
+    frame on its socket; None: never) and when a frame last carried a mark (`mark_at`; None:
+    never). `frozen_check` False leaves the mark out of it (only silence counts)."""
 
-    mark_at: float | None
+    heard_at: float | None
     gave_up: bool = False
+    mark_at: float | None = None
+    frozen_check: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,11 @@ class _Scope:
     down_since: float | None = None
     healthy_since: float | None = None
     switches: int = 0
+    # Frozen-mark check: when one was last asked for (None: none pending), when the last one
+    # was answered or failed, and the REST mark that disagreed (with when it was asked).
+    check_asked_at: float | None = None
+    checked_at: float = 0.0
+    mismatch: tuple[float, str] | None = None
 
 
 @dataclass(slots=True)
@@ -175,6 +194,9 @@ class FailoverStats:
     to_polling: int = 0
     to_streaming: int = 0
     to_degraded: int = 0
+    # Frozen marks sampled from REST, and how many of those samples disagreed.
+    mark_checks: int = 0
+    mark_check_mismatches: int = 0
 
 
 class Failover:
@@ -187,6 +209,7 @@ class Failover:
         self.stats = FailoverStats()
         self._started_at: float | None = None
         self._private_seen = False
+        self._checks: list[str] = []
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -205,9 +228,30 @@ class Failover:
             scope = self._symbols.get(symbol)
             if scope is None:
                 scope = self._symbols[symbol] = _Scope(since=now, watch_since=now)
-            condition, reason = self._symbol_condition(now, scope, observation)
+            condition, reason = self._symbol_condition(now, symbol, scope, observation)
             switches += self._step(symbol, scope, condition, reason, now)
         return switches
+
+    def take_mark_checks(self) -> list[str]:
+        """Symbols whose frozen mark the shell must compare with one REST sample now."""
+        checks, self._checks = self._checks, []
+        return checks
+
+    def on_mark_check(
+        self, symbol: str, now: float, *, rest_mark: Decimal | None, stream_mark: Decimal | None
+    ) -> None:
+        """The REST sample for a `take_mark_checks` symbol; `rest_mark` None: the call failed
+        (retried one stretch later). A disagreeing REST mark breaches at the next evaluation,
+        unless a mark frame arrived since the check was asked."""
+        scope = self._symbols.get(symbol)
+        if scope is None or scope.check_asked_at is None:
+            return
+        asked_at, scope.check_asked_at, scope.checked_at = scope.check_asked_at, None, now
+        self.stats.mark_checks += rest_mark is not None
+        if rest_mark is not None and stream_mark is not None and rest_mark != stream_mark:
+            self.stats.mark_check_mismatches += 1
+            reason = f"{_FROZEN} at {stream_mark} while REST says {rest_mark}"
+            scope.mismatch = (asked_at, reason)
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -231,6 +275,14 @@ class Failover:
         """Held symbols whose marks REST must serve now."""
         return {s for s in self._symbols if self.polls_marks(s)}
 
+    def frozen_marks(self) -> dict[str, str]:
+        """Symbols on REST because REST contradicted their frozen mark, with the reason."""
+        return {
+            symbol: scope.reason
+            for symbol, scope in self._symbols.items()
+            if scope.mode is FeedMode.POLLING and scope.reason.startswith(_FROZEN)
+        }
+
     def degraded(self) -> bool:
         """True while any scope is not STREAMING: the poller then runs fast."""
         scopes = (self._account, *self._symbols.values())
@@ -243,6 +295,8 @@ class Failover:
             "polling_symbols": sorted(self.polling_symbols()),
             "to_polling": self.stats.to_polling,
             "to_streaming": self.stats.to_streaming,
+            "mark_checks": self.stats.mark_checks,
+            "mark_check_mismatches": self.stats.mark_check_mismatches,
         }
 
     # --- conditions -------------------------------------------------------------------------
@@ -271,18 +325,40 @@ class Failover:
         return Condition.HEALTHY, "private stream live"
 
     def _symbol_condition(
-        self, now: float, scope: _Scope, obs: SymbolObservation
+        self, now: float, symbol: str, scope: _Scope, obs: SymbolObservation
     ) -> tuple[Condition, str]:
         cfg = self.config
         if obs.gave_up:
             return Condition.BREACH, "ticker subscription failed"
         # A ticker frame from before this symbol was held says nothing about now.
-        heard_at = max(obs.mark_at or scope.watch_since, scope.watch_since)
+        heard_at = max(obs.heard_at or scope.watch_since, scope.watch_since)
         age_s = now - heard_at
         if age_s >= cfg.mark_stale_s:
-            return Condition.BREACH, f"mark {age_s:.1f}s old"
+            return Condition.BREACH, f"ticker silent {age_s:.1f}s"
         if age_s >= cfg.mark_stale_s * cfg.suspect_fraction:
-            return Condition.SUSPECT, f"mark {age_s:.1f}s old"
+            return Condition.SUSPECT, f"ticker silent {age_s:.1f}s"
+        if obs.frozen_check:
+            return self._frozen_condition(now, symbol, scope, obs)
+        return Condition.HEALTHY, "ticker live"
+
+    def _frozen_condition(
+        self, now: float, symbol: str, scope: _Scope, obs: SymbolObservation
+    ) -> tuple[Condition, str]:
+        """A live ticker whose mark has not moved: asks for a REST sample, breaches only on a
+        disagreeing one (see the module docstring)."""
+        mark_at = max(obs.mark_at or scope.watch_since, scope.watch_since)
+        if scope.mismatch is not None:
+            asked_at, reason = scope.mismatch
+            if mark_at < asked_at:
+                return Condition.BREACH, reason
+            scope.mismatch = None  # the mark moved again since: the ticker is back
+        stale_s = self.config.mark_stale_s
+        since = max(mark_at, scope.checked_at)
+        # A check never answered (its task died) is asked again a stretch later.
+        pending = scope.check_asked_at is not None and now - scope.check_asked_at < stale_s
+        if now - since >= stale_s and not pending:
+            scope.check_asked_at = now
+            self._checks.append(symbol)
         return Condition.HEALTHY, "ticker live"
 
     # --- the machine ------------------------------------------------------------------------

@@ -36,8 +36,10 @@ Rules:
 - `HybridConfig.stream_symbol`, when set, limits the streams to the symbols it accepts (a
   cutover share): other symbols get no ticker subscription and their private pushes are
   ignored, so REST polling (`on_positions(reason="poll")`, `on_tickers`) alone drives them.
-- `mark_frame_at(symbol)` and `last_frame_at` let a failover shell judge the sockets'
-  freshness: a ticker whose frames flow without a mark price still leaves the mark stale.
+- `ticker_heard_at(symbol)`, `mark_frame_at(symbol)` and `last_frame_at` let a failover
+  shell judge the sockets' freshness: a ticker is alive while its frames (or its socket's
+  pongs) arrive, whether or not they carry a mark; a mark that stopped moving is checked
+  against REST (`protocol.failover`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -221,6 +223,8 @@ class HybridCore:
         self._connect_failed = False  # the last attempt failed: an outage until one opens
         self._schedule_changed = False
         self.last_frame_at: float | None = None
+        # When each socket last received a frame of any kind (pongs included).
+        self._rx_at: dict[str, float] = {}
         self._add_session(
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
         )
@@ -301,7 +305,7 @@ class HybridCore:
         session = self._sessions.get(name)
         if session is None:
             return False
-        self.last_frame_at = now
+        self.last_frame_at = self._rx_at[name] = now
         try:
             message = decode_ws(payload)
             events = session.on_message(message, now)
@@ -318,9 +322,9 @@ class HybridCore:
                     if moved:  # revaluations only: no open to seed a mark for
                         self.stats.combined_events += len(moved)
                         self._events.extend(moved)
-                if self.config.stream_symbol is None:
-                    # A ticker opens and closes nothing: demand cannot have changed.
-                    return bool(events)
+                # A ticker opens and closes nothing: demand and routing cannot have changed
+                # (issue 19 F8: a cutover used to recount the whole book here, per frame).
+                return bool(events)
             elif isinstance(message, PositionMessage):
                 self._on_positions(name, message, now)
             elif isinstance(message, OtherTopic):
@@ -426,6 +430,28 @@ class HybridCore:
         """When the symbol's last ticker frame carrying a mark price arrived (REST seeds and
         mark-less deltas do not count)."""
         return self.marks.mark_frame_at(symbol)
+
+    def rx_at(self, name: str) -> float | None:
+        """When socket `name` last received a frame of any kind (a pong included)."""
+        return self._rx_at.get(name)
+
+    def ticker_heard_at(self, symbol: str) -> float | None:
+        """The symbol's ticker's last sign of life (issue 19 F4): its last frame of any kind, or
+        the last frame (a pong included) of the LIVE public socket where its topic is
+        confirmed, since a quiet symbol may send nothing at all. REST seeds never count."""
+        heard = self.marks.frame_at(symbol)
+        topic = ticker_topic(symbol)
+        shard = self._shards.connection_of(topic)
+        session = self._sessions.get(shard) if shard is not None else None
+        if (
+            session is not None
+            and session.state is SessionState.LIVE
+            and topic in session.subscriptions.confirmed
+        ):
+            rx_at = self._rx_at.get(shard or "")
+            if rx_at is not None and (heard is None or rx_at > heard):
+                heard = rx_at
+        return heard
 
     def streams(self, symbol: str) -> bool:
         """True if the sockets serve this symbol (always, unless a cutover excludes it)."""
@@ -549,25 +575,25 @@ class HybridCore:
             self._want_rest(FetchTickers(self._next_request_id(), missing))
 
     def _sync_ticker_demand(self, now: float) -> None:
-        """Acquire/release ticker topics by the net change in open positions per symbol."""
+        """Acquire/release ticker topics by the net change in open positions per symbol.
+
+        Only symbols where a key opened or closed can have changed (`take_touched_symbols`):
+        O(changes), and nothing at all for the ticker frames that make up almost all inputs.
+        A cutover routes each of those symbols when it opens or closes (issue 19 F8): a
+        REST-served symbol is never subscribed, and its mark is dropped when it goes flat,
+        since no unsubscribe will drop it.
+        """
         touched = self.book.take_touched_symbols()
-        if self.config.stream_symbol is None:
-            # Only symbols where a key opened or closed can have changed: O(changes), and
-            # nothing at all for the ticker frames that make up almost all inputs.
-            if not touched:
-                return
-            symbols: Iterable[str] = touched
-            wanted_of: Callable[[str], int] = self.book.refcount
-        else:
-            wanted = {s: n for s, n in self.book.symbol_refcounts().items() if self.streams(s)}
-            self._forget_unstreamed_marks()
-            if wanted == self._ticker_refs:
-                return
-            symbols = wanted.keys() | self._ticker_refs.keys()
-            wanted_of = lambda symbol: wanted.get(symbol, 0)  # noqa: E731
+        if not touched:
+            return
         actions: list[ShardAction] = []
-        for symbol in symbols:
-            count = wanted_of(symbol)
+        for symbol in touched:
+            count = self.book.refcount(symbol)
+            if not self.streams(symbol):
+                if not count:
+                    self.marks.drop(symbol)
+                    self.book.forget_mark(symbol)
+                continue
             delta = count - self._ticker_refs.get(symbol, 0)
             topic = ticker_topic(symbol)
             for _ in range(delta):
@@ -580,14 +606,6 @@ class HybridCore:
                 self._ticker_refs.pop(symbol, None)
         for action in actions:
             self._apply_shard_action(action, now)
-
-    def _forget_unstreamed_marks(self) -> None:
-        """REST-served symbols have no unsubscribe to drop their mark when they go flat."""
-        held = self.book.open_symbols()
-        for symbol in self.marks.symbols() - held:
-            if not self.streams(symbol):
-                self.marks.drop(symbol)
-                self.book.forget_mark(symbol)
 
     def _apply_shard_action(self, action: ShardAction, now: float) -> None:
         if isinstance(action, OpenConnection):

@@ -57,6 +57,7 @@ class _Entry:
 
     __slots__ = (
         "cs",
+        "frame_at",
         "index_price",
         "last_price",
         "mark_frame_at",
@@ -83,6 +84,8 @@ class _Entry:
         self.received_at = received_at
         # When a ticker frame last carried a mark (REST seeds and mark-less deltas do not count).
         self.mark_frame_at: float | None = None
+        # When any ticker frame was last applied (REST seeds do not count): the topic's liveness.
+        self.frame_at: float | None = None
 
 
 class MarkCache:
@@ -153,7 +156,7 @@ class MarkCache:
         if index is not None:
             entry.index_price = index
         entry.ts_ms = max(entry.ts_ms, message.ts_ms)
-        entry.received_at = now
+        entry.received_at = entry.frame_at = now
         if mark is None:
             return None
         entry.mark_frame_at = now
@@ -195,6 +198,7 @@ class MarkCache:
                 stats.deltas += 1
                 stats.deltas_before_snapshot += 1
             entry = self._states[symbol] = _Entry(mark, last, index, cs, ts_ms, received_at=now)
+            entry.frame_at = now
             if mark is not None:
                 entry.mark_frame_at = now
             return self._changed_mark(None, mark)
@@ -217,7 +221,7 @@ class MarkCache:
             if cs is not None:
                 entry.cs = cs
             entry.ts_ms = max(entry.ts_ms, ts_ms)
-        entry.received_at = now
+        entry.received_at = entry.frame_at = now
         if mark is not None:
             entry.mark_frame_at = now
         return self._changed_mark(old_mark, entry.mark_price)
@@ -262,6 +266,13 @@ class MarkCache:
         mark-less deltas do not count)."""
         entry = self._states.get(symbol)
         return entry.mark_frame_at if entry is not None else None
+
+    def frame_at(self, symbol: str) -> float | None:
+        """When the symbol's last ticker frame of any kind was applied (REST seeds do not count):
+        Bybit's deltas omit unchanged fields, so a frame without a mark still proves the topic
+        flows (issue 19 F4)."""
+        entry = self._states.get(symbol)
+        return entry.frame_at if entry is not None else None
 
     def age_s(self, symbol: str, now: float) -> float | None:
         """Seconds since the symbol's last applied frame or seed; None if never heard of."""

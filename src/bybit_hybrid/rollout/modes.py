@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -42,7 +42,7 @@ from bybit_hybrid.protocol.alerts import (
 )
 from bybit_hybrid.protocol.compare import Comparator, CompareConfig, Divergence, Feed
 from bybit_hybrid.protocol.domain import PositionKey, TickerUpdate
-from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent, PositionView
+from bybit_hybrid.protocol.events import PositionEvent, PositionView
 from bybit_hybrid.protocol.failover import (
     AccountObservation,
     Failover,
@@ -77,7 +77,8 @@ log = logging.getLogger(__name__)
 
 RolloutMode = Literal["canary", "parallel", "cutover", "hybrid"]
 MODES: Final = ("canary", "parallel", "cutover", "hybrid")
-_UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE, SessionState.STALE)
+# For the alerts a socket is up while it serves its topics and is heard from (see `_serving`).
+_UP: Final = (SessionState.LIVE, SessionState.STALE)
 # The account's private feed is up only while frames arrive: a STALE socket (TCP up, nothing
 # arriving) hides every open and close made meanwhile, so failover must poll (issue 19 F2).
 ACCOUNT_FEED_UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE)
@@ -134,7 +135,9 @@ class RolloutStream(PositionStream):
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
         recorder: Recorder | None = None,
+        hybrid_factory: Callable[..., BybitHybridStream] = BybitHybridStream,
     ) -> None:
+        """`hybrid_factory` builds the hybrid stream (a bus worker, `bybit_hybrid.bus`)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -155,7 +158,7 @@ class RolloutStream(PositionStream):
             hybrid_config = dataclasses.replace(
                 hybrid_config, stream_symbol=lambda symbol: cutover_streams(symbol, pct)
             )
-        self.hybrid = BybitHybridStream(
+        self.hybrid = hybrid_factory(
             api_key,
             api_secret,
             None if self._rest_drives else event_handler,
@@ -195,6 +198,7 @@ class RolloutStream(PositionStream):
         self._position_failures = 0
         self._gave_up: set[str] = set()
         self._last_event_at: float | None = None
+        self._checks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RolloutStream(mode={self.mode!r}, endpoints={self.endpoints.name!r})"
@@ -230,6 +234,10 @@ class RolloutStream(PositionStream):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._eval_task
         self._eval_task = None
+        for task in list(self._checks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._poller is not None:
             await self._poller.stop()
         self._poller = None
@@ -330,10 +338,8 @@ class RolloutStream(PositionStream):
         if self.comparator is None:
             return
         now = self.now()
-        if isinstance(event, MarkUpdated) and event.view.mark_price is not None:
-            mark = event.view.mark_price
-            self._divergence(self.comparator.on_hybrid_mark(event.key.symbol, mark, now))
         if isinstance(event, PositionEvent):
+            self._record_hybrid_mark(self.hybrid.core, event.key.symbol)
             self.comparator.on_position_event(Feed.HYBRID, event, now)
 
     def _on_rest_event(self, event: CoreEvent) -> None:
@@ -351,15 +357,22 @@ class RolloutStream(PositionStream):
         if hybrid_core is None:
             return
         for symbol in sorted(rest_book.held_symbols()):
+            self._record_hybrid_mark(hybrid_core, symbol)
             rest_mark = rest_book.marks.mark(symbol)
-            if rest_mark is not None:
-                hybrid_mark = hybrid_core.marks.mark(symbol)
-                found = self.comparator.on_rest_mark(symbol, rest_mark, hybrid_mark, now)
+            rest_ts_ms = rest_book.marks.last_ts_ms(symbol)
+            if rest_mark is not None and rest_ts_ms is not None:
+                found = self.comparator.on_rest_mark(symbol, rest_mark, rest_ts_ms, now)
                 self._divergence(found)
         rest_views = _by_key(rest_book.book.views())
         hybrid_views = _by_key(hybrid_core.book.views())
         for found_position in self.comparator.check_books(now, rest_views, hybrid_views):
             self._divergence(found_position)
+
+    def _record_hybrid_mark(self, core: HybridCore, symbol: str) -> None:
+        """The mark the hybrid values `symbol` at, stamped with its ticker's exchange time."""
+        mark, ts_ms = core.marks.mark(symbol), core.marks.last_ts_ms(symbol)
+        if self.comparator is not None and mark is not None and ts_ms is not None:
+            self.comparator.on_hybrid_mark(symbol, mark, ts_ms)
 
     def _track_subscriptions(self, event: CoreEvent) -> None:
         """Counts failed subscribes: the account's (position topic) and each ticker's."""
@@ -429,11 +442,15 @@ class RolloutStream(PositionStream):
         )
         symbols = {
             symbol: SymbolObservation(
-                core.mark_frame_at(symbol), gave_up=TICKER_PREFIX + symbol in self._gave_up
+                core.ticker_heard_at(symbol),
+                gave_up=TICKER_PREFIX + symbol in self._gave_up,
+                mark_at=core.mark_frame_at(symbol),
             )
             for symbol in self._streamed_held(core)
         }
         switches = self.failover.evaluate(now, account, symbols)
+        for symbol in self.failover.take_mark_checks():
+            self._check_frozen_mark(symbol)
         for switch in switches:
             self._switched(switch)
         if self._poller is not None and switches:
@@ -441,6 +458,29 @@ class RolloutStream(PositionStream):
                 self._poller.hurry()
             else:
                 self._poller.reschedule()
+
+    def _check_frozen_mark(self, symbol: str) -> None:
+        """One REST ticker sample for a mark that stopped moving on a live ticker (issue 19
+        F4): the failover machine decides from it whether the market is quiet or the feed is
+        frozen."""
+
+        async def check() -> None:
+            rest_mark = None
+            try:
+                updates = await self.hybrid.rest.get_tickers(symbol)
+                rest_mark = next((u.mark_price for u in updates if u.symbol == symbol), None)
+            except Exception as exc:  # any failure: the machine asks again a stretch later
+                log.warning("frozen-mark check of %s failed: %s", symbol, exc)
+            core = self._core_or_none()
+            if self.failover is not None and core is not None:
+                stream_mark = core.marks.mark(symbol)
+                self.failover.on_mark_check(
+                    symbol, self.now(), rest_mark=rest_mark, stream_mark=stream_mark
+                )
+
+        task = asyncio.create_task(check(), name=f"bybit-hybrid-mark-check-{symbol}")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     def _switched(self, switch: FailoverSwitched) -> None:
         level = logging.WARNING if switch.new is FeedMode.POLLING else logging.INFO
@@ -486,7 +526,7 @@ class RolloutStream(PositionStream):
 
     def _health(self, core: HybridCore, ages: Mapping[str, float]) -> HealthSample:
         return HealthSample(
-            sockets_up={name: core.session(name).state in _UP for name in core.sockets()},
+            sockets_up={name: _serving(core, name, self.now()) for name in core.sockets()},
             last_event_at=self._last_event_at,
             reconnections=core.stats.reconnections,
             subscription_failures=self._subscription_failures,
@@ -494,18 +534,19 @@ class RolloutStream(PositionStream):
             expected_tickers=len(ages),
             confirmed_tickers=core.subscribed_tickers(),
             mark_ages_s=ages,
+            bad_marks={} if self.failover is None else self.failover.frozen_marks(),
         )
 
     def _ticker_ages(self, core: HybridCore, now: float) -> dict[str, float]:
-        """Seconds since each held, streamed symbol's last mark-bearing ticker frame (or since
-        it is held)."""
+        """Seconds since each held, streamed symbol's ticker last showed life (any frame of it,
+        or of its socket: issue 19 F4), or since it is held."""
         held = self._streamed_held(core)
         for symbol in [s for s in self._held_since if s not in held]:
             del self._held_since[symbol]
         ages: dict[str, float] = {}
         for symbol in held:
             since = self._held_since.setdefault(symbol, now)
-            heard = max(core.mark_frame_at(symbol) or since, since)
+            heard = max(core.ticker_heard_at(symbol) or since, since)
             ages[symbol] = now - heard
         return ages
 
@@ -610,6 +651,18 @@ class _CoreTarget:
 
     def polled(self, now: float) -> None:
         """Nothing to do: the core already delivered what the poll changed."""
+
+
+def _serving(core: HybridCore, name: str, now: float) -> bool:
+    """Up, for the alerts: subscribed (LIVE or STALE) and heard from within one ping + pong.
+    A socket that accepts the upgrade and then answers nothing (a black hole, whose subscribes
+    time out and settle) is down, not "up with zero subscriptions" (issue 19 F7)."""
+    session = core.session(name)
+    if session.state not in _UP:
+        return False
+    rx_at = core.rx_at(name)
+    heartbeat_s = session.config.ping_interval_s + session.config.pong_timeout_s
+    return rx_at is not None and now - rx_at <= heartbeat_s
 
 
 def _by_key(views: list[PositionView]) -> dict[PositionKey, PositionView]:

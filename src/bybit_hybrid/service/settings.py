@@ -321,6 +321,29 @@ class AppSettings(BaseSettings):
         ),
     )
 
+    # --- scale-out bus (docs/bus.md) ---
+    bus_url: SecretStr | None = Field(
+        default=None,
+        description="NATS server(s) of the scale-out bus, nats://host:port[,...]: marks come "
+        "from the hub, position events go to bybit.positions.{bus_account} (off when unset)",
+    )
+    bus_account: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="this worker's account name on the bus (never a key): A-Z a-z 0-9 _ -",
+    )
+    bus_creds_file: Path | None = Field(
+        default=None, description="a NATS .creds file for the bus (JWT + nkey)"
+    )
+    bus_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signs the bus servers (tls:// URLs)"
+    )
+    bus_stale_after_s: float = Field(
+        default=5.0,
+        gt=1,
+        description="no hub heartbeat this long: the worker falls back to its own public socket",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _canonical_choices(cls, data: Any) -> Any:

@@ -10,9 +10,13 @@ events through `add_listener`, plus start/stop/stats/status. Every mode offers i
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from bybit_hybrid.bus.settings import BusSettings
+from bybit_hybrid.bus.worker import BusHybridStream
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import AlertConfig
@@ -22,7 +26,7 @@ from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.rollout.modes import MODES, RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.service.settings import AppSettings
-from bybit_hybrid.stream import EventHandler
+from bybit_hybrid.stream import BybitHybridStream, EventHandler
 
 # How often failover and alerts sample the streams, at most (finer for tiny thresholds).
 MAX_EVAL_INTERVAL_S = 0.25
@@ -50,12 +54,13 @@ def rollout_config(settings: AppSettings) -> RolloutConfig:
         subscription_failures_warning=s.rollout_subscription_failures_warning,
         mark_stale_s=s.rollout_mark_stale_s,
         zero_subscriptions_grace_s=s.rollout_mark_stale_s,
+        # Two stale periods: a clear waits out one reconnect; start-up connects and subscribes.
+        clear_hold_s=2 * s.rollout_mark_stale_s,
+        startup_grace_s=2 * s.rollout_mark_stale_s,
     )
     compare = CompareConfig(
         warning_pct=Decimal(s.rollout_divergence_warning_pct),
         critical_pct=Decimal(s.rollout_divergence_critical_pct),
-        # A hybrid mark is only held against a REST sample this recent.
-        max_skew_s=min(1.0, s.rest_poll_fast_s),
         # REST sees a change up to one (slow, when flat) poll after the private stream.
         grace_s=s.rest_poll_slow_s + s.rest_poll_fast_s,
     )
@@ -80,6 +85,7 @@ def make_position_stream(
     """The stream for `settings.mode`. `options` go to the hybrid stream (e.g. `config`,
     `max_active_time_s`, backends); the REST-only stream takes none of the socket ones."""
     mode = settings.mode
+    check_bus(settings)
     options.setdefault("ws_backend", settings.ws_backend)
     if mode == "rest":
         rest_options = {k: v for k, v in options.items() if k in ("http_backend", "rng")}
@@ -93,6 +99,9 @@ def make_position_stream(
         )
     if mode not in MODES:
         raise ConfigError(f"setting mode: {mode!r} is not one of rest, {', '.join(MODES)}")
+    factory = bus_worker_factory(settings)
+    if factory is not None:
+        options["hybrid_factory"] = factory
     return RolloutStream(
         mode,
         api_key,
@@ -102,3 +111,35 @@ def make_position_stream(
         **options,
         **endpoint_kwargs,
     )
+
+
+def check_bus(settings: AppSettings) -> None:
+    """Raises `ConfigError` for bus settings that cannot work (before any loop starts)."""
+    if settings.bus_url is not None and settings.mode != "hybrid":
+        raise ConfigError(f"--bus (bus_url) needs mode hybrid, not {settings.mode}")
+    bus_worker_factory(settings)
+
+
+def bus_settings(settings: AppSettings) -> BusSettings | None:
+    """The bus of `bus_url` and friends, or None; a bad value is a `ConfigError`."""
+    if settings.bus_url is None:
+        return None
+    try:
+        return BusSettings(
+            settings.bus_url.get_secret_value(),
+            creds_file=settings.bus_creds_file,
+            ca_file=settings.bus_ca_file,
+            stale_after_s=settings.bus_stale_after_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"setting bus_url: {exc}") from None
+
+
+def bus_worker_factory(settings: AppSettings) -> Callable[..., BybitHybridStream] | None:
+    """With a bus: builds the account worker in place of the hybrid stream."""
+    bus = bus_settings(settings)
+    if bus is None:
+        return None
+    if settings.bus_account is None:
+        raise ConfigError("--bus needs --account NAME (bus_account): the name on the bus")
+    return functools.partial(BusHybridStream, bus=bus, account=settings.bus_account)

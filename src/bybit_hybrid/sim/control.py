@@ -37,6 +37,7 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     routes.update(_price_routes(sim))
     routes.update(_fault_routes(sim))
     routes.update(_trading_fault_routes(sim))
+    routes.update(_failover_routes(sim))
     return {
         path: (method, checked(path, FIELDS[path], handler) if path in FIELDS else handler)
         for path, (method, handler) in routes.items()
@@ -77,6 +78,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "/sim/fault/rest_error": ("mode", "count", "path"),
     "/sim/fault/stale_mark": ("symbol", "on"),
     "/sim/fault/mute": ("symbol", "on"),
+    "/sim/fault/position_lag": ("ms",),
+    "/sim/fault/position_reorder": ("ms",),
+    "/sim/fault/blackhole": ("target", "on"),
+    "/sim/market/quiet": ("symbol", "on"),
     "/sim/fault/clear": (),
     "/sim/fault": (),
     "/sim/fault/trading": ("path", "mode", "count", "seconds", "symbol", "reset_ms"),
@@ -282,4 +287,31 @@ def _trading_fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         "/sim/fault/reply_delay": ("POST", reply_delay),
         "/sim/fault/partial_fill": ("POST", partial_fill),
         "/sim/fault/hand_stop": ("POST", hand_stop),
+    }
+
+
+def _failover_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    """Failover faults (`sim/failover_faults.py`) and the quiet market."""
+
+    async def position_lag(body: dict[str, Any]) -> Any:
+        sim.lag_position_list(int(body["ms"]))
+        return {}
+
+    async def position_reorder(body: dict[str, Any]) -> Any:
+        sim.reorder_position_list(int(body["ms"]))
+        return {}
+
+    async def blackhole(body: dict[str, Any]) -> Any:
+        count = sim.blackhole(body.get("target", "all"), bool(body.get("on", True)))
+        return {"connections": count}
+
+    async def quiet(body: dict[str, Any]) -> Any:
+        sim.set_quiet(str(body["symbol"]), bool(body.get("on", True)))
+        return {}
+
+    return {
+        "/sim/fault/position_lag": ("POST", position_lag),
+        "/sim/fault/position_reorder": ("POST", position_reorder),
+        "/sim/fault/blackhole": ("POST", blackhole),
+        "/sim/market/quiet": ("POST", quiet),
     }

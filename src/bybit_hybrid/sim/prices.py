@@ -57,6 +57,7 @@ class TickerState:
         "paused",
         "prev_24h",
         "qty_scale",
+        "quiet",
         "tick_units",
         "trend_ticks",
         "turnover",
@@ -82,6 +83,8 @@ class TickerState:
         self.turnover = Decimal(self.volume) * inst.qty_step * inst.base_price
         self.cs = rng.randint(1_000_000, 9_000_000_000)
         self.paused = False
+        # A quiet market: trades and book changes go on, the mark and index never move.
+        self.quiet = False
         self.trend_ticks = 0
         self.fields: dict[str, str] = {}
         self._init_fields(now_ms)
@@ -159,6 +162,10 @@ class TickerState:
 
     def _move(self, rng: random.Random) -> tuple[str, ...]:
         roll = rng.random()
+        if self.quiet:
+            if roll < _P_TRADE / 2:
+                return self._book_move(rng)
+            return self._trade_move(rng.randint(-self.vol_ticks, self.vol_ticks))
         if self.trend_ticks:
             return self._trend_move(rng)
         if roll < _P_BOOK:
@@ -300,6 +307,10 @@ class PriceBook:
 
     def set_trend(self, symbol: str, ticks_per_step: int) -> None:
         self.tickers[symbol].trend_ticks = ticks_per_step
+
+    def set_quiet(self, symbol: str, quiet: bool = True) -> None:
+        """Trades and book moves only: the mark (and index) stay where they are."""
+        self.tickers[symbol].quiet = quiet
 
     def pause(self, symbol: str | None = None, paused: bool = True) -> None:
         targets = self.tickers.values() if symbol is None else (self.tickers[symbol],)

@@ -21,6 +21,7 @@ from bybit_hybrid.sim import frames
 from bybit_hybrid.sim.connections import ConnState, SimConnection
 from bybit_hybrid.sim.control import control_routes
 from bybit_hybrid.sim.exchange import Exchange, ExchangeError
+from bybit_hybrid.sim.failover_faults import FailoverFaults
 from bybit_hybrid.sim.faults import ConnKind, FaultState, RestErrorMode, Target
 from bybit_hybrid.sim.frames import envelope
 from bybit_hybrid.sim.history import CloseReason
@@ -47,6 +48,7 @@ DEFAULT_RECV_WINDOW_MS: Final = 5000
 MAX_ACTIVE_MIN_S: Final = 30
 MAX_ACTIVE_MAX_S: Final = 600
 _MAX_ACTIVE_RE: Final = re.compile(r"^(\d+)([sm])$")
+POSITION_LIST_PATH: Final = "/v5/position/list"
 _PRIVATE_TOPICS: Final = frozenset(
     {
         "position",
@@ -230,12 +232,17 @@ class FaultController(TradingFaultsMixin):
         """Disarms every fault (trading faults too) and un-silences open sockets."""
         self.state.clear()
         self._server.trading_faults.clear()
+        self._server.failover_faults.clear()
         for conn in self._server.connections:
             conn.silent = False
 
     def to_json(self) -> dict[str, object]:
         now_s = time.monotonic()
-        return {**self.state.to_json(now_s), "trading": self.trading.to_json(now_s)}
+        return {
+            **self.state.to_json(now_s),
+            **self._server.failover_faults.to_json(),
+            "trading": self.trading.to_json(now_s),
+        }
 
 
 RestCall = Callable[[Mapping[str, Any], int, str], dict[str, Any]]
@@ -258,6 +265,7 @@ class SimServer:
         if self.config.random_phases:
             self.exchange.prices.random_phases(self.config.tick_slices, self.config.seed)
         self.faults = FaultController(self)
+        self.failover_faults = FailoverFaults()
         # Set on stop(): requests held without a reply (trading faults) end at once.
         self.stopping = asyncio.Event()
         self.connections: set[SimConnection] = set()
@@ -373,6 +381,8 @@ class SimServer:
             if delay_s < -interval_s:
                 next_s = loop.time()  # fell behind: skip, do not burst
             await asyncio.sleep(max(0.0, delay_s))
+            # A lagging position/list needs the past even while the market is paused.
+            self.failover_faults.record(self.exchange.positions, self.now_ms())
             if self._ticks_paused:
                 continue
             try:
@@ -475,6 +485,7 @@ class SimServer:
             delay_ms=lambda: self.faults.state.delay_ms,
             stamp_send_us=self.config.stamp_send_us,
         )
+        conn.silent = self.failover_faults.blackholed(kind)
         self.connections.add(conn)
         try:
             async for msg in ws:
@@ -643,7 +654,7 @@ class SimServer:
             "/v5/market/instruments-info": _Endpoint(
                 "GET", False, lambda p, _t, _r: ex.instruments_info(p)
             ),
-            "/v5/position/list": _Endpoint("GET", True, lambda p, _t, _r: ex.position_list(p)),
+            POSITION_LIST_PATH: _Endpoint("GET", True, lambda p, t, _r: self._position_list(p, t)),
             "/v5/position/trading-stop": _Endpoint("POST", True, ex.trading_stop),
             "/v5/order/create": _Endpoint("POST", True, lambda p, t, _r: ex.place_order(p, t)),
         }
@@ -667,9 +678,26 @@ class SimServer:
                     raw_body,
                     lambda: self._serve_rest(request, path, endpoint, raw_query, raw_body),
                 )
-            return self._serve_rest(request, path, endpoint, raw_query, raw_body)
+            response = self._serve_rest(request, path, endpoint, raw_query, raw_body)
+            if path == POSITION_LIST_PATH:
+                delay_s = self.failover_faults.reorder_delay_s()
+                if delay_s:
+                    await asyncio.sleep(delay_s)  # computed now, delivered later: reordered
+            return response
 
         return route
+
+    def _position_list(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
+        """`position/list`, from a lagging state while `failover_faults` says so."""
+        exchange = self.exchange
+        lagged = self.failover_faults.lagged_positions(now_ms)
+        if lagged is None:
+            return exchange.position_list(params)
+        live, exchange.positions = exchange.positions, dict(lagged)
+        try:
+            return exchange.position_list(params)
+        finally:
+            exchange.positions = live
 
     def _serve_rest(
         self,
@@ -801,6 +829,31 @@ class SimServer:
     def set_trend(self, symbol: str, ticks_per_step: int) -> None:
         self.exchange.instrument(symbol)
         self.exchange.prices.set_trend(symbol, ticks_per_step)
+
+    # -- failover faults (sim/failover_faults.py) ------------------------------------------
+
+    def lag_position_list(self, lag_ms: int) -> None:
+        """`position/list` answers from the positions as they were `lag_ms` ago (0: off)."""
+        self.failover_faults.set_lag(int(lag_ms), self.exchange.positions, self.now_ms())
+
+    def reorder_position_list(self, reorder_ms: int) -> None:
+        """Each `position/list` answer leaves after a random 0..`reorder_ms` delay (0: off)."""
+        self.failover_faults.set_reorder(int(reorder_ms))
+
+    def blackhole(self, target: Target | str = Target.ALL, on: bool = True) -> int:
+        """Matching sockets, open and new, send nothing and answer no ping (TCP stays up)."""
+        wanted = _coerce_target(target)
+        self.failover_faults.blackhole = wanted if on else None
+        conns = [c for c in self.connections if wanted.matches(c.kind)]
+        for conn in conns:
+            conn.silent = on
+        return len(conns)
+
+    def set_quiet(self, symbol: str, quiet: bool = True) -> None:
+        """A quiet market for `symbol`: ticker frames keep flowing (trades, book) but its mark
+        never changes, so Bybit's deltas carry no markPrice; REST shows the same mark."""
+        self.exchange.instrument(symbol)
+        self.exchange.prices.set_quiet(symbol, quiet)
 
     def pause_ticks(self, symbol: str | None = None) -> None:
         """Stops the walk for one symbol, or for all when `symbol` is None."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bybit_hybrid.protocol.alerts import (
     AlertCleared,
     AlertConfig,
@@ -14,6 +16,8 @@ from bybit_hybrid.protocol.alerts import (
 
 W = Severity.WARNING
 C = Severity.CRITICAL
+# The threshold rules alone: no clear hold, no start-up grace (those are tested below).
+BARE = AlertConfig(clear_hold_s=0.0, startup_grace_s=0.0)
 
 
 def _names(events: list[AlertEvent]) -> list[tuple[str, str, Severity]]:
@@ -23,7 +27,7 @@ def _names(events: list[AlertEvent]) -> list[tuple[str, str, Severity]]:
 
 
 def test_socket_down_warns_at_30s_escalates_at_2min_and_clears_on_reconnect() -> None:
-    a = Alerts(AlertConfig())
+    a = Alerts(BARE)
     down = HealthSample(sockets_up={"private": False, "public-1": True})
     assert a.evaluate(0.0, down) == []
     assert a.evaluate(29.9, down) == []
@@ -38,7 +42,7 @@ def test_socket_down_warns_at_30s_escalates_at_2min_and_clears_on_reconnect() ->
 
 
 def test_no_events_while_positions_are_open_warns_at_60s_and_is_critical_at_5min() -> None:
-    a = Alerts(AlertConfig())
+    a = Alerts(BARE)
     quiet = HealthSample(open_positions=1, last_event_at=0.0)
     assert a.evaluate(0.0, quiet) == []
     assert a.evaluate(59.0, quiet) == []
@@ -50,7 +54,7 @@ def test_no_events_while_positions_are_open_warns_at_60s_and_is_critical_at_5min
 
 
 def test_a_flat_account_is_never_quiet_and_time_counts_from_the_first_open() -> None:
-    a = Alerts(AlertConfig())
+    a = Alerts(BARE)
     assert a.evaluate(1000.0, HealthSample(open_positions=0, last_event_at=None)) == []
     assert a.evaluate(1001.0, HealthSample(open_positions=1, last_event_at=None)) == []
     assert a.evaluate(1060.0, HealthSample(open_positions=1, last_event_at=None)) == []
@@ -60,7 +64,7 @@ def test_a_flat_account_is_never_quiet_and_time_counts_from_the_first_open() -> 
 
 
 def test_more_than_five_reconnects_in_an_hour_is_critical_until_they_age_out() -> None:
-    a = Alerts(AlertConfig())
+    a = Alerts(BARE)
     assert a.evaluate(0.0, HealthSample(reconnections=5)) == []
     assert _names(a.evaluate(10.0, HealthSample(reconnections=6))) == [("reconnects", "raised", C)]
     assert a.evaluate(3599.0, HealthSample(reconnections=6)) == []
@@ -70,7 +74,7 @@ def test_more_than_five_reconnects_in_an_hour_is_critical_until_they_age_out() -
 
 
 def test_more_than_five_subscription_failures_warn() -> None:
-    a = Alerts(AlertConfig())
+    a = Alerts(BARE)
     assert a.evaluate(0.0, HealthSample(subscription_failures=5)) == []
     assert _names(a.evaluate(1.0, HealthSample(subscription_failures=6))) == [
         ("subscription_failures", "raised", W)
@@ -78,7 +82,7 @@ def test_more_than_five_subscription_failures_warn() -> None:
 
 
 def test_zero_subscriptions_while_positions_open_is_critical_after_the_grace() -> None:
-    a = Alerts(AlertConfig(zero_subscriptions_grace_s=5.0))
+    a = Alerts(replace(BARE, zero_subscriptions_grace_s=5.0))
     zero = HealthSample(open_positions=2, expected_tickers=2, confirmed_tickers=0)
     assert a.evaluate(0.0, zero) == []
     assert _names(a.evaluate(5.0, zero)) == [("zero_subscriptions", "raised", C)]
@@ -91,14 +95,108 @@ def test_zero_subscriptions_while_positions_open_is_critical_after_the_grace() -
     assert a.evaluate(100.0, rest_only) == []
 
 
-def test_a_stale_mark_warns_per_symbol_and_clears() -> None:
-    a = Alerts(AlertConfig(mark_stale_s=5.0))
+def test_stale_marks_are_one_alert_naming_the_symbols() -> None:
+    a = Alerts(replace(BARE, mark_stale_s=5.0))
     sample = HealthSample(mark_ages_s={"BTC": 5.0, "ETH": 0.1})
-    assert _names(a.evaluate(0.0, sample)) == [("mark_stale.BTC", "raised", W)]
+    assert _names(a.evaluate(0.0, sample)) == [("mark_stale", "raised", W)]
     status = a.status(2.0)
     assert status["active"] == {
-        "mark_stale.BTC": {"severity": "warning", "message": "BTC mark 5.0s old", "for_s": 2.0}
+        "mark_stale": {
+            "severity": "warning",
+            "message": "1 stale marks: BTC (ticker silent 5.0s)",
+            "for_s": 2.0,
+        }
     }
+    more = HealthSample(mark_ages_s={"BTC": 6.0, "ETH": 5.5}, bad_marks={"SOL": "REST 2% off"})
+    assert a.evaluate(1.0, more) == []  # the same alert, its text refreshed
+    assert a.active()["mark_stale"].message == (
+        "3 stale marks: BTC (ticker silent 6.0s), ETH (ticker silent 5.5s), SOL (REST 2% off)"
+    )
     assert _names(a.evaluate(3.0, HealthSample(mark_ages_s={"BTC": 0.1}))) == [
-        ("mark_stale.BTC", "cleared", W)
+        ("mark_stale", "cleared", W)
     ]
+
+
+# --- issue 19 F7: no storms ------------------------------------------------------------------
+
+
+def _outage(t: float, *, down_since: float, positions: int) -> HealthSample:
+    symbols = {f"S{i}": t - down_since for i in range(positions)}
+    return HealthSample(
+        sockets_up={"private": True, "public-1": False},
+        last_event_at=t,
+        open_positions=positions,
+        expected_tickers=positions,
+        confirmed_tickers=0,
+        mark_ages_s=symbols,
+    )
+
+
+def test_a_12s_public_outage_with_10_positions_is_one_alert() -> None:
+    """The old code raised zero_subscriptions (critical) and one mark_stale per symbol."""
+    a = Alerts(AlertConfig())
+    ok = HealthSample(sockets_up={"private": True, "public-1": True}, open_positions=10)
+    events: list[AlertEvent] = []
+    for step in range(0, 121):
+        events += a.evaluate(step / 4, ok)  # 30 s healthy: past any start-up grace
+    for step in range(0, 49):  # 12 s down, sampled every 0.25 s
+        t = 30.0 + step / 4
+        events += a.evaluate(t, _outage(t, down_since=30.0, positions=10))
+    raised = [e for e in events if isinstance(e, AlertRaised)]
+    assert [(e.name, e.severity) for e in raised] == [("mark_stale", W)]
+    assert "10 stale marks" in raised[0].message and "and 5 more" in raised[0].message
+
+
+def test_an_alert_clears_only_after_its_condition_is_gone_for_the_hold() -> None:
+    a = Alerts(replace(BARE, clear_hold_s=10.0))
+    down = HealthSample(sockets_up={"private": False})
+    up = HealthSample(sockets_up={"private": True})
+    a.evaluate(0.0, down)
+    assert _names(a.evaluate(30.0, down)) == [("socket_down.private", "raised", W)]
+    # It flaps: up 2 s, down 0.5 s, up again... one alert stays on, never raised again.
+    events: list[AlertEvent] = []
+    t = 30.0
+    for _ in range(10):
+        events += a.evaluate(t + 2.0, up)
+        events += a.evaluate(t + 2.5, down)
+        t += 2.5
+    assert events == []
+    assert a.evaluate(t + 9.9, up) == []
+    assert _names(a.evaluate(t + 10.0, up)) == [("socket_down.private", "cleared", W)]
+    assert a.stats.raised_warning == 1
+
+
+def test_an_active_alert_keeps_its_highest_severity_until_it_clears() -> None:
+    a = Alerts(replace(BARE, clear_hold_s=0.0))
+    down = HealthSample(sockets_up={"private": False})
+    a.evaluate(0.0, down)
+    a.evaluate(120.0, down)
+    assert a.active()["socket_down.private"].severity is C
+
+
+def test_nothing_is_raised_in_the_start_up_grace_but_timers_run_from_start() -> None:
+    a = Alerts(AlertConfig(startup_grace_s=10.0, zero_subscriptions_grace_s=5.0))
+    zero = HealthSample(
+        sockets_up={"private": True, "public-1": True},
+        last_event_at=0.0,
+        open_positions=2,
+        expected_tickers=2,
+        confirmed_tickers=0,
+        mark_ages_s={"BTC": 0.0},
+    )
+    assert a.evaluate(100.0, zero) == []
+    assert a.evaluate(109.9, replace(zero, last_event_at=109.9, mark_ages_s={"BTC": 9.9})) == []
+    late = a.evaluate(110.0, replace(zero, last_event_at=110.0, mark_ages_s={"BTC": 10.0}))
+    assert _names(late) == [("mark_stale", "raised", W), ("zero_subscriptions", "raised", C)]
+
+
+def test_zero_subscriptions_waits_while_a_public_socket_is_down() -> None:
+    a = Alerts(BARE)
+    zero = HealthSample(
+        sockets_up={"private": True, "public-1": False},
+        open_positions=2,
+        expected_tickers=2,
+        confirmed_tickers=0,
+    )
+    for t in range(0, 60):
+        assert all(e.name != "zero_subscriptions" for e in a.evaluate(float(t), zero))

@@ -42,28 +42,69 @@ VIEW = PositionView(
 
 
 def test_mark_divergence_levels_follow_the_thresholds() -> None:
-    c = Comparator(CompareConfig(warning_pct=D("0.1"), critical_pct=D("1")))
-    assert c.on_rest_mark("BTC", D("100"), D("100.05"), 0.0) is None
-    warning = c.on_rest_mark("BTC", D("100"), D("100.5"), 1.0)
+    c = Comparator(CompareConfig(warning_pct=D("0.1"), critical_pct=D("1"), persist_samples=1))
+    c.on_hybrid_mark("BTC", D("100.05"), 0)
+    assert c.on_rest_mark("BTC", D("100"), 10, 0.0) is None
+    c.on_hybrid_mark("BTC", D("100.5"), 1000)
+    warning = c.on_rest_mark("BTC", D("100"), 1010, 1.0)
     assert warning is not None and warning.severity is Severity.WARNING
     assert warning.pct == D("0.5000")
-    critical = c.on_rest_mark("BTC", D("100"), D("98"), 2.0)
-    assert critical is not None and critical.severity is Severity.CRITICAL
-    assert c.on_rest_mark("BTC", D("100"), None, 3.0) is None  # nothing to compare yet
+    c.on_hybrid_mark("BTC", D("98"), 2000)
+    c.on_rest_mark("BTC", D("100"), 2001, 2.0)  # the same incident: reported once
+    assert c.on_rest_mark("ETH", D("100"), 3000, 3.0) is None  # nothing to compare yet
     summary = c.summary()
-    assert summary["mark_comparisons"] == 3
-    assert (summary["mark_warnings"], summary["mark_criticals"]) == (1, 1)
+    assert summary["mark_comparisons"] == 3 and summary["skipped_old_reference"] == 1
+    assert (summary["mark_warnings"], summary["mark_criticals"]) == (1, 0)
     assert summary["max_mark_divergence_pct"] == "2.0000"
 
 
-def test_a_hybrid_mark_is_only_held_against_a_recent_rest_sample() -> None:
-    c = Comparator(CompareConfig(max_skew_s=1.0))
-    assert c.on_hybrid_mark("BTC", D("100"), 0.0) is None  # no REST sample yet
-    c.on_rest_mark("BTC", D("100"), None, 10.0)
-    found = c.on_hybrid_mark("BTC", D("103"), 10.5)
+# --- issue 19 F5: like with like, and only a divergence that persists ---------------------
+
+
+def test_a_spike_right_after_a_poll_is_market_movement_not_divergence() -> None:
+    """REST samples at exchange time 1,000 ms; the mark spikes 1.2 % at 1,100 ms. The hybrid
+    mark in effect at 1,000 ms is the pre-spike one: both feeds are exact, no divergence."""
+    c = Comparator(CompareConfig(persist_samples=1))
+    c.on_hybrid_mark("BTC", D("100"), 900)
+    c.on_hybrid_mark("BTC", D("101.2"), 1100)  # the spike, after REST's answer was stamped
+    assert c.on_rest_mark("BTC", D("100"), 1000, 1.2) is None
+    assert c.stats.max_mark_divergence_pct == 0 and c.criticals == 0
+    # The next poll sees the spike too: still no divergence.
+    assert c.on_rest_mark("BTC", D("101.2"), 2500, 2.6) is None
+
+
+def test_one_sample_off_is_not_a_divergence_three_in_a_row_are() -> None:
+    c = Comparator(CompareConfig(persist_samples=3))
+    c.on_hybrid_mark("BTC", D("100"), 0)
+    assert c.on_rest_mark("BTC", D("102"), 1000, 1.0) is None  # one sample off
+    assert c.on_rest_mark("BTC", D("100"), 2000, 2.0) is None  # agrees: the run resets
+    assert c.on_rest_mark("BTC", D("102"), 3000, 3.0) is None
+    assert c.on_rest_mark("BTC", D("102"), 4000, 4.0) is None
+    found = c.on_rest_mark("BTC", D("102"), 5000, 5.0)
     assert found is not None and found.severity is Severity.CRITICAL
-    assert c.on_hybrid_mark("BTC", D("110"), 11.5) is None
+    assert "3 samples in a row" in found.detail
+    assert c.on_rest_mark("BTC", D("102"), 6000, 6.0) is None  # reported once per incident
+    assert c.criticals == 1
+
+
+def test_a_run_mixing_warning_and_critical_samples_is_a_warning() -> None:
+    c = Comparator(CompareConfig(persist_samples=2))
+    c.on_hybrid_mark("BTC", D("100"), 0)
+    assert c.on_rest_mark("BTC", D("102"), 1000, 1.0) is None
+    found = c.on_rest_mark("BTC", D("100.5"), 2000, 2.0)
+    assert found is not None and found.severity is Severity.WARNING
+
+
+def test_a_rest_sample_older_than_the_hybrid_history_is_skipped() -> None:
+    c = Comparator(CompareConfig(persist_samples=1, history_s=10.0))
+    c.on_hybrid_mark("BTC", D("100"), 5000)
+    assert c.on_rest_mark("BTC", D("90"), 4000, 5.0) is None
     assert c.stats.skipped_old_reference == 1
+    for ts_ms in range(6000, 30_000, 1000):
+        c.on_hybrid_mark("BTC", D(ts_ms), ts_ms)
+    assert c.on_rest_mark("BTC", D("100"), 5500, 30.0) is None  # pruned: older than 10 s
+    assert c.stats.skipped_old_reference == 2
+    assert c.on_rest_mark("BTC", D("25000"), 25_500, 30.0) is None  # the mark in effect
 
 
 def test_positions_held_by_one_side_are_reported_once_after_the_grace() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_a_stale_mark_switches_that_symbol_alone_and_recovers_after_healthy_for(
     assert f.degraded() and f.polling_symbols() == set()
     switches = f.evaluate(5.0, UP, _marks(5, BTC=0.0, ETH=4.9))
     assert _modes(switches) == [("BTC", M.DEGRADED, M.POLLING)]
-    assert switches[0].reason == "mark 5.0s old"
+    assert switches[0].reason == "ticker silent 5.0s"
     assert f.polling_symbols() == {"BTC"} and f.symbol_mode("ETH") is M.STREAMING
     # Marks again: the healthy run starts, a relapse resets it, then 10 s unbroken recover.
     assert f.evaluate(6.0, UP, _marks(6, BTC=6.0, ETH=6.0)) == []
@@ -180,7 +181,7 @@ def test_status_names_each_scope_mode_and_reason() -> None:
     assert status["account"] == {"mode": "streaming", "reason": "", "for_s": 7.0, "switches": 0}
     symbols = status["symbols"]
     assert isinstance(symbols, dict)
-    assert symbols["BTC"]["mode"] == "polling" and symbols["BTC"]["reason"] == "mark 6.0s old"
+    assert symbols["BTC"]["mode"] == "polling" and symbols["BTC"]["reason"] == "ticker silent 6.0s"
     assert status["polling_symbols"] == ["BTC"]
 
 
@@ -238,3 +239,75 @@ def test_only_a_return_from_polling_counts_as_back_to_streaming() -> None:
     f.evaluate(20.0, UP, _marks(20, BTC=20.0))  # ... and its end
     assert f.symbol_mode("BTC") is M.STREAMING
     assert (f.stats.to_polling, f.stats.to_streaming) == (1, 1)
+
+
+# --- issue 19 F4: liveness by any frame, a frozen mark checked against REST ----------------
+
+
+def _live(heard_at: float, mark_at: float | None) -> dict[str, SymbolObservation]:
+    return {"BTC": SymbolObservation(heard_at, mark_at=mark_at)}
+
+
+def test_a_quiet_market_with_frames_flowing_never_switches() -> None:
+    """Bybit deltas omit unchanged fields: frames without a mark for a minute are a live feed."""
+    f = Failover(CONFIG)
+    switches: list[FailoverSwitched] = []
+    checks: list[str] = []
+    for step in range(601):  # 60 s of frames every 0.1 s, the mark never changes
+        now = step / 10
+        switches += f.evaluate(now, UP, _live(now, 0.0))
+        for symbol in f.take_mark_checks():
+            checks.append(symbol)
+            f.on_mark_check(symbol, now, rest_mark=Decimal("100"), stream_mark=Decimal("100"))
+    assert switches == []
+    # One REST sample per frozen stretch (5 s), not one per evaluation.
+    assert checks == ["BTC"] * 12
+
+
+def test_a_frozen_mark_that_rest_contradicts_breaches() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _live(0.0, 0.0))
+    assert f.evaluate(4.9, UP, _live(4.9, 0.0)) == [] and f.take_mark_checks() == []
+    assert f.evaluate(5.0, UP, _live(5.0, 0.0)) == []  # frozen, not yet judged: no switch
+    assert f.take_mark_checks() == ["BTC"]
+    f.on_mark_check("BTC", 5.2, rest_mark=Decimal("102"), stream_mark=Decimal("100"))
+    switches = f.evaluate(5.25, UP, _live(5.25, 0.0))
+    assert _modes(switches) == [("BTC", M.STREAMING, M.POLLING)]
+    assert switches[0].reason == "mark frozen at 100 while REST says 102"
+    # The mark moves again: the breach is over and the healthy run starts.
+    assert f.evaluate(6.0, UP, _live(6.0, 6.0)) == []
+    assert _modes(f.evaluate(16.0, UP, _live(16.0, 16.0))) == [("BTC", M.POLLING, M.STREAMING)]
+
+
+def test_a_mark_frame_after_the_check_was_asked_withdraws_the_disagreement() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _live(0.0, 0.0))
+    f.evaluate(5.0, UP, _live(5.0, 0.0))
+    assert f.take_mark_checks() == ["BTC"]
+    f.on_mark_check("BTC", 5.2, rest_mark=Decimal("102"), stream_mark=Decimal("100"))
+    assert f.evaluate(5.25, UP, _live(5.25, 5.1)) == []  # a new mark arrived meanwhile
+
+
+def test_a_failed_or_lost_check_is_asked_again_a_stretch_later() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _live(0.0, 0.0))
+    f.evaluate(5.0, UP, _live(5.0, 0.0))
+    assert f.take_mark_checks() == ["BTC"]
+    f.on_mark_check("BTC", 5.5, rest_mark=None, stream_mark=Decimal("100"))  # REST failed
+    f.evaluate(10.4, UP, _live(10.4, 0.0))
+    assert f.take_mark_checks() == []
+    f.evaluate(10.5, UP, _live(10.5, 0.0))
+    assert f.take_mark_checks() == ["BTC"]  # 5 s after the failure; this one is never answered
+    f.evaluate(15.4, UP, _live(15.4, 0.0))
+    assert f.take_mark_checks() == []
+    f.evaluate(15.5, UP, _live(15.5, 0.0))
+    assert f.take_mark_checks() == ["BTC"]
+    assert f.symbol_mode("BTC") is M.STREAMING
+
+
+def test_silence_still_breaches_whatever_the_mark() -> None:
+    f = Failover(CONFIG)
+    f.evaluate(0.0, UP, _live(0.0, 0.0))
+    switches = f.evaluate(5.0, UP, _live(0.0, 0.0))
+    assert _modes(switches) == [("BTC", M.STREAMING, M.POLLING)]
+    assert switches[0].reason == "ticker silent 5.0s"

@@ -425,13 +425,58 @@ def test_on_frame_says_when_only_events_came_out() -> None:
     assert core.session(PUB).state is SessionState.LIVE
 
 
-def test_on_frame_returns_true_for_tickers_when_a_cutover_splits_symbols() -> None:
+def test_a_ticker_frame_in_a_cutover_only_produces_events_too() -> None:
     core = _core(stream_symbol=lambda symbol: True)
     _live_private(core)
     _live_public(core)
     core.on_frame(PRIVATE, frame("F13"), T0)
     _ack_all(core, PUB)
-    assert core.on_frame(PUB, _ticker("BTCUSDT", snapshot=True, cs=10, mark="1"), T0) is True
+    core.take_rest_requests()
+    assert core.on_frame(PUB, _ticker("BTCUSDT", snapshot=True, cs=10, mark="1"), T0) is False
+    assert core.take_outbox(PUB) == [] and core.take_rest_requests() == []
+
+
+def _cutover_core(positions: int, calls: list[str]) -> HybridCore:
+    """A cutover core holding `positions` symbols (half streamed), `calls` logs every routing
+    question it asks."""
+
+    def stream_symbol(symbol: str) -> bool:
+        calls.append(symbol)
+        return int(symbol[1:5]) % 2 == 0
+
+    core = _core(stream_symbol=stream_symbol)
+    _live_private(core)
+    _live_public(core)
+    rows = [
+        position_from_ws(WsPosition(**_row(f"S{i:04d}USDT", seq=1)), 1) for i in range(positions)
+    ]
+    for request in core.take_rest_requests():
+        core.on_positions(request.request_id, rows, requested_at=T0, response_ts_ms=1, now=T0)
+    _ack_all(core, PUB)
+    core.take_events()
+    return core
+
+
+@pytest.mark.parametrize("positions", [10, 1000])
+def test_cutover_routing_is_judged_when_keys_open_or_close_not_per_ticker_frame(
+    positions: int,
+) -> None:
+    """Issue 19 F8: the old core recounted the whole book (and asked `stream_symbol` about
+    every held symbol) on every ticker frame: 1,000 questions a frame at 1,000 positions."""
+    calls: list[str] = []
+    core = _cutover_core(positions, calls)
+    calls.clear()
+    for n in range(100):
+        core.on_frame(PUB, _ticker("S0000USDT", snapshot=False, cs=20 + n, mark=f"{100 + n}"), T0)
+    assert calls == []  # no routing question at all: a ticker opens and closes nothing
+    # A key that opens asks about its own symbol only; a close likewise.
+    core.on_frame(PRIVATE, _push(_row("S9998USDT", seq=2)), T0 + 1)
+    assert set(calls) == {"S9998USDT"}
+    calls.clear()
+    core.on_frame(PRIVATE, _push(_row("S9998USDT", seq=3, size="0", side="")), T0 + 2)
+    assert set(calls) == {"S9998USDT"}
+    # And the routing is right: the streamed half is subscribed, the other half is not.
+    assert core.subscribed_tickers() == positions // 2
 
 
 def test_an_absurd_mark_is_a_bad_frame_not_an_overflow_later() -> None:

@@ -6,7 +6,7 @@ import argparse
 from types import ModuleType
 from typing import Protocol, cast
 
-from bybit_hybrid.service.commands import config, demo, replay, run, sim, stream
+from bybit_hybrid.service.commands import config, demo, hub, replay, run, sim, stream
 
 
 class Command(Protocol):
@@ -24,6 +24,7 @@ def _as_command(module: ModuleType) -> Command:
 COMMANDS: dict[str, Command] = {
     "config": _as_command(config),
     "demo": _as_command(demo),
+    "hub": _as_command(hub),
     "replay": _as_command(replay),
     "run": _as_command(run),
     "sim": _as_command(sim),

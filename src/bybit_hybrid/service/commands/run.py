@@ -22,6 +22,7 @@ from bybit_hybrid.protection.plan import plan_line
 from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled
 from bybit_hybrid.service.auth_watch import AuthWatch
+from bybit_hybrid.service.commands.bus_flags import add_bus_flags, bus_overrides
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
@@ -33,6 +34,7 @@ from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.output import say
 from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
 from bybit_hybrid.service.stack import RunStack
+from bybit_hybrid.service.streams import check_bus
 from bybit_hybrid.transport.errors import BybitError
 
 HELP = "stream positions and protect them: trailing stop-loss and aged-position exits"
@@ -61,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compute and log every protection decision, send nothing to the exchange "
         "(setting protection_dry_run)",
     )
+    add_bus_flags(parser, worker=True)
     add_loop_flag(parser)
 
 
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         "ws_backend": args.ws_backend,
         "protection_dry_run": True if args.dry_run else None,
     }
-    settings = load_settings(args.config, flags)
+    settings = load_settings(args.config, {**flags, **bus_overrides(args)})
+    check_bus(settings)
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     log.info("%s", endpoint_line(kwargs, settings.mode))

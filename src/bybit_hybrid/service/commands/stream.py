@@ -19,6 +19,7 @@ from typing import Any, get_args
 
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.service.auth_watch import AuthWatch
+from bybit_hybrid.service.commands.bus_flags import add_bus_flags, bus_overrides
 from bybit_hybrid.service.commands.endpoint_flags import (
     add_endpoint_flags,
     add_loop_flag,
@@ -29,7 +30,7 @@ from bybit_hybrid.service.commands.endpoint_flags import (
 from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.render import event_line, position_line
 from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
-from bybit_hybrid.service.streams import make_position_stream
+from bybit_hybrid.service.streams import check_bus, make_position_stream
 from bybit_hybrid.transport.recording import Recorder
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="record every frame and REST answer (gzip JSON lines) for `replay`",
     )
+    add_bus_flags(parser, worker=True)
     add_loop_flag(parser)
 
 
@@ -78,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
         "event_loop": args.loop,
         "ws_backend": args.ws_backend,
     }
+    flags.update(bus_overrides(args))
     settings = load_settings(args.config, flags)
+    check_bus(settings)
     kwargs = endpoint_kwargs(args, settings)
     api_key, api_secret = load_keys()
     log.info("%s", endpoint_line(kwargs, settings.mode))

@@ -1,0 +1,62 @@
+"""The bus's payload schemas (msgspec, JSON, decimals as strings): the contract of docs/bus.md."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+
+
+class BusMark(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One mark change of one symbol, as a hub merged it from `tickers.{symbol}`."""
+
+    symbol: str
+    mark_price: Decimal
+    ts_ms: int  # Bybit's frame timestamp
+    cs: int | None  # Bybit's cross sequence of that frame
+    hub: str  # which hub published it (the copies of hot-hot hubs are dropped by msg id)
+
+
+class Demand(msgspec.Struct, frozen=True):
+    """One account worker's wanted symbols, the value of its key in `bybit_demand`."""
+
+    account: str
+    symbols: list[str]
+    updated_ms: int
+
+
+class HubBeat(msgspec.Struct, frozen=True):
+    hub: str
+    symbols: int  # how many tickers it serves
+    sent_ms: int
+
+
+class PositionMessage(msgspec.Struct, frozen=True):
+    """One position event of one account: the DESIGN §4 `position_update`, plus the account
+    and the event kind (opened, changed, closed)."""
+
+    account: str
+    event: str
+    exchange: str
+    data: dict[str, Any]
+
+
+ENCODER: Final = msgspec.json.Encoder(decimal_format="string")
+
+
+def encode(payload: msgspec.Struct) -> bytes:
+    return ENCODER.encode(payload)
+
+
+def decode_mark(raw: bytes) -> BusMark:
+    """Raises `msgspec.ValidationError` / `DecodeError` naming the bad field."""
+    return msgspec.json.decode(raw, type=BusMark)
+
+
+def decode_demand(raw: bytes) -> Demand:
+    return msgspec.json.decode(raw, type=Demand)
+
+
+def decode_position(raw: bytes) -> PositionMessage:
+    return msgspec.json.decode(raw, type=PositionMessage)

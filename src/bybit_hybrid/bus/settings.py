@@ -1,0 +1,90 @@
+"""Where the bus is and how it behaves: server URLs, credentials/TLS, TTLs, staleness bound."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+@dataclass(frozen=True, slots=True)
+class BusSettings:
+    """`url` is one or more `nats://` / `tls://` servers separated by commas; credentials go
+    in `creds_file` (a NATS .creds file), `token`, or `user`/`password`, never on the bus."""
+
+    url: str = field(repr=False)  # may hold user:password; `masked()` is what is shown
+    creds_file: Path | None = None
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    # A worker's demand entry lives this long without a heartbeat (the KV bucket's TTL).
+    demand_ttl_s: float = 30.0
+    # Marks older than this on a hub that is gone: the worker falls back to its own socket.
+    stale_after_s: float = 5.0
+    heartbeat_s: float = 1.0
+    # How often a hub re-reads the demand bucket (adds are seen this late at worst).
+    demand_refresh_s: float = 1.0
+    # JetStream drops a message whose id it saw this recently (hot-hot hubs, worker restarts).
+    duplicate_window_s: float = 120.0
+    connect_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        servers = self.servers()
+        for server in servers:
+            scheme = urlsplit(server).scheme
+            if scheme not in ("nats", "tls", "ws", "wss"):
+                raise ValueError(f"bus url {mask_url(server)!r}: scheme must be nats:// or tls://")
+        if not self.heartbeat_s * 3 <= self.demand_ttl_s:
+            raise ValueError(
+                f"demand_ttl_s {self.demand_ttl_s} must be at least 3x heartbeat_s "
+                f"{self.heartbeat_s}, or a live worker's demand could expire"
+            )
+        if not self.heartbeat_s < self.stale_after_s:
+            raise ValueError(
+                f"stale_after_s {self.stale_after_s} must exceed heartbeat_s {self.heartbeat_s}"
+            )
+
+    def __repr__(self) -> str:
+        return f"BusSettings(url={self.masked()!r}, creds_file={self.creds_file!r})"
+
+    def servers(self) -> list[str]:
+        servers = [s.strip() for s in self.url.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("bus url is empty")
+        return servers
+
+    def masked(self) -> str:
+        """The servers for logs and status: any user:password in a URL is masked."""
+        return ",".join(mask_url(s) for s in self.servers())
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for `nats.connect` (secrets included: never log this)."""
+        options: dict[str, Any] = {
+            "servers": self.servers(),
+            "connect_timeout": self.connect_timeout_s,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": min(1.0, self.stale_after_s / 4),
+            "allow_reconnect": True,
+        }
+        if self.creds_file is not None:
+            options["user_credentials"] = str(self.creds_file)
+        if self.token is not None:
+            options["token"] = self.token
+        if self.user is not None:
+            options["user"] = self.user
+            options["password"] = self.password
+        if self.ca_file is not None:
+            options["tls"] = ssl.create_default_context(cafile=str(self.ca_file))
+        return options
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"***@{host}{port}", parts.path, parts.query, ""))

@@ -1,0 +1,113 @@
+"""Issue 19 F4/F5/F7 end to end: a quiet market, a fast market, an outage: no false alarm."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from bybit_hybrid.protocol.alerts import AlertRaised
+from bybit_hybrid.protocol.compare import Divergence
+from bybit_hybrid.protocol.failover import FeedMode
+from bybit_hybrid.sim import SimServer
+from tests.integration.rollout_harness import (
+    ALERTS,
+    RECONNECT_S,
+    ROLLOUT,
+    SOCKET_DEAD_S,
+    start_rollout,
+    tick_multiple,
+)
+from tests.integration.stream_harness import sim_config
+from tests.support import UNIT_S, wait_for
+
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+STALE_S = ROLLOUT.failover.mark_stale_s
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    async with SimServer(sim_config()) as server:
+        yield server
+
+
+async def test_a_quiet_market_keeps_its_symbol_on_the_streams(sim: SimServer) -> None:
+    """F4: trades flow, the mark does not move (Bybit's deltas then carry no markPrice). The
+    old code judged the ticker by mark-bearing frames and sent BTC to REST after 1 stretch."""
+    h = await start_rollout(sim, "hybrid")
+    try:
+        sim.set_quiet(BTC)
+        t0 = time.monotonic()
+        core = h.rollout.hybrid.core
+        failover = h.rollout.failover
+        assert failover is not None
+        # Three stale stretches of trades without a mark change.
+        await wait_for(lambda: time.monotonic() - t0 > 3 * STALE_S, 6 * STALE_S, "3 stretches")
+        frame_at, mark_at = core.marks.frame_at(BTC), core.mark_frame_at(BTC)
+        now = h.rollout.now()
+        # The feed was live (frames a moment ago) while the mark stood still all along.
+        assert frame_at is not None and now - frame_at < STALE_S
+        assert mark_at is not None and now - mark_at > 3 * STALE_S
+        assert not h.switches(BTC, FeedMode.POLLING) and not h.switches(BTC, FeedMode.DEGRADED)
+        assert failover.symbol_mode(BTC) is FeedMode.STREAMING
+        # The frozen mark was sampled from REST, which agreed each time.
+        assert failover.stats.mark_checks >= 1 and failover.stats.mark_check_mismatches == 0
+    finally:
+        sim.set_quiet(BTC, False)
+        await h.close()
+
+
+async def test_a_spike_right_after_a_poll_raises_no_divergence(sim: SimServer) -> None:
+    """F5: the mark jumps 1.2 % just after a REST poll. The old comparator held the new hybrid
+    mark against that older REST sample and raised a critical divergence, both feeds exact."""
+    h = await start_rollout(sim, "parallel")
+    try:
+        rest = h.rollout.rest_stream
+        comparator = h.rollout.comparator
+        assert rest is not None and comparator is not None
+        polls: list[float] = []
+        rest.add_poll_listener(polls.append)
+        await wait_for(lambda: bool(polls), 3 * UNIT_S, "a REST poll")
+        sim.pause_ticks(BTC)
+        spiked = tick_multiple(sim, BTC, h.mark_of(BTC) * Decimal("1.012"))
+        await sim.set_mark(BTC, spiked)
+        core = h.rollout.hybrid.core
+        await wait_for(lambda: core.marks.mark(BTC) == spiked, 2 * UNIT_S, "the spike streamed")
+        seen = len(polls)
+        await wait_for(lambda: len(polls) >= seen + 4, 6 * UNIT_S, "four more REST polls")
+        marks = [d for d in h.of_type(Divergence) if d.kind == "mark"]
+        assert marks == []
+        assert comparator.stats.mark_comparisons >= 4
+    finally:
+        sim.resume_ticks(BTC)
+        await h.close()
+
+
+async def test_a_black_holed_public_socket_is_socket_down_not_zero_subscriptions(
+    sim: SimServer,
+) -> None:
+    """F7: the public socket and every replacement accept the upgrade and then say nothing.
+    The old code counted a socket waiting for its subscribe acks as up: after the redial it
+    raised zero_subscriptions (critical) and socket_down never fired."""
+    h = await start_rollout(sim, "hybrid")
+    try:
+        sim.blackhole("public")
+        t0 = time.monotonic()
+
+        def names() -> set[str]:
+            return {a.name for a in h.of_type(AlertRaised, t0)}
+
+        # Dead after one ping + pong, then down for the socket-down warning (30 s production).
+        await wait_for(
+            lambda: "socket_down.public-1" in names(),
+            SOCKET_DEAD_S + RECONNECT_S + ALERTS.socket_down_warning_s,
+            "socket_down.public-1",
+        )
+        assert "zero_subscriptions" not in names()
+        # The marks went to REST meanwhile: the outage was served, and said once per cause.
+        assert h.switches(BTC, FeedMode.POLLING, t0) and h.switches(ETH, FeedMode.POLLING, t0)
+    finally:
+        sim.blackhole("public", on=False)
+        await h.close()
