@@ -1,14 +1,19 @@
 """Seeded fault campaigns: the full stack (hybrid stream + router + protection) against the sim.
 
-One run (`run_campaign(seed, db_dir)`) starts a simulator, a `RolloutStream` in hybrid mode with
-REST failover, and `UnifiedProtection` on a tmp SQLite file. A `random.Random(seed)` schedule then
-interleaves exchange activity (opens, size changes, closes in one-way and hedge mode, price pushes
-through the trailing activation and back through the stop) with every fault the simulator can
-inject. The pauses between steps are the schedule's own idea of time passing in the world, not
-waits for logic: every wait for an outcome goes through `wait_for`.
+One run (`run_campaign(seed, db_dir)`) starts a simulator, a consumer `RolloutStream` in hybrid
+mode with REST failover, and the protected process (`stack.py`: its own hybrid stream and
+`UnifiedProtection` on a tmp SQLite file). A `random.Random(seed)` schedule then interleaves
+exchange activity (opens, size changes, closes in one-way and hedge mode, price pushes through the
+trailing activation and back through the stop) with every fault the simulator can inject: socket
+and REST faults, trading faults (`trading.py`: trading-stop failures per retCode by count and by
+window, timeouts, lost and delayed replies, hand-set stops while our reply is in flight, partial
+fills and failed orders on market closes), restarts mid-trail and monitor-only -> live. The pauses
+between steps are the schedule's own idea of time passing in the world, not waits for logic: every
+wait for an outcome goes through `wait_for`.
 
-After the run the invariants are checked against the simulator's own history (`check`), and each
-broken one becomes a line in `CampaignResult.violations`.
+The protection invariant is checked against the simulator's own position and stop state after
+every step and every SAMPLE_S (`invariants.ProtectionMonitor`); the stream invariants against its
+history after the run (`_check`). Each broken one becomes a line in `CampaignResult.violations`.
 """
 
 from __future__ import annotations
@@ -26,25 +31,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bybit_hybrid.protection.store import ProtectionStore
-from bybit_hybrid.protection.unified import UnifiedProtection
+from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.protocol.events import MarkUpdated, PositionClosed, PositionOpened
 from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import BadFrame, CoreEvent
 from bybit_hybrid.rollout.modes import RolloutStream
-from bybit_hybrid.service.settings import load_settings
-from bybit_hybrid.sim import EventKind, HistoryEvent, SimConfig, SimServer
-from bybit_hybrid.transport.rest import BybitRestClient
-from bybit_hybrid.wire.signing import Credentials
-from tests.integration.protection_harness import FAST_RETRY
+from bybit_hybrid.sim import CloseReason, EventKind, HistoryEvent, SimConfig, SimServer
+from tests.campaign.invariants import ProtectionMonitor, stops_of
+from tests.campaign.stack import ProtectionStack, start_stack
+from tests.campaign.trading import TRADING_FAULTS, trading_fault
 from tests.integration.rollout_harness import ROLLOUT
 from tests.integration.stream_harness import CONFIG, assert_contract, is_server_task
 from tests.support import UNIT_S, wait_for
 
 Key = tuple[str, int]
 
-# Every fault the simulator can inject (sim/faults.py, SimServer.faults).
-FAULTS = (
+# Every fault the simulator can inject (sim/faults.py, sim/trading_faults.py, SimServer.faults),
+# plus restarts of the protected process.
+STACK_FAULTS = ("restart_mid_trail", "monitor_only_then_live")
+SOCKET_FAULTS = (
     "drop_clean",
     "drop_abrupt",
     "silence",
@@ -60,12 +65,17 @@ FAULTS = (
     "stale_mark",
     "mute",
 )
+FAULTS = SOCKET_FAULTS + TRADING_FAULTS + STACK_FAULTS
 ONE_WAY = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 SYMBOLS_N = 6
 # Slack on the staleness threshold: the failover samples every eval interval and our sampler
 # every SAMPLE_S, and a walk tick may leave the mark unchanged.
 SAMPLE_S = 0.05
 STALE_SLACK_S = 0.75 * UNIT_S
+# Rule 1 of the invariant: a position whose mark is through the trail's stop is closed within this
+# (from when the stack is up and the order path healthy): the stale-mark failover (1 unit), a REST
+# timeout (1 unit), the retry budget and the private stream's report of the fill.
+CLOSE_BOUND_S = 5.0 * UNIT_S
 
 
 @dataclass
@@ -75,6 +85,8 @@ class CampaignResult:
     opens: int = 0
     closes: int = 0
     stop_requests: int = 0
+    crossings: int = 0
+    our_closes: int = 0
     bad_frames: int = 0
     failovers: int = 0
     violations: list[str] = field(default_factory=list)
@@ -87,6 +99,8 @@ class CampaignResult:
             self.opens,
             self.closes,
             self.stop_requests,
+            self.crossings,
+            self.our_closes,
             self.failovers,
             len(self.violations),
         ]
@@ -99,6 +113,7 @@ class _Observer:
     deliveries: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[float, CoreEvent]] = field(default_factory=list)
     last_mark_at: dict[Key, float] = field(default_factory=dict)
+    last_mark: dict[Key, Decimal] = field(default_factory=dict)
     open_since: dict[Key, float] = field(default_factory=dict)
     fallback: dict[str, FeedMode] = field(default_factory=dict)
     fallback_until: dict[str, float] = field(default_factory=dict)
@@ -118,10 +133,12 @@ class _Observer:
         if data["status"] == "closed":
             self.open_since.pop(key, None)
             self.last_mark_at.pop(key, None)
+            self.last_mark.pop(key, None)
             return
         self.open_since.setdefault(key, now)
         if data["mark_price"] is not None:
             self.last_mark_at[key] = now
+            self.last_mark[key] = Decimal(str(data["mark_price"]))
 
     def listener(self, event: CoreEvent) -> None:
         now = time.monotonic()
@@ -140,8 +157,13 @@ class _Observer:
                 return True
         return False
 
-    def sample(self, threshold_s: float, now: float) -> None:
+    def sample(self, threshold_s: float, now: float, marks: Callable[[str], Decimal]) -> None:
+        """No mark for longer than the threshold (plus slack) needs a declared fallback, unless
+        the consumer's last mark is still the exchange's: a quiet market (or a paused symbol)
+        is a live feed whose mark is right (docs/rollout.md, frozen marks)."""
         for key, since in self.open_since.items():
+            if self.last_mark.get(key) == marks(key[0]):
+                continue
             heard = max(self.last_mark_at.get(key, since), since)
             age = now - heard
             if age > threshold_s + STALE_SLACK_S and not self.declared(key[0], now):
@@ -180,50 +202,14 @@ def exchange_lifecycle(history: list[HistoryEvent]) -> dict[Key, list[str]]:
     return seen
 
 
-def stop_violations(history: list[HistoryEvent]) -> list[str]:
-    """No accepted stop-loss looser than the previous one of the same position life, and at most
-    one trading-stop request per key after it closed (before it opens again)."""
-    problems: list[str] = []
-    side: dict[Key, str] = {}
-    best: dict[Key, Decimal] = {}
-    after_close: Counter[Key] = Counter()
-    for event in history:
-        if event.position_idx is None:
-            continue
-        key = (event.symbol, event.position_idx)
-        if event.kind is EventKind.OPEN:
-            side[key] = event.details["side"]
-            best.pop(key, None)
-            after_close.pop(key, None)
-        elif event.kind is EventKind.CLOSE:
-            side.pop(key, None)
-            best.pop(key, None)
-            after_close[key] = 0
-        elif event.kind is EventKind.TRADING_STOP:
-            if key not in side:
-                after_close[key] += 1
-                if after_close[key] > 1:
-                    problems.append(f"{after_close[key]} stop requests for closed {key}")
-                continue
-            raw = event.details.get("body", {}).get("stopLoss")
-            if event.details.get("ret_code") != 0 or raw in (None, "", "0"):
-                continue
-            stop = Decimal(raw)
-            previous = best.get(key)
-            if previous is not None:
-                looser = stop < previous if side[key] == "Buy" else stop > previous
-                if looser:
-                    problems.append(f"stop loosened on {key} ({side[key]}): {previous} -> {stop}")
-                    continue
-            best[key] = stop
-    return problems
-
-
 class Campaign:
     """One seeded run; see the module docstring."""
 
-    def __init__(self, seed: int, db_dir: Path, *, steps: int = 32) -> None:
+    def __init__(
+        self, seed: int, db_dir: Path, *, steps: int = 32, fault_share: float = 0.55
+    ) -> None:
         self.seed = seed
+        self.fault_share = fault_share
         self.rng = random.Random(seed)
         self.db_path = db_dir / f"campaign-{seed}.sqlite3"
         self.steps = steps
@@ -233,6 +219,9 @@ class Campaign:
         self.symbols: list[str] = []
         self.hedge: list[str] = []
         self.expected: Counter[tuple[Key, str]] = Counter()
+        self.monitor = ProtectionMonitor(self.sim, CLOSE_BOUND_S)
+        self.stack: ProtectionStack | None = None
+        self.stack_bad_frames = 0
         # Each fault once (in seeded order) before any repeats, so every run covers them all.
         self.unplayed = list(FAULTS)
         self.rng.shuffle(self.unplayed)
@@ -290,13 +279,6 @@ class Campaign:
         self.hedge = [s for s in self.symbols if s not in ONE_WAY][:2]
         for symbol in self.hedge:
             await sim.set_position_mode(symbol, "hedge")
-        settings = load_settings(
-            overrides={
-                "state_db": self.db_path,
-                "mode": "hybrid",
-                "trailing_min_update_interval_s": 0,
-            }
-        )
         stream = RolloutStream(
             "hybrid",
             sim.api_key,
@@ -308,32 +290,58 @@ class Campaign:
             rng=random.Random(self.seed),
         )
         stream.add_listener(self.obs.listener)
-        rest = BybitRestClient(
-            sim.base_url, Credentials(sim.api_key, sim.api_secret), max_retries=0, limits_per_s={}
-        )
-        store = ProtectionStore(self.db_path)
-        protection = UnifiedProtection(settings, rest, store=store, retry=FAST_RETRY)
-        protection.attach(stream)
         sampler: asyncio.Task[None] | None = None
         try:
-            await protection.start()
             await stream.start()
             await stream.wait_ready(3 * UNIT_S)
+            await self._start_protection(monitor_only=False)
             sampler = asyncio.create_task(self._sample(), name="campaign-sampler")
             for _ in range(self.steps):
                 await self._step()
+                self.monitor.check()
             await self._heal()
-            await self._converge(stream, protection)
+            await self._converge(stream)
         finally:
             if sampler is not None:
                 sampler.cancel()
                 await asyncio.gather(sampler, return_exceptions=True)
             await stream.stop()
-            await protection.stop()
-            await rest.close()
-            store.close()
+            await self._stop_protection()
         self._check(stream)
         await wait_for(lambda: not sim.connections, 2 * UNIT_S, "the sim to see every socket close")
+
+    @property
+    def protection(self) -> Any:
+        return None if self.stack is None else self.stack.protection
+
+    async def _start_protection(self, *, monitor_only: bool) -> None:
+        self.stack = await start_stack(
+            self.sim,
+            self.db_path,
+            seed=self.seed + len(self.result.faults),
+            monitor_only=monitor_only,
+            listener=self._stack_listener,
+        )
+        self.monitor.stack_up(self.stack.protection, live=not monitor_only)
+
+    def _stack_listener(self, event: CoreEvent) -> None:
+        if isinstance(event, BadFrame):
+            self.stack_bad_frames += 1
+
+    async def _stop_protection(self) -> None:
+        stack, self.stack = self.stack, None
+        self.monitor.stack_down()
+        if stack is not None:
+            await stack.stop()
+
+    async def _restart(self, *, monitor_only: bool) -> None:
+        """The protected process stops; the market moves on while it is down; it starts again."""
+        await self._stop_protection()
+        for key in self.open_keys()[:2]:
+            sign = self.sim.exchange.positions[key].side.sign
+            self.sim.set_trend(key[0], self.rng.choice([sign * 20, -sign * 40]))
+        await asyncio.sleep(self.rng.uniform(0.05, 0.3) * UNIT_S)
+        await self._start_protection(monitor_only=monitor_only)
 
     async def _sample(self) -> None:
         # A mark frozen on a live socket (muted ticker, stale_mark) switches only once one REST
@@ -342,33 +350,34 @@ class Campaign:
         threshold = 2 * ROLLOUT.failover.mark_stale_s
         while True:
             await asyncio.sleep(SAMPLE_S)
-            self.obs.sample(threshold, time.monotonic())
+            self.obs.sample(threshold, time.monotonic(), self.sim.exchange.prices.mark)
+            self.monitor.check()
 
     # --- the schedule -------------------------------------------------------------------------
 
     async def _step(self) -> None:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.45:
+        if roll >= self.fault_share or not self.open_keys():
             await self._exchange_action()
         else:
             await self._fault(self.unplayed.pop() if self.unplayed else rng.choice(FAULTS))
         # The world moves on for a while before the next step (not a wait for logic).
         await asyncio.sleep(rng.uniform(0.05, 0.4) * UNIT_S)
 
-    def _open_keys(self) -> list[Key]:
+    def open_keys(self) -> list[Key]:
         return [(p.symbol, p.idx) for p in self.sim.exchange.open_positions()]
 
-    def _free_slots(self) -> list[Key]:
-        taken = set(self._open_keys())
+    def free_slots(self) -> list[Key]:
+        taken = set(self.open_keys())
         slots = [(s, 0) for s in self.symbols if s not in self.hedge]
         slots += [(s, i) for s in self.hedge for i in (1, 2)]
         return [k for k in slots if k not in taken]
 
     async def _exchange_action(self) -> None:
         rng, sim = self.rng, self.sim
-        open_keys = self._open_keys()
-        free = self._free_slots()
+        open_keys = self.open_keys()
+        free = self.free_slots()
         choice = rng.random()
         if free and (not open_keys or choice < 0.4):
             symbol, idx = rng.choice(free)
@@ -376,43 +385,66 @@ class Campaign:
             inst = sim.exchange.instruments[symbol]
             qty = inst.min_order_qty * rng.randint(1, 5)
             await sim.open_position(symbol, side, qty, idx)
-            await self._expect((symbol, idx), "open")
+            await self.expect((symbol, idx), "open")
         elif choice < 0.55 and open_keys:
             symbol, idx = rng.choice(open_keys)
             pos = sim.exchange.positions[(symbol, idx)]
             inst = sim.exchange.instruments[symbol]
             await sim.change_position(symbol, idx, size=pos.size + inst.min_order_qty)
         elif choice < 0.8 and open_keys:
-            await self._push_through_activation(rng.choice(open_keys))
+            await self.push_through_activation(rng.choice(open_keys))
         elif open_keys:
             key = rng.choice(open_keys)
             await sim.close_position(*key)
-            await self._expect(key, "close")
+            await self.expect(key, "close")
 
-    async def _push_through_activation(self, key: Key) -> None:
-        """Mark past the trailing activation, held until a stop is sent (or faults delay it past
-        a deadline, which is no violation), then a trend that may run back through the stop."""
+    async def push_through_activation(self, key: Key, *, trend: bool = True) -> None:
+        """Mark past the trailing activation (or 0.5-1.5 % past the current mark when already
+        there), held until a stop is sent (or faults delay it past a deadline, which is no
+        violation), then maybe a trend that may run back through the stop."""
         sim = self.sim
         pos = sim.exchange.positions[key]
+        if not pos.is_open:
+            return  # closed meanwhile (its stop fired during an earlier step of this fault)
         inst = sim.exchange.instruments[key[0]]
-        sign = 1 if pos.side.value == "Buy" else -1
+        sign = pos.side.sign
         pct = Decimal(self.rng.choice(["0.025", "0.03", "0.04"]))
+        step = Decimal(self.rng.choice(["0.005", "0.01", "0.015"]))
+        mark = sim.exchange.prices.mark(key[0])
         target = pos.avg_price * (1 + sign * pct)
+        if (mark - target) * sign > 0:
+            target = mark * (1 + sign * step)
         target = (target / inst.tick_size).to_integral_value() * inst.tick_size
-        before = self._stop_requests(key)
+        before = self._stop_requests(key), self._trail_stops(key)
         sim.pause_ticks(key[0])
         try:
             await sim.set_prices(key[0], mark=target, last=target)
             with contextlib.suppress(AssertionError):
                 await wait_for(
-                    lambda: self._stop_requests(key) > before or not pos.is_open,
+                    lambda: (
+                        not pos.is_open
+                        or self._stop_requests(key) > before[0]
+                        or (
+                            self.stack is not None
+                            and self.stack.monitor_only
+                            and self._trail_stops(key) != before[1]
+                        )
+                    ),
                     2 * UNIT_S,
                     f"a trailing stop for {key}",
                 )
         finally:
             sim.resume_ticks(key[0])
-        # Up (for the position) a little, or back down through the trail.
-        sim.set_trend(key[0], self.rng.choice([sign * 20, -sign * 40, -sign * 80]))
+        if trend:
+            # Up (for the position) a little, or back down through the trail.
+            sim.set_trend(key[0], self.rng.choice([sign * 20, -sign * 40, -sign * 80]))
+        else:
+            sim.set_trend(key[0], 0)
+
+    def _trail_stops(self, key: Key) -> list[Decimal]:
+        protection = self.protection
+        trail = None if protection is None else protection.trailing.trail(PositionKey(*key))
+        return [] if trail is None else stops_of(trail)
 
     def _stop_requests(self, key: Key) -> int:
         return sum(
@@ -421,7 +453,7 @@ class Campaign:
             if e.kind is EventKind.TRADING_STOP and (e.symbol, e.position_idx) == key
         )
 
-    async def _expect(self, key: Key, status: str) -> None:
+    async def expect(self, key: Key, status: str) -> None:
         """Every open and close must reach the consumers; none may be lost even under faults."""
         self.expected[(key, status)] += 1
         what = f"the consumers to see {status} #{self.expected[(key, status)]} of {key}"
@@ -433,8 +465,24 @@ class Campaign:
             self.result.violations.append(f"lost {status}: {exc}")
 
     async def _fault(self, name: str) -> None:
-        rng, faults = self.rng, self.sim.faults
         self.result.faults[name] += 1
+        if name in TRADING_FAULTS:
+            await trading_fault(self, name)
+        elif name == "restart_mid_trail":
+            keys = self.open_keys()
+            if keys:
+                await self.push_through_activation(self.rng.choice(keys), trend=False)
+            await self._restart(monitor_only=False)
+        elif name == "monitor_only_then_live":
+            await self._restart(monitor_only=True)
+            for key in self.open_keys()[:2]:
+                await self.push_through_activation(key, trend=False)
+            await self._restart(monitor_only=False)
+        else:
+            await self._socket_fault(name)
+
+    async def _socket_fault(self, name: str) -> None:
+        rng, faults = self.rng, self.sim.faults
         target = rng.choice(["public", "private", "all"])
         symbol = rng.choice(self.symbols)
         if name == "drop_clean":
@@ -475,8 +523,9 @@ class Campaign:
             self.sim.faults.mute(symbol, on=False)
             self.sim.set_trend(symbol, 0)
 
-    async def _converge(self, stream: RolloutStream, protection: UnifiedProtection) -> None:
+    async def _converge(self, stream: RolloutStream) -> None:
         sim = self.sim
+        protection = self.protection
 
         def settled() -> bool:
             history = list(sim.exchange.history)
@@ -507,17 +556,33 @@ class Campaign:
             lost = {k: (expected.get(k), seen.get(k)) for k in expected.keys() | seen.keys()}
             lost = {k: v for k, v in lost.items() if v[0] != v[1]}
             result.violations.append(f"lifecycle differs (exchange, consumers): {lost}")
+            for key in lost:
+                trail = [
+                    f"{t:.2f}:{d['status']}:{d.get('size')}@{d.get('entry_price')}"
+                    f"/{d.get('source')}/ts={d.get('exchange_ts')}"
+                    for t, d in obs.deliveries
+                    if (d["symbol"], d["position_idx"]) == key
+                ]
+                result.violations.append(f"  {key} deliveries: {_squash(trail)}")
         book, exchange = _book(stream), _exchange_book(self.sim)
         if book != exchange:
             result.violations.append(f"final book {book} != exchange {exchange}")
-        result.violations += stop_violations(history)
+        self.monitor.check()
+        result.violations += self.monitor.violations
+        result.crossings = self.monitor.crossings
         result.violations += sorted(set(obs.stale))[:5]
         result.violations += obs.handler_errors[:5]
         stats = stream.get_stats()
         if stats.get("handler_errors", 0):
             result.violations.append(f"handler errors: {stats['handler_errors']}")
         result.stop_requests = sum(1 for e in history if e.kind is EventKind.TRADING_STOP)
-        result.bad_frames = sum(1 for _, e in obs.events if isinstance(e, BadFrame))
+        # Closes by protection's own market orders, as the simulator saw them.
+        result.our_closes = sum(
+            1 for e in history if e.kind is EventKind.CLOSE and e.reason is CloseReason.ORDER
+        )
+        result.bad_frames = self.stack_bad_frames + sum(
+            1 for _, e in obs.events if isinstance(e, BadFrame)
+        )
         result.failovers = sum(1 for _, e in obs.events if isinstance(e, FailoverSwitched))
         # Marks and lifecycle events reached the router side too (the core listener).
         for _, event in obs.events:
@@ -525,6 +590,15 @@ class Campaign:
                 view = event.view
                 if not isinstance(view.size, Decimal):
                     result.violations.append(f"non-Decimal size in {event}")
+
+
+def _squash(items: list[str]) -> list[str]:
+    """Consecutive deliveries that differ only in time (mark updates) shown once."""
+    out: list[str] = []
+    for item in items:
+        if not out or out[-1].split(":", 1)[1] != item.split(":", 1)[1]:
+            out.append(item)
+    return out
 
 
 def _book(stream: RolloutStream) -> dict[Key, tuple[str | None, Decimal, Decimal | None]]:
@@ -579,5 +653,8 @@ def _client_tasks(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
     ]
 
 
-async def run_campaign(seed: int, db_dir: Path, *, steps: int = 32) -> CampaignResult:
-    return await Campaign(seed, db_dir, steps=steps).run()
+async def run_campaign(
+    seed: int, db_dir: Path, *, steps: int = 32, fault_share: float = 0.55
+) -> CampaignResult:
+    """One seeded run; `fault_share` of the steps inject a fault (when a position is open)."""
+    return await Campaign(seed, db_dir, steps=steps, fault_share=fault_share).run()

@@ -20,17 +20,20 @@ from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.service.settings import load_settings
 from bybit_hybrid.sim import EventKind, HistoryEvent, SimServer
+from bybit_hybrid.transport.http import AiohttpBackend
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.wire.signing import Credentials
+from tests.campaign.invariants import stops_of
 from tests.integration.stream_harness import CONFIG
 from tests.support import UNIT_S, wait_for
 
 FAST_RETRY = RetryPolicy(max_retries=3, base_delay_s=0.05, max_delay_s=0.3)
+REST_TIMEOUT_S = 1.0 * UNIT_S
 
 
 @dataclass
 class SkewClock:
-    """Wall clock plus an offset the test advances instead of sleeping."""
+    """Wall clock (and monotonic clock) plus an offset the test advances instead of sleeping."""
 
     offset_s: float = 0.0
 
@@ -39,6 +42,10 @@ class SkewClock:
 
     def advance(self, seconds: float) -> None:
         self.offset_s += seconds
+
+    def monotonic(self) -> float:
+        """The monotonic clock with the same offset (the trail's interval rule runs on it)."""
+        return time.monotonic() + self.offset_s
 
 
 @dataclass
@@ -122,6 +129,9 @@ class Rig:
         await self.stream.stop()
         await self.protection.stop()
         await self.rest.close()
+        backend = self.extra.get("backend")
+        if backend is not None:
+            await backend.close()
         self.store.close()
 
 
@@ -131,29 +141,31 @@ async def start_rig(
     *,
     clock: SkewClock | None = None,
     retry: RetryPolicy = FAST_RETRY,
+    rest_timeout_s: float = REST_TIMEOUT_S,
     **overrides: Any,
 ) -> Rig:
-    """Stream + protection against `sim`, state in `db_path`; `overrides` are AppSettings."""
+    """Stream + protection against `sim`, state in `db_path`; `overrides` are AppSettings.
+
+    REST calls time out after `rest_timeout_s` (the sim's `timeout` faults never answer)."""
     settings = load_settings(overrides={"state_db": db_path, **overrides})
     clock = clock or SkewClock()
     stream = BybitHybridStream(
         sim.api_key, sim.api_secret, base_url=sim.base_url, config=CONFIG, rng=random.Random(7)
     )
+    backend = AiohttpBackend(total_timeout_s=rest_timeout_s, connect_timeout_s=rest_timeout_s)
     rest = BybitRestClient(
-        sim.base_url, Credentials(sim.api_key, sim.api_secret), max_retries=0, limits_per_s={}
+        sim.base_url,
+        Credentials(sim.api_key, sim.api_secret),
+        backend=backend,
+        max_retries=0,
+        limits_per_s={},
     )
     store = ProtectionStore(db_path)
-    skew = clock  # the test's advances move both clocks: ages (wall) and the stop interval
     protection = UnifiedProtection(
-        settings,
-        rest,
-        store=store,
-        retry=retry,
-        clock=skew,
-        monotonic=lambda: time.monotonic() + skew.offset_s,
+        settings, rest, store=store, retry=retry, clock=clock, monotonic=clock.monotonic
     )
     protection.attach(stream)
-    rig = Rig(sim, stream, rest, protection, store, clock)
+    rig = Rig(sim, stream, rest, protection, store, clock, extra={"backend": backend})
     try:
         await protection.start()
         await stream.start()
@@ -162,3 +174,18 @@ async def start_rig(
         await rig.close()
         raise
     return rig
+
+
+def held_stop(sim: SimServer, symbol: str, idx: int = 0) -> Decimal:
+    """The stop-loss the simulator holds for the position (0 = none)."""
+    pos = sim.exchange.positions.get((symbol, idx))
+    return Decimal(0) if pos is None or not pos.is_open else pos.stop_loss
+
+
+def trail_stop(rig: Rig, key: PositionKey) -> Decimal | None:
+    """The tightest stop the trail holds (wanted or confirmed, whatever it calls them)."""
+    trail = rig.protection.trailing.trail(key)
+    stops = [] if trail is None else stops_of(trail)
+    if not stops:
+        return None
+    return max(stops) if trail is not None and trail.side.value == "Buy" else min(stops)

@@ -3,6 +3,7 @@ monitor-only, 10006 retries and crossed stops, all checked in the simulator's ow
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from bybit_hybrid.protection.trailing import TrailPhase
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.sim import CloseReason, EventKind, SimServer
-from tests.integration.protection_harness import Rig, SkewClock, start_rig
+from tests.integration.protection_harness import Rig, SkewClock, held_stop, start_rig, trail_stop
 from tests.integration.stream_harness import sim_config
 from tests.support import UNIT_S, wait_for
 
@@ -114,12 +115,12 @@ async def test_restart_mid_trail_resumes_the_same_peak_and_stop(
         await rig.move_and_settle(BTC, peak - 50 * TICK_BTC)
         before = rig.protection.trailing.trail(BTC_KEY)
         assert before is not None and before.extreme_price == peak
-        assert before.stop_price == floor_tick(peak * Decimal("0.995"), TICK_BTC)
+        assert held_stop(sim, BTC) == long_stop(peak) == trail_stop(rig, BTC_KEY)
     finally:
         await rig.close()
     # While we are down, ETH is closed on the exchange: its stored state must go.
     await sim.close_position(ETH)
-    sent_before = len(rig.stop_requests())
+    sent_before = len(rig.sent_stops(BTC))
 
     rig = await start_rig(sim, db, trailing_min_update_interval_s=0)
     try:
@@ -128,19 +129,18 @@ async def test_restart_mid_trail_resumes_the_same_peak_and_stop(
         await rig.settle()
         after = trailing.trail(BTC_KEY)
         assert after is not None and trailing.stats.resumed == 1
-        assert (after.extreme_price, after.stop_price, after.phase) == (
-            before.extreme_price,
-            before.stop_price,
-            TrailPhase.TRAILING,
-        )
-        assert len(rig.stop_requests()) == sent_before, "nothing re-sent, nothing loosened"
+        assert (after.extreme_price, after.phase) == (peak, TrailPhase.TRAILING)
+        # The exchange still holds the stop from before the restart (nothing loosened it), and
+        # the trail agrees with the exchange.
+        assert held_stop(sim, BTC) == long_stop(peak) == trail_stop(rig, BTC_KEY)
+        assert rig.sent_stops(BTC)[sent_before:] in ([], [long_stop(peak)])
         await wait_for(
             lambda: set(rig.store.load_trails()) == {BTC_KEY}, 3 * UNIT_S, "ETH row dropped"
         )
         # The trail goes on from the remembered peak.
         higher = peak + 1000 * TICK_BTC
         await rig.move_and_settle(BTC, higher)
-        assert rig.sent_stops(BTC)[-1] == floor_tick(higher * Decimal("0.995"), TICK_BTC)
+        assert held_stop(sim, BTC) == long_stop(higher) == trail_stop(rig, BTC_KEY)
     finally:
         await rig.close()
 
@@ -165,6 +165,7 @@ async def test_aged_positions_exit_at_their_targets(sim: SimServer, tmp_path: Pa
         # A short loses when the price rises: 1.3 % up is within the accepted 1.5 % - fees.
         await rig.move_and_settle(ETH, floor_tick(eth_entry * Decimal("1.013"), TICK_ETH))
         await wait_for(lambda: bool(rig.closes(ETH)), 3 * UNIT_S, "ETH aged close")
+        await rig.settle()  # each exit is verified flat on the position list before it counts
         for symbol in (BTC, ETH):
             assert len(rig.orders(symbol)) == 1
             assert rig.closes(symbol)[0].reason is CloseReason.ORDER
@@ -203,25 +204,48 @@ async def test_monitor_only_sends_nothing(sim: SimServer, tmp_path: Path) -> Non
         await rig.close()
 
 
+def long_stop(peak: Decimal) -> Decimal:
+    """The rule (docs/protection.md): a long's trail stop is peak·(1 - 0.5 %), on the tick below."""
+    return floor_tick(peak * Decimal("0.995"), TICK_BTC)
+
+
+def within_bybits_limits(rig: Rig, symbol: str) -> None:
+    """No more than 10 trading-stop requests in any rolling second, and none sent before the
+    reset time a 10006 answer announced."""
+    requests = rig.stop_requests(symbol)
+    times = [e.time_ms for e in requests]
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[i:] if u < t + 1000) <= 10, f"over 10/s at {t}"
+    for before, after in itertools.pairwise(requests):
+        if before.details["ret_code"] == 10006:
+            reset_ms = before.time_ms + RESET_MS
+            assert after.time_ms >= reset_ms, f"request at {after.time_ms} before reset {reset_ms}"
+
+
+RESET_MS = 150
+
+
 async def test_rate_limited_trading_stop_is_retried_within_limits(rig: Rig) -> None:
+    """Compares the exchange's stop with the trail's after each phase (not request counts)."""
     sim = rig.sim
     entry = await rig.open(BTC, "Buy", "0.001")
-    sim.faults.rest_errors("10006", 2, path="/v5/position/trading-stop")
+    sim.faults.trading_failure("trading-stop", "10006", count=2, reset_ms=RESET_MS)
     activation = floor_tick(entry * Decimal("1.03"), TICK_BTC)
     await rig.move_and_settle(BTC, activation)
-    await wait_for(lambda: bool(rig.sent_stops(BTC)), 3 * UNIT_S, "the stop after two 10006")
-    trailing = rig.protection.trailing
-    assert trailing.stats.retries == 2 and trailing.stats.failures == 0
-    assert rig.sent_stops(BTC) == [floor_tick(activation * Decimal("0.995"), TICK_BTC)]
+    await wait_for(
+        lambda: held_stop(sim, BTC) == long_stop(activation), 3 * UNIT_S, "the stop after 10006"
+    )
+    assert trail_stop(rig, BTC_KEY) == held_stop(sim, BTC)
 
-    # More 10006 than any retry budget: the stop is never given up, and once the limit clears
-    # the exchange holds exactly the trail's stop.
-    sim.faults.rest_errors("10006", 6, path="/v5/position/trading-stop")
-    await rig.move(BTC, activation + 1000 * TICK_BTC)
-    await wait_for(rig.protection.idle, 10 * UNIT_S, "the stop confirmed after six 10006")
-    trail = trailing.trail(PositionKey(BTC, 0))
-    assert trail is not None and not trail.unconfirmed and trailing.stats.failures == 0
-    assert sim.exchange.positions[(BTC, 0)].stop_loss == trail.stop_price
+    # 10006 for longer than any retry budget: the exchange keeps the old stop meanwhile (never
+    # a looser one), and once the limit lifts it holds the trail's newest stop, no new mark needed.
+    sim.faults.trading_failure("trading-stop", "10006", seconds=1.5 * UNIT_S, reset_ms=RESET_MS)
+    higher = activation + 1000 * TICK_BTC
+    await rig.move(BTC, higher)
+    await wait_for(lambda: held_stop(sim, BTC) == long_stop(higher), 5 * UNIT_S, "the newest stop")
+    await rig.settle()
+    assert trail_stop(rig, BTC_KEY) == held_stop(sim, BTC) == long_stop(higher)
+    within_bybits_limits(rig, BTC)
 
 
 async def test_a_crossed_stop_is_replaced_by_a_market_close(sim: SimServer, tmp_path: Path) -> None:

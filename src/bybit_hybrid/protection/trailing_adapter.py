@@ -380,6 +380,9 @@ class TrailingAdapter:
         waking = asyncio.ensure_future(wake.wait())
         try:
             await asyncio.wait((sending, waking), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            sending.cancel()  # the worker itself is cancelled: its request must not outlive it
+            raise
         finally:
             waking.cancel()
         if not sending.done():

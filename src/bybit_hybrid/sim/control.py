@@ -36,6 +36,7 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     routes.update(_position_routes(sim))
     routes.update(_price_routes(sim))
     routes.update(_fault_routes(sim))
+    routes.update(_trading_fault_routes(sim))
     routes.update(_failover_routes(sim))
     return {
         path: (method, checked(path, FIELDS[path], handler) if path in FIELDS else handler)
@@ -45,7 +46,7 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
 
 # The snake_case fields each route accepts (docs/simulator.md); see `control_body`.
 FIELDS: dict[str, tuple[str, ...]] = {
-    "/sim/position/open": ("symbol", "side", "qty", "position_idx"),
+    "/sim/position/open": ("symbol", "side", "qty", "position_idx", "open_time_ms"),
     "/sim/position/close": ("symbol", "position_idx"),
     "/sim/position/change": (
         "symbol",
@@ -83,13 +84,22 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "/sim/market/quiet": ("symbol", "on"),
     "/sim/fault/clear": (),
     "/sim/fault": (),
+    "/sim/fault/trading": ("path", "mode", "count", "seconds", "symbol", "reset_ms"),
+    "/sim/fault/reply_delay": ("path", "ms", "count", "seconds", "symbol"),
+    "/sim/fault/partial_fill": ("fraction", "count", "seconds", "symbol"),
+    "/sim/fault/hand_stop": ("ticks", "count", "seconds", "symbol"),
 }
 
 
 def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     async def open_(body: dict[str, Any]) -> Any:
+        open_time = body.get("open_time_ms")
         order_id = await sim.open_position(
-            str(body["symbol"]), str(body["side"]), _dec(body, "qty"), _idx(body)
+            str(body["symbol"]),
+            str(body["side"]),
+            _dec(body, "qty"),
+            _idx(body),
+            None if open_time is None else int(open_time),
         )
         return {"orderId": order_id}
 
@@ -235,6 +245,48 @@ def _fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         "/sim/fault/mute": ("POST", mute),
         "/sim/fault/clear": ("POST", clear),
         "/sim/fault": ("GET", show),
+    }
+
+
+def _life(body: dict[str, Any]) -> dict[str, Any]:
+    """count / seconds / symbol of a trading fault (at least one of count and seconds)."""
+    symbol = body.get("symbol")
+    return {
+        "count": int(body.get("count", 0)),
+        "seconds": float(body.get("seconds", 0)),
+        "symbol": None if symbol is None else str(symbol),
+    }
+
+
+def _trading_fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+    faults = sim.faults
+
+    async def failure(body: dict[str, Any]) -> Any:
+        faults.trading_failure(
+            str(body["path"]),
+            str(body["mode"]),
+            reset_ms=int(body.get("reset_ms", 1000)),
+            **_life(body),
+        )
+        return {}
+
+    async def reply_delay(body: dict[str, Any]) -> Any:
+        faults.reply_delay(str(body["path"]), int(body["ms"]), **_life(body))
+        return {}
+
+    async def partial_fill(body: dict[str, Any]) -> Any:
+        faults.partial_fill(str(body["fraction"]), **_life(body))
+        return {}
+
+    async def hand_stop(body: dict[str, Any]) -> Any:
+        faults.hand_stop(int(body["ticks"]), **_life(body))
+        return {}
+
+    return {
+        "/sim/fault/trading": ("POST", failure),
+        "/sim/fault/reply_delay": ("POST", reply_delay),
+        "/sim/fault/partial_fill": ("POST", partial_fill),
+        "/sim/fault/hand_stop": ("POST", hand_stop),
     }
 
 

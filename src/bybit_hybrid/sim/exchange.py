@@ -10,7 +10,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
@@ -87,6 +87,8 @@ class Exchange:
         self._last_seq = _FIRST_SEQ + seed % 1_000_000
         self.history = History()
         self._outbox: list[PrivatePush] = []
+        # Set by the server shell while a partial-fill fault applies to one order/create call.
+        self.fill_fraction: Decimal | None = None
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -219,8 +221,18 @@ class Exchange:
         link_id = params.get("orderLinkId", "")
         if not isinstance(link_id, str):
             raise _params_error("orderLinkId invalid")
+        _check_qty(inst, qty)
+        fill_qty = _partial_qty(inst, qty, self.fill_fraction)
         order_id = self.market_order(
-            inst.symbol, side, qty, idx, now_ms, reduce_only=reduce_only, order_link_id=link_id
+            inst.symbol,
+            side,
+            fill_qty,
+            idx,
+            now_ms,
+            reduce_only=reduce_only,
+            order_link_id=link_id,
+            check_qty=False,
+            ordered_qty=qty,
         )
         return {"orderId": order_id, "orderLinkId": link_id}
 
@@ -236,6 +248,8 @@ class Exchange:
         order_link_id: str = "",
         source: CloseReason = CloseReason.ORDER,
         check_qty: bool = True,
+        ordered_qty: Decimal | None = None,
+        open_time_ms: int | None = None,
     ) -> str:
         """Fills a market order at the last price; raises ExchangeError like Bybit would."""
         inst = self.instrument(symbol)
@@ -255,6 +269,8 @@ class Exchange:
         self._last_seq += 1
         self.symbol_seq[symbol] = self._last_seq
         result = apply_fill(pos, side, qty, price, now_ms, reduce_only=reduce_only)
+        if open_time_ms is not None and result.kind is FillKind.OPEN:
+            pos.open_time_ms = open_time_ms  # a position "opened earlier" (control user only)
         self._record_fill(
             pos, result, side=side, price=price, now_ms=now_ms, source=source, order_id=order_id
         )
@@ -277,6 +293,7 @@ class Exchange:
                 stop_order_type=stop_type.get(source, ""),
                 seq=self._last_seq,
                 now_ms=now_ms,
+                ordered_qty=qty if ordered_qty is None else ordered_qty,
             )
         )
         return order_id
@@ -691,6 +708,16 @@ def _parse_instrument_cursor(raw: str) -> str | None:
         if name == "last" and value:
             return value
     raise _params_error("cursor invalid")
+
+
+def _partial_qty(inst: Instrument, qty: Decimal, fraction: Decimal | None) -> Decimal:
+    """The qty a partial-fill fault lets through: `fraction` of it rounded down to qtyStep, at
+    least one step; the whole qty when it cannot be split."""
+    if fraction is None:
+        return qty
+    part = (qty * fraction / inst.qty_step).to_integral_value(ROUND_FLOOR) * inst.qty_step
+    part = max(part, inst.qty_step)
+    return part if part < qty else qty
 
 
 def _check_qty(inst: Instrument, qty: Decimal) -> None:

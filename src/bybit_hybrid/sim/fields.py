@@ -183,11 +183,16 @@ class OrderFill:
     stop_order_type: str
     seq: int
     now_ms: int
+    # What was ordered when a partial-fill fault let only `qty` through (the rest cancelled).
+    ordered_qty: Decimal | None = None
 
 
 def order_row(fill: OrderFill) -> dict[str, Any]:
-    """One element of a private `order` push for a filled market order."""
+    """One element of a private `order` push for a filled market order. A partly filled one is
+    `Cancelled` with its `cumExecQty` (Bybit: a derivatives order with this status may have an
+    executed qty)."""
     value = amount_str(fill.qty * fill.price)
+    ordered = fill.qty if fill.ordered_qty is None else fill.ordered_qty
     return {
         "category": "linear",
         "symbol": fill.symbol,
@@ -196,13 +201,13 @@ def order_row(fill: OrderFill) -> dict[str, Any]:
         "blockTradeId": "",
         "side": fill.side.value,
         "positionIdx": fill.position_idx,
-        "orderStatus": "Filled",
+        "orderStatus": "Filled" if ordered == fill.qty else "Cancelled",
         "cancelType": "UNKNOWN",
         "rejectReason": "EC_NoError",
         "avgPrice": dec_str(fill.price),
         "leavesQty": "0",
         "leavesValue": "0",
-        "qty": dec_str(fill.qty),
+        "qty": dec_str(ordered),
         "cumExecQty": dec_str(fill.qty),
         "cumExecValue": value,
         "cumExecFee": amount_str(fill.fee),

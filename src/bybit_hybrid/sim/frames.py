@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from aiohttp import web
 
 _encoder = msgspec.json.Encoder()
 
@@ -69,3 +71,22 @@ def ticker_frame(symbol: str, kind: str, data: dict[str, Any], cs: int, ts_ms: i
 def private_push(push_id: str, topic: str, creation_ms: int, rows: Any) -> str:
     """Private topic envelope `{id, topic, creationTime, data:[...]}`."""
     return encode({"id": push_id, "topic": topic, "creationTime": creation_ms, "data": rows})
+
+
+def envelope(
+    ret_code: int,
+    ret_msg: str,
+    result: dict[str, Any],
+    now_ms: int,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Bybit's REST envelope (HTTP 200 whatever the retCode) with its Timenow/Ret_code headers."""
+    body = {
+        "retCode": ret_code,
+        "retMsg": ret_msg,
+        "result": result,
+        "retExtInfo": {},
+        "time": now_ms,
+    }
+    all_headers = {"Timenow": str(now_ms), "Ret_code": str(ret_code), **(headers or {})}
+    return web.Response(text=encode(body), content_type="application/json", headers=all_headers)

@@ -23,10 +23,18 @@ from bybit_hybrid.sim.control import control_routes
 from bybit_hybrid.sim.exchange import Exchange, ExchangeError
 from bybit_hybrid.sim.failover_faults import FailoverFaults
 from bybit_hybrid.sim.faults import ConnKind, FaultState, RestErrorMode, Target
+from bybit_hybrid.sim.frames import envelope
 from bybit_hybrid.sim.history import CloseReason
 from bybit_hybrid.sim.positions import PositionMode, Side
 from bybit_hybrid.sim.ratelimit import DEFAULT_LIMITS_PER_S, LimitDecision, RollingLimiter
 from bybit_hybrid.sim.scenarios import SCENARIOS, run_scenario
+from bybit_hybrid.sim.trading_faults import (
+    ORDER_PATH,
+    STOP_PATH,
+    TradingFaultState,
+    parse_fault_spec,
+)
+from bybit_hybrid.sim.trading_shell import TradingFaultsMixin, serve_trading
 from bybit_hybrid.wire.signing import rest_payload, verify, ws_auth_payload
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,9 @@ class SimConfig:
     # ticks at `rate_hz` but the frames arrive spread out (Bybit does not document whether its
     # per-symbol pushes are aligned; benchmarks measure both shapes).
     tick_slices: int = 1
+    # Trading faults armed at start (`--trading-fault`, see sim/trading_faults.parse_fault_spec):
+    # e.g. ("trading-stop:10006,seconds=30",) to watch a bot ride out a rate-limit window.
+    trading_faults: tuple[str, ...] = ()
     # With `tick_slices` N > 1: each symbol's slice is drawn at random instead of i % N, so the
     # symbols tick on independent phases (some slices empty, some with several symbols).
     random_phases: bool = False
@@ -102,6 +113,8 @@ class SimConfig:
             raise ValueError("api_key and api_secret must be non-empty")
         if self.scenario not in SCENARIOS:
             raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
+        for spec in self.trading_faults:
+            parse_fault_spec(spec)
 
 
 def parse_max_active_time(raw: str) -> float:
@@ -119,7 +132,7 @@ def _coerce_target(target: Target | str) -> Target:
     return target if isinstance(target, Target) else Target(target)
 
 
-class FaultController:
+class FaultController(TradingFaultsMixin):
     """Python API of the fault switches; each has a `/sim/fault/...` route mirror."""
 
     def __init__(self, server: SimServer) -> None:
@@ -216,14 +229,20 @@ class FaultController:
             self.state.muted.discard(symbol)
 
     def clear(self) -> None:
-        """Disarms every fault and un-silences open sockets."""
+        """Disarms every fault (trading faults too) and un-silences open sockets."""
         self.state.clear()
+        self._server.trading_faults.clear()
         self._server.failover_faults.clear()
         for conn in self._server.connections:
             conn.silent = False
 
     def to_json(self) -> dict[str, object]:
-        return {**self.state.to_json(time.monotonic()), **self._server.failover_faults.to_json()}
+        now_s = time.monotonic()
+        return {
+            **self.state.to_json(now_s),
+            **self._server.failover_faults.to_json(),
+            "trading": self.trading.to_json(now_s),
+        }
 
 
 RestCall = Callable[[Mapping[str, Any], int, str], dict[str, Any]]
@@ -242,10 +261,13 @@ class SimServer:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.exchange = Exchange(self.config.symbols, self.config.seed, self.now_ms())
+        self.trading_faults = TradingFaultState()
         if self.config.random_phases:
             self.exchange.prices.random_phases(self.config.tick_slices, self.config.seed)
         self.faults = FaultController(self)
         self.failover_faults = FailoverFaults()
+        # Set on stop(): requests held without a reply (trading faults) end at once.
+        self.stopping = asyncio.Event()
         self.connections: set[SimConnection] = set()
         self._subs: dict[str, set[SimConnection]] = {}
         self._limiter = RollingLimiter(self.config.rate_limits_per_s)
@@ -291,12 +313,15 @@ class SimServer:
 
     async def start(self) -> None:
         """Binds the port, opens the initial positions, starts ticks, idle scan and scenario."""
+        self.stopping.clear()
         self._runner = web.AppRunner(self._build_app(), handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self._open_initial_positions()
+        for spec in self.config.trading_faults:
+            self.faults.arm_spec(parse_fault_spec(spec))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="sim-ticks"))
         self._tasks.append(asyncio.create_task(self._idle_scan_loop(), name="sim-idle-scan"))
         self._tasks.append(
@@ -305,6 +330,7 @@ class SimServer:
         log.info("sim listening on %s", self.base_url)
 
     async def stop(self) -> None:
+        self.stopping.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -402,6 +428,9 @@ class SimServer:
         if self.config.stamp_send_us:
             data["simSendUs"] = frames.SEND_STAMP_PLACEHOLDER
         return frames.ticker_frame(symbol, "snapshot", data, ticker.cs, now_ms)
+
+    def flush_pushes(self) -> None:
+        self._flush_pushes()
 
     def _flush_pushes(self) -> None:
         for push in self.exchange.drain_pushes():
@@ -633,7 +662,7 @@ class SimServer:
     async def _market_time(self, request: web.Request) -> web.Response:
         now_ns = time.time_ns()
         result = {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
-        return _envelope(0, "OK", result, now_ns // 1_000_000)
+        return envelope(0, "OK", result, now_ns // 1_000_000)
 
     def _rest_route(
         self, path: str, endpoint: _Endpoint
@@ -641,6 +670,14 @@ class SimServer:
         async def route(request: web.Request) -> web.Response:
             raw_query = request.raw_path.partition("?")[2]
             raw_body = (await request.read()).decode("utf-8", "replace")
+            if path in (STOP_PATH, ORDER_PATH):
+                return await serve_trading(
+                    self,
+                    request,
+                    path,
+                    raw_body,
+                    lambda: self._serve_rest(request, path, endpoint, raw_query, raw_body),
+                )
             response = self._serve_rest(request, path, endpoint, raw_query, raw_body)
             if path == POSITION_LIST_PATH:
                 delay_s = self.failover_faults.reorder_delay_s()
@@ -681,19 +718,19 @@ class SimServer:
                 api_key = self._check_signature(request, signed_text, now_ms)
                 decision = self._limiter.hit(api_key, path, now_ms)
                 if decision is not None and not decision.allowed:
-                    return _envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
+                    return envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
             params = _parse_params(endpoint.method, raw_query, raw_body)
             result = endpoint.call(params, now_ms, raw_body)
         except ExchangeError as exc:
             extra = decision.headers() if decision is not None else {}
-            return _envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)
+            return envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)
         except Exception:  # a sim bug still answers in Bybit's envelope, never a bare 500
             log.exception("sim: %s failed", path)
-            return _envelope(10016, "Internal System Error.", {}, now_ms)
+            return envelope(10016, "Internal System Error.", {}, now_ms)
         finally:
             self._flush_pushes()
         extra = decision.headers() if decision is not None else {}
-        return _envelope(0, "OK", result, now_ms, extra)
+        return envelope(0, "OK", result, now_ms, extra)
 
     def _check_signature(self, request: web.Request, signed_text: str, now_ms: int) -> str:
         headers = request.headers
@@ -721,20 +758,32 @@ class SimServer:
             ts_raw = request.headers.get("X-BAPI-TIMESTAMP", str(now_ms))
             window_raw = request.headers.get("X-BAPI-RECV-WINDOW", str(DEFAULT_RECV_WINDOW_MS))
             err = _timestamp_error(ts_raw, now_ms, window_raw)
-            return _envelope(err.ret_code, err.ret_msg, {}, now_ms)
+            return envelope(err.ret_code, err.ret_msg, {}, now_ms)
         limit = self._limiter.limit_for(path) or 10
         headers = LimitDecision(False, limit, 0, now_ms + 1000).headers()
-        return _envelope(10006, "Too many visits!", {}, now_ms, headers)
+        return envelope(10006, "Too many visits!", {}, now_ms, headers)
 
     # -- control API (Python) ---------------------------------------------------------------
 
     async def open_position(
-        self, symbol: str, side: Side | str, qty: Decimal, position_idx: int = 0
+        self,
+        symbol: str,
+        side: Side | str,
+        qty: Decimal,
+        position_idx: int = 0,
+        open_time_ms: int | None = None,
     ) -> str:
-        """Fills a market order as the control user; returns the order id; pushes on private WS."""
+        """Fills a market order as the control user; returns the order id; pushes on private WS.
+        `open_time_ms` back-dates a new position's openTime from its first push on (an aged one)."""
         side = side if isinstance(side, Side) else Side(side)
         order_id = self.exchange.market_order(
-            symbol, side, qty, position_idx, self.now_ms(), source=CloseReason.CONTROL
+            symbol,
+            side,
+            qty,
+            position_idx,
+            self.now_ms(),
+            source=CloseReason.CONTROL,
+            open_time_ms=open_time_ms,
         )
         self._flush_pushes()
         return order_id
@@ -895,23 +944,3 @@ def _parse_params(method: str, raw_query: str, raw_body: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ExchangeError(10001, "params error: request body must be a JSON object")
     return body
-
-
-def _envelope(
-    ret_code: int,
-    ret_msg: str,
-    result: dict[str, Any],
-    now_ms: int,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    body = {
-        "retCode": ret_code,
-        "retMsg": ret_msg,
-        "result": result,
-        "retExtInfo": {},
-        "time": now_ms,
-    }
-    all_headers = {"Timenow": str(now_ms), "Ret_code": str(ret_code), **(headers or {})}
-    return web.Response(
-        text=frames.encode(body), content_type="application/json", headers=all_headers
-    )

@@ -243,3 +243,22 @@ async def test_a_hung_stop_request_does_not_hold_back_the_market_close() -> None
         await until(lambda: len(r.exchange.stop_calls()) == 1, "the stop in flight")
         r.mark("60800")  # through the wanted 60 894: close now, not after the timeout
         await until(r.exchange.is_flat, "closed while the stop request hangs")
+
+
+async def test_a_stop_request_in_flight_ends_with_its_worker() -> None:
+    """Found by the campaign (h16camp F5): when the stream reported the close while a stop
+    request hung, the worker was cancelled but the request went on as an orphan task, whose
+    later failure nobody retrieved (and which could open a new HTTP session after shutdown)."""
+    async with rig() as r:
+        r.exchange.hold_stops = asyncio.Event()  # the trading-stop call never answers
+        r.open(Side.BUY, ENTRY, "61200")
+        await until(lambda: len(r.exchange.stop_calls()) == 1, "the stop in flight")
+        del r.exchange.positions[KEY]
+        r.push()  # the stream reports the position closed: its worker is cancelled
+        await r.settle()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        pending = [
+            t for t in asyncio.all_tasks() if not t.done() and "set_stop" in repr(t.get_coro())
+        ]
+        assert pending == [], "the abandoned stop request must end with its worker"

@@ -13,6 +13,7 @@ from bybit_hybrid.service.errors import UsageError
 from bybit_hybrid.service.output import say
 from bybit_hybrid.sim.scenarios import SCENARIOS
 from bybit_hybrid.sim.server import DEMO_API_KEY, DEMO_API_SECRET, SimConfig, SimServer
+from bybit_hybrid.sim.trading_faults import parse_fault_spec
 from bybit_hybrid.transport.endpoints import is_loopback
 
 HELP = "run the embedded Bybit V5 simulator"
@@ -37,6 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="1",
         help="spread each tick over N evenly spaced slices, each symbol in one (default 1: "
         "every symbol's update in one burst)",
+    )
+    parser.add_argument(
+        "--trading-fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="arm a trading fault at start, repeatable: trading-stop:10006,seconds=30 | "
+        "order:timeout,count=2 | reply-delay:trading-stop:500,count=3 | partial-fill:0.5,count=1 "
+        "| hand-stop:5,count=1 (modes: 10006 10001_zero 10001_side 10002 10016 110017 timeout "
+        "lost_reply; see docs/simulator.md)",
     )
     parser.add_argument(
         "--random-phases",
@@ -88,7 +99,14 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise UsageError(
             f"--rate times --tick-slices must be at most 10000, got {rate_hz * tick_slices:g}"
         )
+    specs = tuple(getattr(args, "trading_fault", None) or ())
+    for spec in specs:
+        try:
+            parse_fault_spec(spec)
+        except ValueError as exc:
+            raise UsageError(f"--trading-fault: {exc}") from None
     return SimConfig(
+        trading_faults=specs,
         symbols=symbols,
         positions=positions,
         rate_hz=rate_hz,
