@@ -34,9 +34,9 @@ class Dials:
         budget = stream.core.connects
         record = budget.record
 
-        def spy(now: float, *, waited: bool = False) -> None:
+        def spy(now: float) -> None:
             self.times.append(time.monotonic())
-            record(now, waited=waited)
+            record(now)
 
         budget.record = spy  # type: ignore[method-assign]
 

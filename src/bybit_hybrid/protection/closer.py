@@ -79,15 +79,9 @@ class Closer:
         if is_position_gone(exc):
             # The order found nothing to reduce: the position list will show it flat soon.
             return self.verify_after_s
-        delay_s = self._retry.delay_s(exc, failures - 1, server_now_ms(self._exchange))
+        delay_s = self._retry.delay_s(exc, failures - 1, self._exchange.server_now_ms())
         level = logging.WARNING if failures <= self._retry.max_retries else logging.ERROR
         log.log(
             level, "%s: market close failed (%d), retry in %.2fs: %s", key, failures, delay_s, exc
         )
         return delay_s
-
-
-def server_now_ms(exchange: ProtectionGateway) -> int | None:
-    """The exchange's clock estimate (None when a gateway cannot tell)."""
-    now_ms = getattr(exchange, "server_now_ms", None)
-    return None if now_ms is None else int(now_ms())

@@ -23,10 +23,10 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
+from typing import Final, TypeVar
 
 from bybit_hybrid.protection import trailing as core
-from bybit_hybrid.protection.closer import Closer, server_now_ms
+from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import TrailingConfig
 from bybit_hybrid.protection.gateway import ProtectionGateway
 from bybit_hybrid.protection.position_manager import (
@@ -50,6 +50,9 @@ _UNSEEN: Final = object()  # no exchange stop seen yet for a key
 INSTRUMENTS_RETRY_S: Final = 5.0
 
 TriggerPrices = Callable[[str], Decimal | None]
+
+
+_T = TypeVar("_T")
 
 
 class _SupersededError(Exception):
@@ -341,15 +344,9 @@ class TrailingAdapter:
             self.stats.failures += 1
 
     async def _backoff(self, key: PositionKey, wait_s: float) -> None:
-        wake = self._wake.setdefault(key, asyncio.Event())
-        wake.clear()
-        sleeper = asyncio.ensure_future(self._sleep(wait_s))
-        waker = asyncio.ensure_future(wake.wait())
-        try:
-            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
+        """Waits out a retry delay; a close decision cuts it short."""
+        with contextlib.suppress(_SupersededError):
+            await self._unless_closing(key, self._sleep(wait_s))
 
     async def _send_stop(self, key: PositionKey, stop: Decimal, failures: int) -> float | None:
         """One attempt; None when it settled something (re-decide now), else seconds to wait."""
@@ -370,10 +367,10 @@ class TrailingAdapter:
         log.info("%s: stop moved to %s%s", key, stop, "" if changed else " (already set)")
         return None
 
-    async def _unless_closing(self, key: PositionKey, call: Awaitable[bool]) -> bool:
-        """Awaits `call`, unless a close decision arrives first: a hung trading-stop request
-        must not hold the market close back until the REST timeout. Then the call is cancelled
-        (the exchange may still apply it: a stop on a position that is being closed is harmless)."""
+    async def _unless_closing(self, key: PositionKey, call: Awaitable[_T]) -> _T:
+        """Awaits `call`, unless a close decision arrives first: neither a hung trading-stop
+        request nor a retry delay may hold the market close back. Then the call is cancelled
+        (the exchange may still apply a stop: on a position being closed that is harmless)."""
         wake = self._wake.setdefault(key, asyncio.Event())
         wake.clear()
         sending = asyncio.ensure_future(call)
@@ -400,7 +397,7 @@ class TrailingAdapter:
             return None
         if is_position_gone(exc) and await self._confirmed_flat(key):
             return None
-        delay_s = self._retry.delay_s(exc, failures, self._server_now_ms())
+        delay_s = self._retry.delay_s(exc, failures, self._exchange.server_now_ms())
         self.stats.retries += 1
         level = logging.WARNING if failures < self._retry.max_retries else logging.ERROR
         log.log(level, "%s: stop %s not confirmed, retry in %.2fs: %s", key, stop, delay_s, exc)
@@ -494,9 +491,6 @@ class TrailingAdapter:
     def _save(self, key: PositionKey, state: TrailState) -> None:
         if self._store is not None:
             self._store.save_trail(key, state)
-
-    def _server_now_ms(self) -> int | None:
-        return server_now_ms(self._exchange)
 
 
 def _same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:

@@ -20,9 +20,9 @@ Pure: times are handed in (seconds, the caller's clock), nothing is read or awai
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
+
+from bybit_hybrid.protocol.ratelimit import RollingWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,31 +39,23 @@ class ConnectBudgetConfig:
 
 
 class ConnectBudget:
-    """Remembers the last `limit` attempts; says when the next one may start."""
+    """The window is the REST limiter's own rolling window; outage pacing sits on top."""
 
     def __init__(self, config: ConnectBudgetConfig | None = None) -> None:
         self.config = config or ConnectBudgetConfig()
-        self._attempts: deque[float] = deque(maxlen=self.config.limit)
+        self._window = RollingWindow(self.config.limit, self.config.window_s)
+        self._last_at: float | None = None
         self.attempts_total = 0
-        self.deferred_total = 0  # attempts that had to wait for the budget
 
     def next_allowed_at(self, *, outage: bool) -> float:
         """The earliest time an attempt may start (-inf: any time)."""
-        at = -math.inf
-        attempts = self._attempts
-        if len(attempts) == self.config.limit:
-            at = attempts[0] + self.config.window_s  # the oldest of the last `limit`
-        if outage and attempts:
-            at = max(at, attempts[-1] + self.config.outage_interval_s)
+        at = self._window.free_at()
+        if outage and self._last_at is not None:
+            at = max(at, self._last_at + self.config.outage_interval_s)
         return at
 
-    def record(self, now: float, *, waited: bool = False) -> None:
+    def record(self, now: float) -> None:
         """An attempt starts now (the caller has checked `next_allowed_at`)."""
-        self._attempts.append(now)
+        self._window.record(now)
+        self._last_at = now
         self.attempts_total += 1
-        self.deferred_total += waited
-
-    def in_window(self, now: float) -> int:
-        """Attempts within the last `window_s` (for status and tests)."""
-        start = now - self.config.window_s
-        return sum(1 for at in self._attempts if at > start)

@@ -89,13 +89,20 @@ class RollingWindow:
     def reserve(self, now_s: float) -> float:
         """Books the earliest allowed slot at or after `now_s`; returns the wait (0 when free)."""
         granted = self._granted
-        at_s = now_s
+        at_s = max(now_s, self.free_at())
         if granted:
             at_s = max(at_s, granted[-1])
-            if len(granted) == self.limit:
-                at_s = max(at_s, granted[0] + self.window_s)
         granted.append(at_s)
         return at_s - now_s
+
+    def free_at(self) -> float:
+        """The earliest time the window has room for one more grant (-inf: it has room now)."""
+        granted = self._granted
+        return granted[0] + self.window_s if len(granted) == self.limit else -math.inf
+
+    def record(self, at_s: float) -> None:
+        """A grant taken at `at_s` without `reserve` (the caller checked `free_at`)."""
+        self._granted.append(at_s)
 
 
 class EndpointLimiter:
