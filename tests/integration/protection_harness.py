@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.protection.retry import RetryPolicy
@@ -24,7 +27,7 @@ from bybit_hybrid.transport.http import AiohttpBackend
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.wire.signing import Credentials
 from tests.campaign.invariants import stops_of
-from tests.integration.stream_harness import CONFIG
+from tests.integration.stream_harness import CONFIG, sim_config
 from tests.support import UNIT_S, wait_for
 
 FAST_RETRY = RetryPolicy(max_retries=3, base_delay_s=0.05, max_delay_s=0.3)
@@ -189,3 +192,20 @@ def trail_stop(rig: Rig, key: PositionKey) -> Decimal | None:
     if not stops:
         return None
     return max(stops) if trail is not None and trail.side.value == "Buy" else min(stops)
+
+
+@pytest.fixture(name="sim")
+async def quiet_sim() -> AsyncIterator[SimServer]:
+    """No positions at start, 20 Hz ticks: the protection tests open what they need."""
+    async with SimServer(sim_config(positions=0, rate_hz=20.0)) as server:
+        yield server
+
+
+@pytest.fixture(name="rig")
+async def protection_rig(sim: SimServer, tmp_path: Path) -> AsyncIterator[Rig]:
+    """Stream + protection on `sim`, no minimum interval between stop moves."""
+    rig = await start_rig(sim, tmp_path / "state.sqlite3", trailing_min_update_interval_s=0)
+    try:
+        yield rig
+    finally:
+        await rig.close()

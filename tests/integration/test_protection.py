@@ -4,17 +4,21 @@ monitor-only, 10006 retries and crossed stops, all checked in the simulator's ow
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
-
-import pytest
 
 from bybit_hybrid.protection.trailing import TrailPhase
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.sim import CloseReason, EventKind, SimServer
-from tests.integration.protection_harness import Rig, SkewClock, held_stop, start_rig, trail_stop
-from tests.integration.stream_harness import sim_config
+from tests.integration.protection_harness import (  # noqa: F401 (fixtures)
+    Rig,
+    SkewClock,
+    held_stop,
+    protection_rig,
+    quiet_sim,
+    start_rig,
+    trail_stop,
+)
 from tests.support import UNIT_S, wait_for
 
 BTC = "BTCUSDT"  # tick 0.10
@@ -30,21 +34,6 @@ def floor_tick(price: Decimal, tick: Decimal) -> Decimal:
 
 def ceil_tick(price: Decimal, tick: Decimal) -> Decimal:
     return (price / tick).to_integral_value(ROUND_CEILING) * tick
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config(positions=0, rate_hz=20.0)) as server:
-        yield server
-
-
-@pytest.fixture
-async def rig(sim: SimServer, tmp_path: Path) -> AsyncIterator[Rig]:
-    rig = await start_rig(sim, tmp_path / "state.sqlite3", trailing_min_update_interval_s=0)
-    try:
-        yield rig
-    finally:
-        await rig.close()
 
 
 async def test_long_activates_trails_and_stops_out_through_the_exchange(rig: Rig) -> None:

@@ -9,16 +9,19 @@ exits at its (average) entry plus 2 x 0.05 % fees.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
-import pytest
-
 from bybit_hybrid.protocol.domain import PositionKey
 from bybit_hybrid.sim import CloseReason, SimServer
-from tests.integration.protection_harness import Rig, held_stop, start_rig, trail_stop
-from tests.integration.stream_harness import sim_config
+from tests.integration.protection_harness import (  # noqa: F401 (fixtures)
+    Rig,
+    held_stop,
+    protection_rig,
+    quiet_sim,
+    start_rig,
+    trail_stop,
+)
 from tests.support import UNIT_S, wait_for
 
 BTC = "BTCUSDT"  # tick 0.10, qty step 0.001
@@ -41,21 +44,6 @@ def long_stop(peak: Decimal) -> Decimal:
 def is_open(sim: SimServer) -> bool:
     pos = sim.exchange.positions.get((BTC, 0))
     return pos is not None and pos.is_open
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config(positions=0, rate_hz=20.0)) as server:
-        yield server
-
-
-@pytest.fixture
-async def rig(sim: SimServer, tmp_path: Path) -> AsyncIterator[Rig]:
-    rig = await start_rig(sim, tmp_path / "state.sqlite3", trailing_min_update_interval_s=0)
-    try:
-        yield rig
-    finally:
-        await rig.close()
 
 
 async def test_d1_a_stop_that_failed_to_send_is_sent_once_the_exchange_heals(rig: Rig) -> None:
