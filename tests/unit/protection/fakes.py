@@ -130,7 +130,9 @@ class FakeExchange:
             raise zero_position()
         trigger = self.price(key.symbol, self.trigger_by)
         if (trigger - stop) * held.side.sign <= 0:
-            raise api_error(TRADING_STOP, 10001, _wrong_side_text(held.side, stop, trigger))
+            raise api_error(
+                TRADING_STOP, 10001, _wrong_side_text(held.side, stop, trigger, self.trigger_by)
+            )
         if held.stop == stop:
             return False  # 34040 "not modified", which the real wrapper answers as False
         held.stop = stop
@@ -180,11 +182,12 @@ class FakeExchange:
         return {"BTCUSDT": BTC}
 
 
-def _wrong_side_text(side: Side, stop: Decimal, trigger: Decimal) -> str:
+def _wrong_side_text(side: Side, stop: Decimal, trigger: Decimal, trigger_by: str) -> str:
+    """Bybit's live text: prices ×1e8, the trigger price type after `??` (BYBIT_V5.md §7.3)."""
     rel = "should lower" if side is Side.BUY else "should greater"
     return (
         f"StopLoss:{int(stop * 10**8)} set for {side.value} position {rel} than "
-        f"base_price:{int(trigger * 10**8)}??MarkPrice"
+        f"base_price:{int(trigger * 10**8)}??{trigger_by}"
     )
 
 
