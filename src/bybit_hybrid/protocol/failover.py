@@ -13,11 +13,15 @@ POLLING means REST polls that symbol's mark). Each scope is a small state machin
     DEGRADED  --breach---> POLLING
     POLLING   --recovered--> STREAMING   the streams were healthy for `healthy_for_s` in a row
 
-`TRANSITIONS` is the whole table; anything else raises `IllegalTransition`. The shell builds
-an observation per scope from the hybrid core (is the private socket up, when did the symbol's
-last ticker frame with a mark price arrive, did subscriptions fail) and calls
-`evaluate(now, ...)`; the machine keeps the timers (down since, healthy since) and returns a
-`FailoverSwitched` per switch, with its reason. It reads no clock.
+`TRANSITIONS` is the whole table, looked up through `protocol.errors.next_state` like every
+other machine (session, subscriptions); anything else raises `IllegalTransition` naming the
+trigger and the mode. Each evaluation turns an observation into a `Condition` (HEALTHY,
+SUSPECT, BREACH) and `_trigger` maps condition + mode to at most one trigger, so a scope moves
+at most one edge per evaluation. The shell builds an observation per scope from the hybrid core
+(is the private socket up, when was the symbol's ticker last heard, when did a frame last carry
+its mark, did subscriptions fail) and calls `evaluate(now, ...)`; the machine keeps the timers
+(down since, healthy since) and returns a `FailoverSwitched` per switch, with its reason. It
+reads no clock: `now` is the shell's monotonic time.
 
 A symbol's ticker is judged alive by any sign of life (issue 19 F4), not by mark changes:
 Bybit's deltas omit unchanged fields, so in a quiet market the mark may not move for minutes
@@ -42,7 +46,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Final
 
-from bybit_hybrid.protocol.errors import IllegalTransition
+from bybit_hybrid.protocol.errors import next_state
 
 ACCOUNT: Final = "account"
 _FROZEN: Final = "mark frozen"
@@ -97,11 +101,9 @@ TRANSITIONS: Final[Mapping[tuple[FeedMode, FailoverTrigger], FeedMode]] = {
 
 
 def transition(mode: FeedMode, trigger: FailoverTrigger) -> FeedMode:
-    """The table lookup; raises `IllegalTransition` for a pair the table lacks."""
-    try:
-        return TRANSITIONS[(mode, trigger)]
-    except KeyError:
-        raise IllegalTransition(trigger, mode) from None
+    """The table lookup (`protocol.errors.next_state`, shared by every state machine); raises
+    `IllegalTransition` naming the trigger and the mode for a pair the table lacks."""
+    return next_state(TRANSITIONS, mode, trigger)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from decimal import Decimal
 
 import pytest
 
+from bybit_hybrid.protocol import failover
 from bybit_hybrid.protocol.errors import IllegalTransition
 from bybit_hybrid.protocol.failover import (
     ACCOUNT,
@@ -51,8 +53,18 @@ ILLEGAL = [p for p in itertools.product(FeedMode, FailoverTrigger) if p not in E
 
 @pytest.mark.parametrize("pair", ILLEGAL, ids=lambda p: f"{p[0].value}-{p[1].value}")
 def test_illegal_transitions_raise(pair: tuple[FeedMode, FailoverTrigger]) -> None:
-    with pytest.raises(IllegalTransition):
+    mode, trigger = pair
+    with pytest.raises(IllegalTransition) as caught:
         transition(*pair)
+    # The shared lookup (protocol.errors.next_state): the error names the trigger and the mode.
+    assert (caught.value.event, caught.value.state) == (trigger, mode)
+    assert str(caught.value) == f"cannot handle event {trigger.value} in state {mode.value}"
+
+
+def test_the_lookup_is_the_shared_one_not_a_private_copy() -> None:
+    """Issue 17 item 5 / issue 19 item 4: every machine uses protocol.errors.next_state."""
+    assert "next_state" in inspect.getsource(failover.transition)
+    assert "TRANSITIONS[" not in inspect.getsource(failover)
 
 
 def _marks(now: float, **mark_at: float | None) -> dict[str, SymbolObservation]:
