@@ -111,3 +111,37 @@ async def test_a_black_holed_public_socket_is_socket_down_not_zero_subscriptions
     finally:
         sim.blackhole("public", on=False)
         await h.close()
+
+
+async def test_a_subscribe_into_a_black_hole_is_not_zero_subscriptions(sim: SimServer) -> None:
+    """Issue 19: a position opens on a public socket that is already black-holed but whose
+    pong is not yet overdue. Its subscribe goes unanswered; the old code raised
+    zero_subscriptions (critical) one grace later, while the socket was merely unheard-from.
+    Now: nothing until the pong is overdue, then the socket is down (`socket_down`)."""
+    h = await start_rollout(sim, "hybrid")
+    try:
+        core = h.rollout.hybrid.core
+        await sim.close_position(BTC, 0)
+        await sim.close_position(ETH, 0)
+        await wait_for(lambda: not core.book.open_symbols(), 2 * UNIT_S, "a flat book")
+        await wait_for(lambda: core.subscribed_tickers() == 0, 2 * UNIT_S, "no ticker held")
+        sim.blackhole("public")
+        t0 = time.monotonic()
+        sol = sorted(sim.exchange.instruments)[-1]
+        await sim.open_position(sol, "Buy", sim.exchange.instruments[sol].min_order_qty)
+        await wait_for(lambda: sol in core.book.open_symbols(), 2 * UNIT_S, f"{sol} opened")
+
+        def names() -> set[str]:
+            return {a.name for a in h.of_type(AlertRaised, t0)}
+
+        await wait_for(
+            lambda: "socket_down.public-1" in names(),
+            SOCKET_DEAD_S + RECONNECT_S + ALERTS.socket_down_warning_s,
+            "socket_down.public-1",
+        )
+        assert "zero_subscriptions" not in names()
+        # The mark was served meanwhile: the symbol went to REST.
+        assert h.switches(sol, FeedMode.POLLING, t0)
+    finally:
+        sim.blackhole("public", on=False)
+        await h.close()

@@ -535,6 +535,7 @@ class RolloutStream(PositionStream):
             confirmed_tickers=core.subscribed_tickers(),
             mark_ages_s=ages,
             bad_marks={} if self.failover is None else self.failover.frozen_marks(),
+            heard_at={n: at for n in core.sockets() if (at := core.rx_at(n)) is not None},
         )
 
     def _ticker_ages(self, core: HybridCore, now: float) -> dict[str, float]:
