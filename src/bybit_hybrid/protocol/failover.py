@@ -139,6 +139,14 @@ class FailoverConfig:
         return self.startup_grace_s
 
 
+def quiet_shard_ping_s(config: FailoverConfig) -> float:
+    """The public sockets' idle ping (`SessionConfig.idle_ping_s`) these thresholds need: a
+    completely quiet shard (Bybit pushes nothing) is known alive only by the pongs to our
+    pings, so it must be heard from before a symbol turns SUSPECT. 80 % of the SUSPECT share
+    of `mark_stale_s` (2.0 s by default) leaves the rest for the pong's round trip."""
+    return config.mark_stale_s * config.suspect_fraction * 0.8
+
+
 @dataclass(frozen=True, slots=True)
 class AccountObservation:
     """The private stream as the shell sees it now."""

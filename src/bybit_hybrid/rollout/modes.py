@@ -51,6 +51,7 @@ from bybit_hybrid.protocol.failover import (
     FeedMode,
     SymbolObservation,
     cutover_streams,
+    quiet_shard_ping_s,
 )
 from bybit_hybrid.protocol.hybrid import (
     POSITION_TOPIC,
@@ -158,6 +159,11 @@ class RolloutStream(PositionStream):
             hybrid_config = dataclasses.replace(
                 hybrid_config, stream_symbol=lambda symbol: cutover_streams(symbol, pct)
             )
+        if not self._rest_drives and hybrid_config.session.idle_ping_s is None:
+            # The failover judges a quiet shard by our pongs (docs/rollout.md, quiet shard).
+            idle_s = quiet_shard_ping_s(self.rollout.failover)
+            session = dataclasses.replace(hybrid_config.session, idle_ping_s=idle_s)
+            hybrid_config = dataclasses.replace(hybrid_config, session=session)
         self.hybrid = hybrid_factory(
             api_key,
             api_secret,
