@@ -1,8 +1,11 @@
 """Measurement: a completely quiet public shard, live and then black-holed (issue 19 item 3).
 
-    .venv/bin/python bench/quiet_shard.py [--ping 20 --pong 10] [--quiet-s 45] [--runs 1]
+    .venv/bin/python bench/quiet_shard.py [--ping 20 --pong 10] [--idle-ping S] [--quiet-s 45]
+                                          [--runs 1]
 
-Production `RolloutConfig` and `HybridConfig`, except the public heartbeat given here. The
+Production `RolloutConfig` and `HybridConfig`, except the public heartbeat given here (the idle
+ping is the rollout shell's, 2 s from the failover thresholds, unless `--idle-ping` sets it;
+`--idle-ping 1e9` turns it off: the 20 s cadence alone, as before issue 19 item 3). The
 simulator holds BTCUSDT and ETHUSDT and stops its price walk for every symbol: Bybit then pushes
 nothing at all on the public socket, whose only traffic is the answers to our pings. Phase 1
 (`--quiet-s`): the quiet shard is live; every switch away from STREAMING and every alert is
@@ -42,6 +45,7 @@ POLL_S = 0.02  # how often phase 2 looks at the session state (the measurement's
 class Row:
     ping_s: float
     pong_s: float
+    idle_s: float | None
     quiet_s: float
     false_degraded: int = 0
     false_polling: int = 0
@@ -56,6 +60,7 @@ class Row:
 
         return [
             f"{self.ping_s:g} / {self.pong_s:g}",
+            "2 (rollout)" if self.idle_s is None else ("off" if self.idle_s > 1e6 else self.idle_s),
             f"{self.quiet_s:g}",
             self.false_degraded,
             self.false_polling,
@@ -66,11 +71,14 @@ class Row:
         ]
 
 
-async def run(ping_s: float, pong_s: float, quiet_s: float, seed: int) -> Row:
-    row = Row(ping_s, pong_s, quiet_s)
+async def run(ping_s: float, pong_s: float, idle_s: float | None, quiet_s: float, seed: int) -> Row:
+    row = Row(ping_s, pong_s, idle_s, quiet_s)
     events: list[tuple[float, CoreEvent]] = []
     session = SessionConfig(
-        ping_interval_s=ping_s, pong_timeout_s=pong_s, stale_after_s=ping_s + pong_s
+        ping_interval_s=ping_s,
+        pong_timeout_s=pong_s,
+        stale_after_s=ping_s + pong_s,
+        idle_ping_s=idle_s,
     )
     config = HybridConfig(session=session)
     sim_config = SimConfig(symbols=5, positions=2, rate_hz=10.0, seed=seed)
@@ -96,12 +104,14 @@ async def run(ping_s: float, pong_s: float, quiet_s: float, seed: int) -> Row:
             holed = time.monotonic()
             core = stream.hybrid.core
             deadline = holed + 2 * (ping_s + pong_s) + 10.0
-            while time.monotonic() < deadline and row.dead_s is None:
-                if core.session(PUBLIC).state not in _UP:
+            while time.monotonic() < deadline:
+                if row.dead_s is None and core.session(PUBLIC).state not in _UP:
                     row.dead_s = time.monotonic() - holed
+                row.polling_s = _first(events, holed, FeedMode.POLLING)
+                if row.dead_s is not None and row.polling_s is not None:
+                    break
                 await asyncio.sleep(POLL_S)
             row.degraded_s = _first(events, holed, FeedMode.DEGRADED)
-            row.polling_s = _first(events, holed, FeedMode.POLLING)
         finally:
             sim.blackhole("public", on=False)
             await stream.stop()
@@ -133,6 +143,7 @@ def _first(events: list[tuple[float, CoreEvent]], since: float, mode: FeedMode) 
 
 HEADERS = (
     "public ping / pong s",
+    "idle ping s",
     "quiet s",
     "quiet: to degraded",
     "quiet: to polling",
@@ -147,12 +158,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ping", type=float, default=20.0, help="public ping interval, s")
     parser.add_argument("--pong", type=float, default=10.0, help="public pong timeout, s")
+    parser.add_argument("--idle-ping", type=float, default=None, help="public idle ping, s")
     parser.add_argument("--quiet-s", type=float, default=45.0)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     rows = [
-        asyncio.run(run(args.ping, args.pong, args.quiet_s, seed=19 + i)) for i in range(args.runs)
+        asyncio.run(run(args.ping, args.pong, args.idle_ping, args.quiet_s, seed=19 + i))
+        for i in range(args.runs)
     ]
     print(machine())
     print(table(HEADERS, [r.cells() for r in rows]))
