@@ -28,7 +28,9 @@ Bybit's deltas omit unchanged fields, so in a quiet market the mark may not move
 while frames (trades, book) flow. `heard_at` is the symbol's last ticker frame of any kind,
 or the last frame (a pong included) on the public socket where its topic is confirmed; REST
 seeds never count, so a dead ticker is not declared healthy by the marks REST serves while it
-is POLLING. Silence for `mark_stale_s` is a breach.
+is POLLING. Silence for `mark_stale_s` is a breach. On a completely quiet shard (Bybit pushes
+nothing) only the pongs to our pings are heard, so the shell gives public sockets an idle ping
+below the SUSPECT share of `mark_stale_s` (`quiet_shard_ping_s`, 2 s by default).
 
 A mark that has not changed for `mark_stale_s` while the ticker is alive is only *frozen*:
 it is checked against one REST sample before anything switches. `take_mark_checks()` names
