@@ -18,24 +18,19 @@ import random
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from bybit_hybrid.clock import AnchoredClock
-from bybit_hybrid.errors import KeyRejectedError
-from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.events import PositionView
 from bybit_hybrid.protocol.failure_digest import FailureDigest
 from bybit_hybrid.protocol.hybrid import CoreEvent, FetchPositions, Reconciled, RestFailed
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
-from bybit_hybrid.readiness import Readiness
-from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
-from bybit_hybrid.transport.endpoints import Endpoints
+from bybit_hybrid.router.fanout import EventHandler
+from bybit_hybrid.shell import ShellStream, StreamParams
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
 from bybit_hybrid.transport.http import HttpBackend
 from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.ratelimit import POSITION_LIST
 from bybit_hybrid.transport.rest import BybitRestClient, PositionPage
-from bybit_hybrid.wire.signing import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +223,7 @@ def rest_failed(exc: BybitError, retry_in_s: float) -> RestFailed:
     return RestFailed(request, str(exc), retry_in_s, permanent=isinstance(exc, AuthError))
 
 
-class AdaptiveBybitStream(PositionStream):
+class AdaptiveBybitStream(ShellStream):
     """Positions and marks from REST polling alone, with the hybrid stream's events and API."""
 
     def __init__(
@@ -247,74 +242,44 @@ class AdaptiveBybitStream(PositionStream):
         http_backend: HttpBackend | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._credentials = Credentials(api_key, api_secret)
-        self.endpoints = Endpoints.select(
-            testnet=testnet,
+        params = StreamParams.of(
+            api_key,
+            api_secret,
+            testnet,
             demo=demo,
             base_url=base_url,
             allow_insecure=allow_insecure,
             region=region,
+            proxy=proxy,
+            http_backend=http_backend,
+            rng=rng,
         )
-        self.proxy = proxy
+        super().__init__(params, event_handler)
         self._poll_config = poll or PollConfig()
-        self._http_backend = http_backend
-        self._rng = rng
-        self._fanout = Fanout(event_handler)
         self._book = RestBook()
-        self._rest: BybitRestClient | None = None
         self._poller: RestPoller | None = None
-        self._ready = Readiness()
-        self._started_at: float | None = None
-        self._anchored: AnchoredClock | None = None
         self._poll_listeners: list[Callable[[float], None]] = []
 
     def __repr__(self) -> str:
         creds = self._credentials
         return f"AdaptiveBybitStream(endpoints={self.endpoints.name!r}, credentials={creds!r})"
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- lifecycle (`shell.ShellStream` runs start/stop/wait_ready) ----------------------------
 
-    async def start(self) -> None:
-        """Starts polling; the first poll is sent at once, and `wait_ready` waits for it."""
-        if self._poller is not None:
-            raise RuntimeError("stream is already started")
-        self._rest = BybitRestClient(
-            self.endpoints.rest_url, self._credentials, backend=self._http_backend, proxy=self.proxy
-        )
-        with contextlib.suppress(BybitError):
-            await self._rest.sync_clock()
-        # Anchored once per start: a later resync or host clock step never moves the timers.
-        self._anchored = None
-        self._ready.clear()
+    def _prepare(self) -> None:
         self._book = RestBook()
-        self._fanout.start()
         planner = PollPlanner(self._poll_config, self._rng)
-        self._poller = RestPoller(self._rest, _BookTarget(self), planner, clock=self._clock)
-        self._started_at = self._clock()
+        self._poller = RestPoller(self.rest, _BookTarget(self), planner, clock=self._clock)
+
+    async def _start_parts(self) -> None:
+        """Starts polling; the first poll is sent at once, and `wait_ready` waits for it."""
+        assert self._poller is not None
         self._poller.start()
 
-    async def stop(self) -> None:
-        """Stops polling and delivery and closes the HTTP session; never raises."""
+    async def _stop_parts(self) -> None:
         if self._poller is not None:
             await self._poller.stop()
-        await self._fanout.stop()
-        if self._rest is not None:
-            await self._rest.close()
         self._poller = None
-        self._rest = None
-
-    async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the first successful position poll. A key rejected before it stops the
-        stream and raises `KeyRejectedError` (naming the retCode) at once."""
-        try:
-            await self._ready.wait(timeout_s)
-        except KeyRejectedError:
-            await self.stop()
-            raise
-
-    def add_listener(self, listener: CoreListener) -> None:
-        """Receives every event synchronously: positions, `Reconciled` once, `RestFailed`."""
-        self._fanout.add_listener(listener)
 
     def add_poll_listener(self, listener: Callable[[float], None]) -> None:
         """Called with `now` after each successful poll (the parallel comparison samples then)."""
@@ -331,9 +296,6 @@ class AdaptiveBybitStream(PositionStream):
         if self._poller is None:
             raise RuntimeError("stream is not started")
         return self._poller
-
-    def now(self) -> float:
-        return self._clock()
 
     def positions(self) -> list[PositionView]:
         return self._book.book.views()
@@ -382,13 +344,6 @@ class AdaptiveBybitStream(PositionStream):
         return status
 
     # --- internals ---------------------------------------------------------------------------
-
-    def _clock(self) -> float:
-        """Bybit's time on the monotonic clock, anchored at start (see `bybit_hybrid.clock`)."""
-        if self._anchored is None:
-            offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
-            self._anchored = AnchoredClock(offset_ms / 1000)
-        return self._anchored()
 
     def _position_status(self, view: PositionView, now: float) -> dict[str, Any]:
         age = self._book.marks.age_s(view.key.symbol, now)
