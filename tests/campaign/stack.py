@@ -14,6 +14,7 @@ from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.rollout.modes import RolloutStream
 from bybit_hybrid.router.fanout import CoreListener
 from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.http import AiohttpBackend
 from bybit_hybrid.transport.rest import BybitRestClient
@@ -64,7 +65,7 @@ async def start_stack(
             "trailing_monitor_only": monitor_only,
         }
     )
-    stream = RolloutStream(
+    stream = rollout_stream(
         "hybrid",
         sim.api_key,
         sim.api_secret,

@@ -26,8 +26,10 @@ from bybit_hybrid.protocol.failover import FailoverConfig, FailoverSwitched, Fee
 from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.protocol.session import SessionState
-from bybit_hybrid.rollout.modes import RolloutConfig, RolloutMode, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
+from bybit_hybrid.rollout.sources import RolloutMode
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from tests.integration.stream_harness import Delivered, Harness, Recorder
 from tests.support import UNIT_S, wait_for
@@ -130,7 +132,7 @@ async def start_rollout(
     """A rollout stream against `sim`, ready (first REST snapshot merged)."""
     tasks_before = asyncio.all_tasks()
     rec = Recorder()
-    stream = RolloutStream(
+    stream = rollout_stream(
         mode,
         sim.api_key,
         sim.api_secret,

@@ -23,7 +23,8 @@ from bybit_hybrid.protocol.failover import FailoverConfig
 from bybit_hybrid.protocol.hybrid import PRIVATE, HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.protocol.session import SessionConfig, SocketDead
-from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.sim.faults import Target
 from tests.integration.rollout_harness import RolloutHarness, hybrid_live
@@ -75,7 +76,7 @@ async def test_a_position_opened_while_the_private_socket_is_silent_arrives_earl
     hybrid, rollout = scaled_configs()
     rec = Recorder()
     tasks_before = asyncio.all_tasks()
-    stream = RolloutStream(
+    stream = rollout_stream(
         "hybrid",
         sim.api_key,
         sim.api_secret,

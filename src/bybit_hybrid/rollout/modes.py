@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
@@ -50,33 +48,25 @@ from bybit_hybrid.protocol.failover import (
     FailoverSwitched,
     FeedMode,
     SymbolObservation,
-    cutover_streams,
 )
 from bybit_hybrid.protocol.hybrid import (
     POSITION_TOPIC,
     PRIVATE,
     TICKER_PREFIX,
     CoreEvent,
-    HybridConfig,
     HybridCore,
 )
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.protocol.subscriptions import SubscriptionConfirmed, SubscriptionFailed
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream, RestPoller, rest_failed
-from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
-from bybit_hybrid.stream import BybitHybridStream
+from bybit_hybrid.rollout.sources import HybridSource, RolloutMode, check_mode, rest_drives
+from bybit_hybrid.router.fanout import CoreListener, Fanout
 from bybit_hybrid.transport.errors import BybitError
-from bybit_hybrid.transport.http import HttpBackend
-from bybit_hybrid.transport.proxy import Proxy
-from bybit_hybrid.transport.recording import Recorder
 from bybit_hybrid.transport.rest import PositionPage
-from bybit_hybrid.transport.ws import AnyWsBackend, WsBackendName
 
 log = logging.getLogger(__name__)
 
-RolloutMode = Literal["canary", "parallel", "cutover", "hybrid"]
-MODES: Final = ("canary", "parallel", "cutover", "hybrid")
 # For the alerts a socket is up while it serves its topics and is heard from (see `_serving`).
 _UP: Final = (SessionState.LIVE, SessionState.STALE)
 # The account's private feed is up only while frames arrive: a STALE socket (TCP up, nothing
@@ -118,72 +108,28 @@ class RolloutStream(PositionStream):
     def __init__(
         self,
         mode: RolloutMode,
-        api_key: str,
-        api_secret: str,
-        event_handler: EventHandler | None = None,
-        testnet: bool = False,
+        hybrid: HybridSource,
+        rest_stream: AdaptiveBybitStream | None = None,
         *,
-        demo: bool = False,
-        base_url: str | None = None,
-        allow_insecure: bool = False,
-        region: str | None = None,
-        proxy: Proxy | None = None,
         rollout: RolloutConfig | None = None,
-        config: HybridConfig | None = None,
-        max_active_time_s: int | None = None,
-        ws_backend: AnyWsBackend | WsBackendName | None = None,
-        http_backend: HttpBackend | None = None,
-        rng: random.Random | None = None,
-        recorder: Recorder | None = None,
-        hybrid_factory: Callable[..., BybitHybridStream] = BybitHybridStream,
     ) -> None:
-        """`hybrid_factory` builds the hybrid stream (a bus worker, `bybit_hybrid.bus`)."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.mode = mode
+        """Both streams are built by the composition root (`service.streams.rollout_stream`):
+        `hybrid` with the consumer's handler unless REST drives, `rest_stream` (with it) only
+        where REST drives (canary, parallel); in cutover `hybrid`'s config carries the share
+        (`rollout.sources.hybrid_config`)."""
+        self.mode = check_mode(mode)
         self.rollout = rollout or RolloutConfig()
+        self._rest_drives = rest_drives(mode)
+        if self._rest_drives != (rest_stream is not None):
+            need = "needs" if self._rest_drives else "takes no"
+            raise ValueError(f"mode {mode}: {need} REST-only stream (rest_stream)")
         self._listeners = Fanout(None)  # listeners only: handlers belong to the driving stream
-        endpoint: dict[str, Any] = {
-            "testnet": testnet,
-            "demo": demo,
-            "base_url": base_url,
-            "allow_insecure": allow_insecure,
-            "region": region,
-            "proxy": proxy,
-        }
-        self._rest_drives = mode in ("canary", "parallel")
-        hybrid_config = config or HybridConfig()
-        if mode == "cutover":
-            pct = self.rollout.cutover_pct
-            hybrid_config = dataclasses.replace(
-                hybrid_config, stream_symbol=lambda symbol: cutover_streams(symbol, pct)
-            )
-        self.hybrid = hybrid_factory(
-            api_key,
-            api_secret,
-            None if self._rest_drives else event_handler,
-            config=hybrid_config,
-            max_active_time_s=max_active_time_s,
-            ws_backend=ws_backend,
-            http_backend=http_backend,
-            rng=rng,
-            recorder=recorder,
-            **endpoint,
-        )
+        self.hybrid = hybrid
         self.hybrid.add_listener(self._on_hybrid_event)
-        self.rest_stream: AdaptiveBybitStream | None = None
-        if self._rest_drives:
-            self.rest_stream = AdaptiveBybitStream(
-                api_key,
-                api_secret,
-                event_handler,
-                poll=self.rollout.poll,
-                http_backend=http_backend,
-                rng=rng,
-                **endpoint,
-            )
-            self.rest_stream.add_listener(self._on_rest_event)
-            self.rest_stream.add_poll_listener(self._on_rest_poll)
+        self.rest_stream = rest_stream
+        if rest_stream is not None:
+            rest_stream.add_listener(self._on_rest_event)
+            rest_stream.add_poll_listener(self._on_rest_poll)
         self.endpoints = self.hybrid.endpoints
         self.failover: Failover | None = None
         if not self._rest_drives:
@@ -261,7 +207,7 @@ class RolloutStream(PositionStream):
     # --- queries -----------------------------------------------------------------------------
 
     @property
-    def driver(self) -> AdaptiveBybitStream | BybitHybridStream:
+    def driver(self) -> AdaptiveBybitStream | HybridSource:
         return self.rest_stream if self.rest_stream is not None else self.hybrid
 
     @property
