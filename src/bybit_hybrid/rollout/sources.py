@@ -1,4 +1,4 @@
-"""What rollout needs of the streams it is handed: the hybrid stream's shape and the modes' rules.
+"""What rollout is handed and tuned by: the hybrid stream's shape, the modes and their config.
 
 The composition root (`service.streams.rollout_stream`) builds the hybrid stream and, where
 REST drives, the REST-only stream, and injects both into `RolloutStream`; rollout never
@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, cast
 
+from bybit_hybrid.protocol.alerts import AlertConfig
+from bybit_hybrid.protocol.compare import CompareConfig
 from bybit_hybrid.protocol.events import PositionView
-from bybit_hybrid.protocol.failover import cutover_streams
+from bybit_hybrid.protocol.failover import FailoverConfig, cutover_streams
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridConfig, HybridCore
+from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.rest import BybitRestClient
 
@@ -22,6 +26,25 @@ RolloutMode = Literal["canary", "parallel", "cutover", "hybrid"]
 MODES: Final = ("canary", "parallel", "cutover", "hybrid")
 # The modes in which REST (the REST-only stream) drives what consumers see.
 REST_DRIVES: Final = ("canary", "parallel")
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutConfig:
+    """Everything the rollout machinery tunes; `service.streams` builds it from AppSettings."""
+
+    cutover_pct: float = 0.0
+    failover: FailoverConfig = field(default_factory=FailoverConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    poll: PollConfig = field(default_factory=PollConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    # How often the streams are sampled for failover and alerts.
+    eval_interval_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.cutover_pct <= 100:
+            raise ValueError("cutover_pct must be within 0..100")
+        if self.eval_interval_s <= 0:
+            raise ValueError("eval_interval_s must be positive")
 
 
 class HybridSource(Protocol):
