@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, ParamSpec, TypeVar
 
@@ -16,10 +14,8 @@ import msgspec
 from bybit_hybrid.protocol.domain import Instrument, PositionKey, PositionSnapshot, TickerUpdate
 from bybit_hybrid.protocol.ratelimit import int_or_none
 from bybit_hybrid.transport.errors import (
-    ApiServerError,
     BybitError,
     MalformedResponseError,
-    NotModifiedError,
     PaginationError,
     RateLimitedError,
     ServerError,
@@ -38,6 +34,16 @@ from bybit_hybrid.transport.ratelimit import (
     RateLimitStatus,
     parse_limit_headers,
 )
+from bybit_hybrid.transport.rest_calls import (
+    EndpointLatency,
+    PositionPage,
+    RestMetrics,
+    _Answer,
+    _converted,
+    _Request,
+    _retryable,
+    is_not_modified,
+)
 from bybit_hybrid.wire.convert import instrument_from_wire, position_from_rest, ticker_from_rest
 from bybit_hybrid.wire.decode import decode_rest_envelope, decode_result
 from bybit_hybrid.wire.errors import WireDecodeError, excerpt
@@ -55,7 +61,7 @@ from bybit_hybrid.wire.messages import (
 from bybit_hybrid.wire.paths import INSTRUMENTS, MARKET_TIME, TICKERS
 from bybit_hybrid.wire.signing import DEFAULT_RECV_WINDOW_MS, Credentials, mask
 
-__all__ = [
+__all__ = [  # PositionPage, EndpointLatency, RestMetrics live in `transport.rest_calls`
     "BybitRestClient",
     "EndpointLatency",
     "PositionPage",
@@ -80,58 +86,6 @@ DEFAULT_RATE_LIMIT_WAIT_S: Final = 2.0
 _HEADER_LIMIT: Final = "X-Bapi-Limit"
 _HEADER_REMAINING: Final = "X-Bapi-Limit-Status"
 _HEADER_RESET: Final = "X-Bapi-Limit-Reset-Timestamp"
-
-
-@dataclass(frozen=True, slots=True)
-class PositionPage:
-    """Every row `position/list` returned; `response_time_ms` is the oldest page's server time."""
-
-    positions: list[PositionSnapshot]
-    response_time_ms: int | None
-
-
-@dataclass(slots=True)
-class EndpointLatency:
-    count: int = 0
-    total_ms: float = 0.0
-    max_ms: float = 0.0
-
-    def add(self, latency_ms: float) -> None:
-        self.count += 1
-        self.total_ms += latency_ms
-        self.max_ms = max(self.max_ms, latency_ms)
-
-
-@dataclass(slots=True)
-class RestMetrics:
-    """Counters a metrics exporter can read: answers per (endpoint, retCode), failures, latency."""
-
-    responses: Counter[tuple[str, int]] = field(default_factory=Counter)
-    transport_errors: Counter[str] = field(default_factory=Counter)
-    retries: Counter[str] = field(default_factory=Counter)
-    latency: dict[str, EndpointLatency] = field(default_factory=dict)
-
-    def record_latency(self, endpoint: str, latency_ms: float) -> None:
-        self.latency.setdefault(endpoint, EndpointLatency()).add(latency_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """One logical call; `payload` is the exact query string (GET) or body (POST) that is signed."""
-
-    method: str
-    endpoint: str
-    payload: str
-    signed: bool
-    idempotent: bool
-    retry: bool = True  # False: one attempt (a 10002 resync aside); the caller owns retries
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    envelope: RestEnvelope
-    sent_at_s: float
-    received_at_s: float
 
 
 class BybitRestClient:
@@ -521,32 +475,3 @@ class BybitRestClient:
             if hidden:
                 text = text.replace(hidden, "***")
         return text.replace(self._credentials.api_key, mask(self._credentials.api_key))
-
-
-def _retryable(request: _Request, exc: BybitError) -> bool:
-    """Safe-to-repeat failures: never-sent requests always; server trouble for idempotent calls."""
-    if isinstance(exc, TransportError) and not exc.reached_server:
-        return True
-    if not request.idempotent:
-        return False
-    if isinstance(exc, ApiServerError):
-        return True
-    # 5xx and network failures pass; a malformed body will not improve on retry.
-    return isinstance(exc, TransportError) and not isinstance(exc, MalformedResponseError)
-
-
-def _converted(
-    endpoint: str, convert: Callable[Args, R], *args: Args.args, **kwargs: Args.kwargs
-) -> R:
-    """Runs one wire -> domain conversion, naming the endpoint if the row is unusable."""
-    try:
-        return convert(*args, **kwargs)
-    except WireDecodeError as exc:
-        raise MalformedResponseError(
-            endpoint, f"answered a row that does not convert: {exc}"
-        ) from None
-
-
-def is_not_modified(exc: BaseException) -> bool:
-    """True for 34040: the requested TP/SL is already in place, which is success for a mover."""
-    return isinstance(exc, NotModifiedError)
