@@ -57,7 +57,7 @@ class RestMetrics:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class RestCall:
     """One logical call; `payload` is the exact query string (GET) or body (POST) that is signed."""
 
     method: str
@@ -69,13 +69,13 @@ class _Request:
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class RestAnswer:
     envelope: RestEnvelope
     sent_at_s: float
     received_at_s: float
 
 
-def _retryable(request: _Request, exc: BybitError) -> bool:
+def retryable(request: RestCall, exc: BybitError) -> bool:
     """Safe-to-repeat failures: never-sent requests always; server trouble for idempotent calls."""
     if isinstance(exc, TransportError) and not exc.reached_server:
         return True
@@ -87,7 +87,7 @@ def _retryable(request: _Request, exc: BybitError) -> bool:
     return isinstance(exc, TransportError) and not isinstance(exc, MalformedResponseError)
 
 
-def _converted(
+def converted(
     endpoint: str, convert: Callable[Args, R], *args: Args.args, **kwargs: Args.kwargs
 ) -> R:
     """Runs one wire -> domain conversion, naming the endpoint if the row is unusable."""
