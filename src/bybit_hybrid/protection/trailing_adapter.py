@@ -19,9 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, TypeVar
 
@@ -38,6 +37,12 @@ from bybit_hybrid.protection.position_manager import (
 from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone, is_wrong_side
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailState
+from bybit_hybrid.protection.trailing_records import (
+    SendRecord,
+    TrailingStats,
+    _other_lifetime,
+    _same_lifetime,
+)
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
 from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.wire.retcodes import BybitError
@@ -57,38 +62,6 @@ _T = TypeVar("_T")
 
 class _SupersededError(Exception):
     """A stop request was abandoned in flight for a market close."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendRecord:
-    """One trading-stop request about to leave: for the reaction-time benchmark and status.
-
-    Times are `time.perf_counter()`: `cause_at_s` when the router received the mark that
-    produced the decision, `sent_at_s` just before the REST call.
-    """
-
-    key: PositionKey
-    stop_price: str
-    cause_at_s: float
-    sent_at_s: float
-
-
-@dataclass
-class TrailingStats:
-    decisions: Counter[str] = field(default_factory=Counter)
-    stops_sent: int = 0
-    not_modified: int = 0
-    retries: int = 0
-    failures: int = 0
-    gone: int = 0
-    gone_refuted: int = 0  # 10001 "zero position" while the position list shows it open
-    wrong_side: int = 0
-    closes: int = 0
-    close_failures: int = 0
-    adopted: int = 0
-    monitor_only: int = 0
-    resumed: int = 0
-    pruned: int = 0
 
 
 class TrailingAdapter:
@@ -491,24 +464,3 @@ class TrailingAdapter:
     def _save(self, key: PositionKey, state: TrailState) -> None:
         if self._store is not None:
             self._store.save_trail(key, state)
-
-
-def _same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:
-    """A stored trail belongs to this position: same side, and the same openTime when both
-    have one (else the same entry: without an openTime that is the best evidence there is)."""
-    view = position.view
-    if stored.side is not view.side:
-        return False
-    if stored.opened_at_ms and view.open_time_ms:
-        return stored.opened_at_ms == view.open_time_ms
-    return stored.entry_price == view.entry_price
-
-
-def _other_lifetime(state: TrailState, position: ManagedPosition) -> bool:
-    """A live trail seeing a different openTime or side: the position was replaced unseen."""
-    view = position.view
-    if view.side is not None and view.side is not state.side:
-        return True
-    return bool(
-        state.opened_at_ms and view.open_time_ms and state.opened_at_ms != view.open_time_ms
-    )
