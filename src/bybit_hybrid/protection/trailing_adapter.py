@@ -40,8 +40,8 @@ from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailStat
 from bybit_hybrid.protection.trailing_records import (
     SendRecord,
     TrailingStats,
-    _other_lifetime,
-    _same_lifetime,
+    other_lifetime,
+    same_lifetime,
 )
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
 from bybit_hybrid.tasks import cancel_and_wait
@@ -159,7 +159,7 @@ class TrailingAdapter:
             self._gone.discard(key)  # opened or changed again: a live position after all
         self._positions[key] = event.position
         state = self._trails.get(key)
-        if state is not None and _other_lifetime(state, event.position):
+        if state is not None and other_lifetime(state, event.position):
             self._drop(key, "a new position at the same key")
             self._positions[key] = event.position
             state = None
@@ -225,7 +225,7 @@ class TrailingAdapter:
         if view.side is None or not view.entry_price:
             return None
         stored = self._stored.pop(key, None)
-        if stored is not None and _same_lifetime(stored, position):
+        if stored is not None and same_lifetime(stored, position):
             self.stats.resumed += 1
             log.info(
                 "%s: resumed trail (%s, extreme %s, stop %s, unconfirmed until the exchange "

@@ -43,7 +43,7 @@ class TrailingStats:
     pruned: int = 0
 
 
-def _same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:
+def same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:
     """A stored trail belongs to this position: same side, and the same openTime when both
     have one (else the same entry: without an openTime that is the best evidence there is)."""
     view = position.view
@@ -54,7 +54,7 @@ def _same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:
     return stored.entry_price == view.entry_price
 
 
-def _other_lifetime(state: TrailState, position: ManagedPosition) -> bool:
+def other_lifetime(state: TrailState, position: ManagedPosition) -> bool:
     """A live trail seeing a different openTime or side: the position was replaced unseen."""
     view = position.view
     if view.side is not None and view.side is not state.side:
