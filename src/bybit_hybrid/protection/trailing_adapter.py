@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Final, TypeVar
 
 from bybit_hybrid.protection import trailing as core
+from bybit_hybrid.protection.adapter import ManagedAdapter
 from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import TrailingConfig
 from bybit_hybrid.protection.gateway import ProtectionGateway
@@ -32,7 +33,6 @@ from bybit_hybrid.protection.position_manager import (
     ManagedEvent,
     ManagedKind,
     ManagedPosition,
-    ReconciledPositions,
 )
 from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone, is_wrong_side
 from bybit_hybrid.protection.store import ProtectionStore
@@ -44,7 +44,6 @@ from bybit_hybrid.protection.trailing_records import (
     same_lifetime,
 )
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
-from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.wire.retcodes import BybitError
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class _SupersededError(Exception):
     """A stop request was abandoned in flight for a market close."""
 
 
-class TrailingAdapter:
+class TrailingAdapter(ManagedAdapter):
     """The trailing-stop consumer; `register(router)` subscribes it to managed events.
 
     `clock` is monotonic seconds (the interval rule). `trigger_prices(symbol)` gives the latest
@@ -100,7 +99,7 @@ class TrailingAdapter:
         self._seen_stop: dict[PositionKey, object] = {}
         self._fresh_trigger: dict[PositionKey, Decimal] = {}
         self._cause_at_s: dict[PositionKey, float] = {}
-        self._workers: dict[PositionKey, asyncio.Task[None]] = {}
+        self._tasks: dict[PositionKey, asyncio.Task[None]] = {}
         self._wake: dict[PositionKey, asyncio.Event] = {}
         self._closing: set[PositionKey] = set()
         self._skipped: set[PositionKey] = set()
@@ -129,30 +128,17 @@ class TrailingAdapter:
     def closing(self) -> frozenset[PositionKey]:
         return frozenset(self._closing)
 
-    def idle(self) -> bool:
-        """No stop or close in flight or waiting to be retried."""
-        return all(w.done() for w in self._workers.values())
+    # --- events (`adapter.ManagedAdapter.handle` opens them) --------------------------------
 
-    async def stop(self) -> None:
-        await cancel_and_wait(self._workers.values())
-        self._workers.clear()
+    def _reconciled(self, open_keys: frozenset[PositionKey]) -> None:
+        self._prune(open_keys)
 
-    # --- events ----------------------------------------------------------------------------
+    def _closed(self, key: PositionKey) -> None:
+        self._gone.discard(key)
+        self._drop(key, "position closed")
 
-    async def handle(
-        self, data: ManagedEvent | ReconciledPositions, received_at_s: float = 0.0
-    ) -> None:
-        """One managed event (from `UnifiedProtection`'s router consumer); `received_at_s` is
-        `time.perf_counter()` when the router received the raw event (reaction-time records)."""
-        if isinstance(data, ReconciledPositions):
-            self._prune(data.open_keys)
-            return
-        event: ManagedEvent = data
+    async def _on_position(self, event: ManagedEvent, received_at_s: float) -> None:
         key = event.position.key
-        if event.kind is ManagedKind.CLOSED:
-            self._gone.discard(key)
-            self._drop(key, "position closed")
-            return
         if key in self._gone:
             if event.kind is ManagedKind.MARK:
                 return  # the exchange showed it flat; wait for the stream's close
@@ -288,10 +274,10 @@ class TrailingAdapter:
         self._kick(key, urgent=isinstance(decision, CloseNow))
 
     def _kick(self, key: PositionKey, *, urgent: bool) -> None:
-        worker = self._workers.get(key)
+        worker = self._tasks.get(key)
         if worker is None or worker.done():
             self._wake[key] = asyncio.Event()
-            self._workers[key] = asyncio.create_task(self._work(key), name=f"trailing-{key}")
+            self._tasks[key] = asyncio.create_task(self._work(key), name=f"trailing-{key}")
         elif urgent:
             self._wake[key].set()  # a close cuts a stop's backoff short
 
@@ -445,7 +431,7 @@ class TrailingAdapter:
         self._fresh_trigger.pop(key, None)
         self._skipped.discard(key)
         self._wake.pop(key, None)
-        worker = self._workers.pop(key, None)
+        worker = self._tasks.pop(key, None)
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
         if self._store is not None:
