@@ -23,6 +23,7 @@ from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChanged
 from bybit_hybrid.sim import ConnKind, EventKind, SimConfig, SimServer
 from bybit_hybrid.sim.connections import SimConnection
+from bybit_hybrid.transport.http import HttpBackend
 from bybit_hybrid.transport.ws import WsBackendName
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
@@ -392,6 +393,7 @@ async def start_stream(
     wait: bool = True,
     rec: Recorder | None = None,
     ws_backend: WsBackendName | None = None,
+    http_backend: HttpBackend | None = None,
 ) -> StreamHarness:
     """Starts a stream against `sim`; with `wait`, returns once it is bootstrapped and LIVE."""
     tasks_before = asyncio.all_tasks()
@@ -405,6 +407,7 @@ async def start_stream(
         max_active_time_s=max_active_time_s,
         rng=random.Random(7),
         ws_backend=ws_backend or WS_BACKEND[0],
+        http_backend=http_backend,
     )
     stream.add_listener(rec.listener)
     harness = StreamHarness(sim, stream, rec, tasks_before)
