@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+import pytest
+
 from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.backoff import BackoffPolicy
@@ -24,7 +26,7 @@ from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChan
 from bybit_hybrid.sim import ConnKind, EventKind, SimConfig, SimServer
 from bybit_hybrid.sim.connections import SimConnection
 from bybit_hybrid.transport.http import HttpBackend
-from bybit_hybrid.transport.ws import WsBackendName
+from bybit_hybrid.transport.ws import WS_BACKENDS, WsBackendName
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 PUBLIC: Final = "public-1"
@@ -373,6 +375,13 @@ def assert_contract(data: dict[str, Any]) -> None:
 # The WebSocket backend `start_stream` uses unless told; the `ws_backend_name` fixture
 # (tests/integration/conftest.py) sets it, and runs a module over both when parametrised.
 WS_BACKEND: list[WsBackendName] = ["picows"]
+
+
+@pytest.fixture(name="ws_backend_name", autouse=True, params=WS_BACKENDS)
+def ws_backend_each(request: pytest.FixtureRequest) -> Iterator[WsBackendName]:
+    """Bound in a module as `ws_backend_name = stream_harness.ws_backend_each` (never imported
+    by name), it runs every test there once per WebSocket backend (picows, then aiohttp)."""
+    yield from use_ws_backend(request.param)
 
 
 def use_ws_backend(name: WsBackendName) -> Iterator[WsBackendName]:
