@@ -33,8 +33,8 @@ from bybit_hybrid.protocol.hybrid import (
 )
 from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.protocol.subscriptions import SubscriptionConfirmed, SubscriptionFailed
-from bybit_hybrid.rollout.poller import RestPoller
 from bybit_hybrid.rollout.sources import HybridSource, RolloutConfig, RolloutMode, rest_drives
+from bybit_hybrid.transport.poller import RestPoller
 
 log = logging.getLogger(__name__)
 

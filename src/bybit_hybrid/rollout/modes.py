@@ -43,7 +43,7 @@ from bybit_hybrid.protocol.hybrid import (
 )
 from bybit_hybrid.protocol.polling import PollNeeds, PollPlanner
 from bybit_hybrid.rollout.evaluation import ACCOUNT_FEED_UP, Evaluation, core_of
-from bybit_hybrid.rollout.poller import AdaptiveBybitStream, RestPoller, rest_failed
+from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.rollout.sources import (
     MODES,
     HybridSource,
@@ -54,6 +54,7 @@ from bybit_hybrid.rollout.sources import (
 )
 from bybit_hybrid.router.fanout import CoreListener, Fanout
 from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.transport.poller import RestPoller, rest_failed
 from bybit_hybrid.transport.rest import PositionPage
 
 log = logging.getLogger(__name__)
