@@ -9,7 +9,6 @@ REST ticker sample (issue 19 F4). Switches and alerts are logged and handed to `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from bybit_hybrid.protocol.hybrid import (
 from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.protocol.subscriptions import SubscriptionConfirmed, SubscriptionFailed
 from bybit_hybrid.rollout.sources import HybridSource, RolloutConfig, RolloutMode, rest_drives
+from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.transport.poller import RestPoller
 
 log = logging.getLogger(__name__)
@@ -100,10 +100,8 @@ class Evaluation:
 
     async def stop(self) -> None:
         """Stops the sampling and any mark check in flight; never raises."""
-        for task in [t for t in (self._task,) if t is not None] + list(self._checks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        running = [] if self._task is None else [self._task]
+        await cancel_and_wait([*running, *self._checks])
         self._task = None
         self.poller = None
 

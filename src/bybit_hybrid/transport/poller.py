@@ -18,6 +18,7 @@ from bybit_hybrid.protocol.domain import TickerUpdate
 from bybit_hybrid.protocol.failure_digest import FailureDigest
 from bybit_hybrid.protocol.hybrid import FetchPositions, RestFailed
 from bybit_hybrid.protocol.polling import PollNeeds, PollPlanner
+from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.transport.errors import AuthError, BybitError, RateLimitedError
 from bybit_hybrid.transport.ratelimit import POSITION_LIST
 from bybit_hybrid.transport.rest import BybitRestClient, PositionPage
@@ -87,9 +88,7 @@ class RestPoller:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         self._task = None
 
     def hurry(self) -> None:
