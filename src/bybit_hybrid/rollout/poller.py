@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bybit_hybrid.protocol.domain import TickerUpdate
-from bybit_hybrid.protocol.events import PositionView
+from bybit_hybrid.protocol.events import PositionView, status_row
 from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
@@ -148,23 +148,14 @@ class AdaptiveBybitStream(ShellStream):
         }
         if self._poller is not None:
             status["poller"] = self._poller.status(now)
-            status["positions"] = [self._position_status(v, now) for v in self.positions()]
+            status["positions"] = [
+                status_row(v, self._book.marks.age_s(v.key.symbol, now)) for v in self.positions()
+            ]
             status["uptime_s"] = round(now - (self._started_at or now), 3)
         status["stats"] = self.get_stats()
         return status
 
     # --- internals ---------------------------------------------------------------------------
-
-    def _position_status(self, view: PositionView, now: float) -> dict[str, Any]:
-        age = self._book.marks.age_s(view.key.symbol, now)
-        return {
-            "symbol": view.key.symbol,
-            "position_idx": view.key.idx,
-            "side": view.side.value if view.side else None,
-            "size": str(view.size),
-            "mark_price": None if view.mark_price is None else str(view.mark_price),
-            "mark_age_s": None if age is None else round(age, 3),
-        }
 
     def _applied_positions(self, page: PositionPage, requested_at: float, now: float) -> None:
         events: list[CoreEvent] = list(
