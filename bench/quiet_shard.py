@@ -33,7 +33,7 @@ from bybit_hybrid.protocol.alerts import AlertRaised
 from bybit_hybrid.protocol.failover import ACCOUNT, FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState
-from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimConfig, SimServer
 
 PUBLIC = "public-1"
@@ -83,7 +83,7 @@ async def run(ping_s: float, pong_s: float, idle_s: float | None, quiet_s: float
     config = HybridConfig(session=session)
     sim_config = SimConfig(symbols=5, positions=2, rate_hz=10.0, seed=seed)
     async with SimServer(sim_config) as sim:
-        stream = RolloutStream(
+        stream = rollout_stream(
             "hybrid",
             sim.api_key,
             sim.api_secret,

@@ -36,6 +36,7 @@ from bybit_hybrid.protocol.events import MarkUpdated, PositionClosed, PositionOp
 from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import BadFrame, CoreEvent
 from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import CloseReason, EventKind, HistoryEvent, SimConfig, SimServer
 from tests.campaign.invariants import ProtectionMonitor, stops_of
 from tests.campaign.stack import ProtectionStack, start_stack
@@ -294,7 +295,7 @@ class Campaign:
         self.hedge = [s for s in self.symbols if s not in ONE_WAY][:2]
         for symbol in self.hedge:
             await sim.set_position_mode(symbol, "hedge")
-        stream = RolloutStream(
+        stream = rollout_stream(
             "hybrid",
             sim.api_key,
             sim.api_secret,

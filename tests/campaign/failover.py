@@ -42,6 +42,7 @@ from bybit_hybrid.protocol.compare import Divergence
 from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from tests.integration.rollout_harness import (
     HYBRID,
@@ -299,7 +300,7 @@ async def run_failover_campaign(
     """One seeded campaign of `steps` steps, each fault armed `step_s` (a uniform range)."""
     started = time.monotonic()
     async with SimServer(sim_config(seed=seed, symbols=12)) as sim:
-        stream = RolloutStream(
+        stream = rollout_stream(
             "hybrid",
             sim.api_key,
             sim.api_secret,

@@ -317,7 +317,7 @@ class Failover:
         cfg = self.config
         scope = self._account
         if self._started_at is None:
-            self._started_at = now
+            self._started_at = scope.since = now
         self._private_seen = self._private_seen or obs.private_up
         if obs.private_up:
             scope.down_since = None

@@ -59,6 +59,11 @@ class ServiceMetrics:
         self._protection: Any = None
         self._rest: list[RestMetrics] = []
         r = self.registry
+        self._declare_counters(r)
+        self._declare_histograms(r)
+        r.register(_StatusCollector(self))
+
+    def _declare_counters(self, r: CollectorRegistry) -> None:
         self.events = Counter(f"{PREFIX}_core_events", "core events by type", ["type"], registry=r)
         self.reconnects = Counter(
             f"{PREFIX}_socket_deaths",
@@ -84,6 +89,8 @@ class ServiceMetrics:
             ["kind", "severity"],
             registry=r,
         )
+
+    def _declare_histograms(self, r: CollectorRegistry) -> None:
         self.latency_exchange = Histogram(
             f"{PREFIX}_event_latency_exchange_seconds",
             "position event emission minus the exchange timestamp of its message",
@@ -98,7 +105,6 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
-        r.register(_StatusCollector(self))
 
     def bind(
         self,
@@ -198,10 +204,13 @@ def _stream_metrics(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[M
         subs.add_metric([label, "failed"], float(len(failed)))
     yield state
     yield subs
-    yield from _stream_counters(stats, status)
+    yield from _stream_counters(stats)
+    yield from _book_gauges(status)
+    yield from _rollout_metrics(stats, status)
 
 
-def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[Metric]:
+def _stream_counters(stats: dict[str, Any]) -> Iterator[Metric]:
+    """Frames received, position events emitted, reconnections."""
     p = PREFIX
     messages = CounterMetricFamily(f"{p}_messages", "frames received by type", labels=["type"])
     messages.add_metric(["position"], float(stats.get("position_updates", 0)))
@@ -217,6 +226,11 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     reconnects = CounterMetricFamily(f"{p}_reconnections", "reconnections of all sockets")
     reconnects.add_metric([], float(stats.get("reconnections", 0)))
     yield reconnects
+
+
+def _book_gauges(status: dict[str, Any]) -> Iterator[Metric]:
+    """Each open position's mark age, and how many are open."""
+    p = PREFIX
     ages = GaugeMetricFamily(
         f"{p}_mark_age_seconds", "age of each open position's mark", labels=["symbol"]
     )
@@ -230,6 +244,11 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     opened = GaugeMetricFamily(f"{p}_open_positions", "open positions in the book")
     opened.add_metric([], float(open_positions))
     yield opened
+
+
+def _rollout_metrics(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[Metric]:
+    """The mode and feed, failover, active alerts and handler errors."""
+    p = PREFIX
     mode = GaugeMetricFamily(
         f"{p}_mode", "1 for the configured mode and the account feed mode", labels=["mode", "feed"]
     )

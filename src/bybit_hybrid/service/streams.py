@@ -23,13 +23,18 @@ from bybit_hybrid.protocol.alerts import AlertConfig
 from bybit_hybrid.protocol.compare import CompareConfig
 from bybit_hybrid.protocol.failover import FailoverConfig
 from bybit_hybrid.protocol.polling import PollConfig
-from bybit_hybrid.rollout.modes import MODES, RolloutConfig, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
+from bybit_hybrid.rollout.sources import MODES, check_mode, hybrid_config, rest_drives
 from bybit_hybrid.service.settings import AppSettings
 from bybit_hybrid.stream import BybitHybridStream, EventHandler
 
 # How often failover and alerts sample the streams, at most (finer for tiny thresholds).
 MAX_EVAL_INTERVAL_S = 0.25
+# The keywords of `BybitHybridStream` that the REST-only stream takes too.
+REST_KEYWORDS = frozenset(
+    {"demo", "base_url", "allow_insecure", "region", "proxy", "http_backend", "rng"}
+)
 
 
 def poll_config(settings: AppSettings) -> PollConfig:
@@ -88,21 +93,19 @@ def make_position_stream(
     check_bus(settings)
     options.setdefault("ws_backend", settings.ws_backend)
     if mode == "rest":
-        rest_options = {k: v for k, v in options.items() if k in ("http_backend", "rng")}
         return AdaptiveBybitStream(
             api_key,
             api_secret,
             event_handler,
             poll=poll_config(settings),
-            **rest_options,
-            **endpoint_kwargs,
+            **_rest_options(options | endpoint_kwargs),
         )
     if mode not in MODES:
         raise ConfigError(f"setting mode: {mode!r} is not one of rest, {', '.join(MODES)}")
     factory = bus_worker_factory(settings)
     if factory is not None:
         options["hybrid_factory"] = factory
-    return RolloutStream(
+    return rollout_stream(
         mode,
         api_key,
         api_secret,
@@ -111,6 +114,44 @@ def make_position_stream(
         **options,
         **endpoint_kwargs,
     )
+
+
+def rollout_stream(
+    mode: str,
+    api_key: str,
+    api_secret: str,
+    event_handler: EventHandler | None = None,
+    testnet: bool = False,
+    *,
+    rollout: RolloutConfig | None = None,
+    hybrid_factory: Callable[..., BybitHybridStream] = BybitHybridStream,
+    **options: Any,
+) -> RolloutStream:
+    """The rollout `mode` of one account, its streams built here and injected: the hybrid
+    stream (`hybrid_factory`: a bus worker, `bybit_hybrid.bus`) and, where REST drives (canary,
+    parallel), the REST-only stream, which then gets `event_handler`. `options` are
+    `BybitHybridStream`'s keywords; the REST-only stream takes the endpoint ones (and
+    `http_backend`, `rng`)."""
+    rollout = rollout or RolloutConfig()
+    by_rest = rest_drives(check_mode(mode))
+    options["config"] = hybrid_config(mode, rollout, options.get("config"))
+    handler = None if by_rest else event_handler
+    hybrid = hybrid_factory(api_key, api_secret, handler, testnet=testnet, **options)
+    rest = None
+    if by_rest:
+        rest = AdaptiveBybitStream(
+            api_key,
+            api_secret,
+            event_handler,
+            testnet,
+            poll=rollout.poll,
+            **_rest_options(options),
+        )
+    return RolloutStream(check_mode(mode), hybrid, rest, rollout=rollout)
+
+
+def _rest_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in REST_KEYWORDS | {"testnet"}}
 
 
 def check_bus(settings: AppSettings) -> None:

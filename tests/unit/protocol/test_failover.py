@@ -323,3 +323,10 @@ def test_silence_still_breaches_whatever_the_mark() -> None:
     switches = f.evaluate(5.0, UP, _live(0.0, 0.0))
     assert _modes(switches) == [("BTC", M.STREAMING, M.POLLING)]
     assert switches[0].reason == "ticker silent 5.0s"
+
+
+def test_the_account_mode_is_held_since_the_first_evaluation_not_since_clock_zero() -> None:
+    """The shell's clock is anchored to the epoch: "for_s" counted from 0 showed ~1.8e9 s."""
+    f = Failover(CONFIG)
+    f.evaluate(1_800_000_000.0, UP, {})
+    assert f.status(1_800_000_002.5)["account"]["for_s"] == 2.5  # type: ignore[index]
