@@ -141,7 +141,11 @@ def test_the_reconcile_counters_of_get_stats_are_exported() -> None:
     """Issue 19: a lagging `position/list` shows as many keys missed and few closed; the three
     counters of get_stats() are one counter family with an `outcome` label."""
     metrics = ServiceMetrics(clock=lambda: 100.0)
-    stats = {"reconcile_misses": 7, "reconcile_misses_withdrawn": 5, "reconcile_closes": 2}
+    stats: dict[str, object] = {
+        "reconcile_misses": 7,
+        "reconcile_misses_withdrawn": 5,
+        "reconcile_closes": 2,
+    }
     metrics.bind(_FakeStream(stats, {"mode": "hybrid"}))
     text = metrics.render().decode()
     for outcome, value in (("missed", 7), ("withdrawn", 5), ("closed", 2)):
