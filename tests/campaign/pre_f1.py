@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from bybit_hybrid.protocol import positions
 from bybit_hybrid.protocol.domain import PositionKey, PositionSnapshot
 from bybit_hybrid.protocol.events import PositionEvent
+from bybit_hybrid.protocol.row_order import Slot
 
 
 def _missing_closes_at_once(
@@ -35,7 +36,7 @@ def _missing_closes_at_once(
     return self._close_inferred(key, now, response_ts_ms)
 
 
-def _strict(slot: positions._Slot, snapshot: PositionSnapshot, requested_at: float | None) -> bool:
+def _strict(slot: Slot, snapshot: PositionSnapshot, requested_at: float | None) -> bool:
     """Old rule: after a close on absence every row with the last stamps is stale, REST too."""
     return slot.inferred
 
@@ -43,11 +44,12 @@ def _strict(slot: positions._Slot, snapshot: PositionSnapshot, requested_at: flo
 @contextlib.contextmanager
 def pre_f1_book() -> Iterator[None]:
     """Today's `PositionBook` with F1's two old rules, inside the block only."""
-    saved_missing, saved_replayed = positions.PositionBook._missing, positions._replayed
+    saved_missing = positions.PositionBook._missing
+    saved_replayed = getattr(positions, "replayed")  # noqa: B009 - the book's own binding
     setattr(positions.PositionBook, "_missing", _missing_closes_at_once)  # noqa: B010
-    positions._replayed = _strict
+    setattr(positions, "replayed", _strict)  # noqa: B010
     try:
         yield
     finally:
         setattr(positions.PositionBook, "_missing", saved_missing)  # noqa: B010
-        positions._replayed = saved_replayed
+        setattr(positions, "replayed", saved_replayed)  # noqa: B010
