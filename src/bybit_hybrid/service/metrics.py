@@ -270,6 +270,27 @@ def _rollout_metrics(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     handler = CounterMetricFamily(f"{p}_handler_errors", "event_handler calls that raised")
     handler.add_metric([], float(stats.get("handler_errors", 0)))
     yield handler
+    yield _reconcile_counter(stats)
+
+
+# get_stats() key -> `outcome` label of reconcile_keys_total (issue 19 F1's confirmation).
+_RECONCILE_OUTCOMES = (
+    ("reconcile_misses", "missed"),
+    ("reconcile_misses_withdrawn", "withdrawn"),
+    ("reconcile_closes", "closed"),
+)
+
+
+def _reconcile_counter(stats: dict[str, Any]) -> Metric:
+    """Keys a complete listing missed, misses withdrawn, keys closed on absence alone."""
+    family = CounterMetricFamily(
+        f"{PREFIX}_reconcile_keys",
+        "keys a position/list answer left out, by outcome (missed, withdrawn, closed)",
+        labels=["outcome"],
+    )
+    for key, outcome in _RECONCILE_OUTCOMES:
+        family.add_metric([outcome], float(stats.get(key, 0)))
+    return family
 
 
 def feed_mode(stats: dict[str, Any], status: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ events through `add_listener`, plus start/stop/stats/status. Every mode offers i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from decimal import Decimal
@@ -22,6 +23,7 @@ from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import AlertConfig
 from bybit_hybrid.protocol.compare import CompareConfig
 from bybit_hybrid.protocol.failover import FailoverConfig
+from bybit_hybrid.protocol.hybrid import HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
@@ -79,6 +81,17 @@ def rollout_config(settings: AppSettings) -> RolloutConfig:
     )
 
 
+def with_private_heartbeat(settings: AppSettings, config: HybridConfig | None) -> HybridConfig:
+    """`config` (or the default) with the private socket's heartbeat from the settings."""
+    base = config or HybridConfig()
+    session = dataclasses.replace(
+        base.session,
+        private_ping_interval_s=settings.rollout_private_ping_interval_s,
+        private_pong_timeout_s=settings.rollout_private_pong_timeout_s,
+    )
+    return dataclasses.replace(base, session=session)
+
+
 def make_position_stream(
     settings: AppSettings,
     api_key: str,
@@ -88,7 +101,8 @@ def make_position_stream(
     **options: Any,
 ) -> PositionStream:
     """The stream for `settings.mode`. `options` go to the hybrid stream (e.g. `config`,
-    `max_active_time_s`, backends); the REST-only stream takes none of the socket ones."""
+    `max_active_time_s`, backends); the REST-only stream takes none of the socket ones. The
+    settings' private heartbeat replaces the one in `config`."""
     mode = settings.mode
     check_bus(settings)
     options.setdefault("ws_backend", settings.ws_backend)
@@ -102,6 +116,7 @@ def make_position_stream(
         )
     if mode not in MODES:
         raise ConfigError(f"setting mode: {mode!r} is not one of rest, {', '.join(MODES)}")
+    options["config"] = with_private_heartbeat(settings, options.get("config"))
     factory = bus_worker_factory(settings)
     if factory is not None:
         options["hybrid_factory"] = factory
