@@ -244,7 +244,7 @@ def test_the_private_heartbeat_settings_reach_the_private_socket(mode: str) -> N
     )
     stream = make_position_stream(settings, "k", "s", None, {"base_url": "http://127.0.0.1:9"})
     assert isinstance(stream, RolloutStream)
-    session = stream.hybrid._config.session
+    session = stream.hybrid._config.session  # type: ignore[attr-defined]
     assert (session.private_ping_interval_s, session.private_pong_timeout_s) == (1.5, 0.5)
     private = session.for_private()
     assert (private.ping_interval_s, private.pong_timeout_s) == (1.5, 0.5)
