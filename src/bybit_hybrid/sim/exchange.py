@@ -13,20 +13,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from bybit_hybrid.sim import fields, queries, stops
+from bybit_hybrid.sim import fields, orders, queries, stops
 from bybit_hybrid.sim.history import CloseReason, EventKind, History
 from bybit_hybrid.sim.instruments import Instrument, build_instruments
-from bybit_hybrid.sim.numbers import ZERO, dec_str, parse_decimal
+from bybit_hybrid.sim.numbers import ZERO, dec_str
 from bybit_hybrid.sim.params import (
     ExchangeError,
     check_order_qty,
     params_error,
-    parse_idx,
-    parse_side,
-    partial_qty,
 )
 from bybit_hybrid.sim.positions import (
-    TAKER_FEE_RATE,
     FillKind,
     FillResult,
     Position,
@@ -196,37 +192,8 @@ class Exchange:
     # -- orders -----------------------------------------------------------------------------
 
     def place_order(self, params: Mapping[str, Any], now_ms: int) -> dict[str, str]:
-        """`POST /v5/order/create` for Market orders; returns Bybit's result object."""
-        if params.get("category") != "linear":
-            raise params_error("category invalid")
-        inst = self.instrument(params.get("symbol"))
-        side = parse_side(params.get("side"))
-        if params.get("orderType") != "Market":
-            raise params_error("the simulator supports orderType Market only")
-        qty = parse_decimal(params.get("qty"))
-        if qty is None:
-            raise params_error("qty invalid")
-        idx = parse_idx(params.get("positionIdx", 0))
-        reduce_only = params.get("reduceOnly", False)
-        if not isinstance(reduce_only, bool):
-            raise params_error("reduceOnly invalid")
-        link_id = params.get("orderLinkId", "")
-        if not isinstance(link_id, str):
-            raise params_error("orderLinkId invalid")
-        check_order_qty(inst, qty)
-        fill_qty = partial_qty(inst, qty, self.fill_fraction)
-        order_id = self.market_order(
-            inst.symbol,
-            side,
-            fill_qty,
-            idx,
-            now_ms,
-            reduce_only=reduce_only,
-            order_link_id=link_id,
-            check_qty=False,
-            ordered_qty=qty,
-        )
-        return {"orderId": order_id, "orderLinkId": link_id}
+        """`POST /v5/order/create` for Market orders (sim/orders.py)."""
+        return orders.place_order(self, params, now_ms)
 
     def market_order(
         self,
@@ -248,14 +215,7 @@ class Exchange:
         if check_qty:
             check_order_qty(inst, qty)
         pos = self._order_slot(symbol, side, position_idx, now_ms)
-        closing = pos.is_open and side is not pos.side
-        if position_idx != 0:
-            # In hedge mode an order on the slot's opposite side can only reduce that slot.
-            reduce_only = reduce_only or side.sign != (1 if position_idx == 1 else -1)
-        if reduce_only and not closing:
-            raise ExchangeError(
-                110017, "current position is zero, cannot fix reduce-only order qty"
-            )
+        reduce_only = orders.reduces_only(pos, side, reduce_only=reduce_only)
         order_id = self.new_id()
         price = self.prices.last(symbol)
         self._last_seq += 1
@@ -266,28 +226,11 @@ class Exchange:
         self._record_fill(
             pos, result, side=side, price=price, now_ms=now_ms, source=source, order_id=order_id
         )
-        stop_type = {CloseReason.STOP_LOSS: "StopLoss", CloseReason.TAKE_PROFIT: "TakeProfit"}
-        self._push_fill(
-            fields.OrderFill(
-                order_id=order_id,
-                order_link_id=order_link_id,
-                exec_id=self.new_id(),
-                symbol=symbol,
-                side=side,
-                position_idx=position_idx,
-                qty=result.filled_qty,
-                price=price,
-                closed_qty=result.closed_qty,
-                fee=result.filled_qty * price * TAKER_FEE_RATE,
-                mark=self.prices.mark(symbol),
-                index=self.prices.index(symbol),
-                reduce_only=reduce_only,
-                stop_order_type=stop_type.get(source, ""),
-                seq=self._last_seq,
-                now_ms=now_ms,
-                ordered_qty=qty if ordered_qty is None else ordered_qty,
-            )
+        order = (order_id, order_link_id, reduce_only, qty if ordered_qty is None else ordered_qty)
+        fill = orders.order_fill(
+            self, pos, result, side=side, price=price, now_ms=now_ms, source=source, order=order
         )
+        self._push_fill(fill)
         return order_id
 
     def _order_slot(self, symbol: str, side: Side, idx: int, now_ms: int) -> Position:
@@ -433,15 +376,9 @@ class Exchange:
         pos = self.positions.get((symbol, idx))
         if pos is None or not pos.is_open:
             raise ExchangeError(10001, "can not set tp/sl/ts for zero position")
-        for price in (stop_loss, take_profit, trailing_stop):
-            if price is not None and price != 0 and not inst.on_tick(price):
-                raise params_error(f"price {price} must be a multiple of tickSize {inst.tick_size}")
-        if leverage is not None and leverage <= 0:
-            raise params_error("leverage invalid")
+        _check_edits(inst, (stop_loss, take_profit, trailing_stop), leverage)
         if size is not None and size != pos.size:
-            delta = size - pos.size
-            side = pos.side if delta > 0 else pos.side.opposite()
-            self.market_order(symbol, side, abs(delta), idx, now_ms, source=CloseReason.CONTROL)
+            self._resize(pos, size, now_ms)
             if not pos.is_open:
                 return
         edits = {
@@ -460,6 +397,12 @@ class Exchange:
         self.record_position(EventKind.CHANGE, pos, now_ms, CloseReason.CONTROL)
         self.push_positions(symbol, idx, now_ms)
         self._check_triggers({symbol: ("control",)}, now_ms)
+
+    def _resize(self, pos: Position, size: Decimal, now_ms: int) -> None:
+        """A control edit's size change: the control user trades the difference."""
+        delta = size - pos.size
+        side = pos.side if delta > 0 else pos.side.opposite()
+        self.market_order(pos.symbol, side, abs(delta), pos.idx, now_ms, source=CloseReason.CONTROL)
 
     # -- trading stop (sim/stops.py) and REST queries (sim/queries.py) ----------------------
 
@@ -490,3 +433,14 @@ class Exchange:
             "marks": {s: dec_str(self.prices.mark(s)) for s in self.instruments},
             "history_len": len(self.history),
         }
+
+
+def _check_edits(
+    inst: Instrument, prices: tuple[Decimal | None, ...], leverage: Decimal | None
+) -> None:
+    """A control edit's prices on the tick grid (0: none) and a positive leverage."""
+    for price in prices:
+        if price is not None and price != 0 and not inst.on_tick(price):
+            raise params_error(f"price {price} must be a multiple of tickSize {inst.tick_size}")
+    if leverage is not None and leverage <= 0:
+        raise params_error("leverage invalid")
