@@ -1,7 +1,8 @@
 """The simulator's WebSocket side: upgrades, auth, ping/pong, subscribe and unsubscribe.
 
-Bybit's answers for every op, on the public and the private path; the topic data itself
-(ticker deltas, private pushes) is queued by the server on the connections kept here.
+Bybit's answers for every op, on the public and the private path. The connections and their
+subscriptions live on the server (`SimServer.connections`, `.subs`), which queues the topic
+data itself (ticker deltas, each account's private pushes) on them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ _PRIVATE_TOPICS: Final = frozenset(
 
 
 class WsShell:
-    """The WebSocket endpoints of one SimServer (its connections and subscriptions)."""
+    """The WebSocket endpoints of one SimServer."""
 
     def __init__(self, server: SimServer) -> None:
         self._server = server
