@@ -202,3 +202,18 @@ async def test_cli_prints_every_accounts_key() -> None:
     for n, line in enumerate(lines[1:], start=1):
         assert line.startswith(f"api key: SIMDEMOKEY{n:06d}  api secret: SIMDEMOSECRET"), line
         assert line.rstrip().endswith(f"account: acct{n}"), line
+
+
+async def test_a_lagging_position_list_lags_for_every_account(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    symbol = list(sim.exchange.instruments)[1]
+    key2 = _key(sim, "acct2")
+    sim.lag_position_list(int(60_000 * UNIT_S))  # far longer than this test
+    await sim.account("acct2").open_position(symbol, "Buy", Decimal("0.1"))
+    await sim.account("acct1").open_position(symbol, "Sell", Decimal("0.2"))
+    # Both opens are on the exchange (their pushes went out) but both listings lag.
+    assert await _rows(session, key2) == []
+    assert await _rows(session, _key(sim, "acct1")) == []
+    sim.lag_position_list(0)
+    assert [r["size"] for r in await _rows(session, key2)] == ["0.1"]

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bybit_hybrid.sim.accounts import SimAccount
 from bybit_hybrid.sim.config import DEFAULT_RECV_WINDOW_MS, POSITION_LIST_PATH
-from bybit_hybrid.sim.exchange import Exchange, ExchangeError
+from bybit_hybrid.sim.exchange import ExchangeError
 from bybit_hybrid.sim.faults import RestErrorMode
 from bybit_hybrid.sim.frames import envelope
 from bybit_hybrid.sim.ratelimit import LimitDecision, RollingLimiter
@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 _BAD_GATEWAY_HTML: Final = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
-# (the calling account's exchange, params, now_ms, raw body) -> result object
-RestCall = Callable[[Exchange, Mapping[str, Any], int, str], dict[str, Any]]
+# (the calling account, params, now_ms, raw body) -> result object
+RestCall = Callable[[SimAccount, Mapping[str, Any], int, str], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +54,19 @@ class RestShell:
 
     def endpoints(self) -> dict[str, _Endpoint]:
         return {
-            "/v5/market/tickers": _Endpoint("GET", False, lambda ex, p, _t, _r: ex.tickers(p)),
+            "/v5/market/tickers": _Endpoint(
+                "GET", False, lambda a, p, _t, _r: a.exchange.tickers(p)
+            ),
             "/v5/market/instruments-info": _Endpoint(
-                "GET", False, lambda ex, p, _t, _r: ex.instruments_info(p)
+                "GET", False, lambda a, p, _t, _r: a.exchange.instruments_info(p)
             ),
             POSITION_LIST_PATH: _Endpoint("GET", True, self._position_list),
             "/v5/position/trading-stop": _Endpoint(
-                "POST", True, lambda ex, p, t, r: ex.trading_stop(p, t, r)
+                "POST", True, lambda a, p, t, r: a.exchange.trading_stop(p, t, r)
             ),
-            "/v5/order/create": _Endpoint("POST", True, lambda ex, p, t, _r: ex.place_order(p, t)),
+            "/v5/order/create": _Endpoint(
+                "POST", True, lambda a, p, t, _r: a.exchange.place_order(p, t)
+            ),
         }
 
     async def market_time(self, request: web.Request) -> web.Response:
@@ -101,12 +105,12 @@ class RestShell:
         return acct or self._server.accounts.default
 
     def _position_list(
-        self, exchange: Exchange, params: Mapping[str, str], now_ms: int, _raw: str
+        self, acct: SimAccount, params: Mapping[str, str], now_ms: int, _raw: str
     ) -> dict[str, Any]:
-        """`position/list`, from a lagging state while `failover_faults` says so (the
-        position-lag fault follows the default account)."""
-        lagged = self._server.failover_faults.lagged_positions(now_ms)
-        if lagged is None or exchange is not self._server.exchange:
+        """`position/list`, from a lagging state while `failover_faults` says so."""
+        exchange = acct.exchange
+        lagged = self._server.failover_faults.lagged_positions(acct.name, now_ms)
+        if lagged is None:
             return exchange.position_list(params)
         live, exchange.positions = exchange.positions, dict(lagged)
         try:
@@ -128,16 +132,15 @@ class RestShell:
             return self._injected_rest_error(injected, request, path, now_ms)
         signed_text = raw_query if endpoint.method == "GET" else raw_body
         decision: LimitDecision | None = None
-        exchange = self._server.exchange
+        acct = self._server.accounts.default  # public market data is the same for everyone
         try:
             if endpoint.signed:
                 acct = self._check_signature(request, signed_text, now_ms)
-                exchange = acct.exchange
                 decision = self._limiter.hit(acct.api_key, path, now_ms)
                 if decision is not None and not decision.allowed:
                     return envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
             params = _parse_params(endpoint.method, raw_query, raw_body)
-            result = endpoint.call(exchange, params, now_ms, raw_body)
+            result = endpoint.call(acct, params, now_ms, raw_body)
         except ExchangeError as exc:
             extra = decision.headers() if decision is not None else {}
             return envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)

@@ -35,7 +35,7 @@ from bybit_hybrid.sim.failover_faults import FailoverFaults
 from bybit_hybrid.sim.fault_control import FaultController, coerce_target
 from bybit_hybrid.sim.faults import Target
 from bybit_hybrid.sim.history import CloseReason
-from bybit_hybrid.sim.positions import PositionMode, Side
+from bybit_hybrid.sim.positions import Position, PositionMode, Side
 from bybit_hybrid.sim.rest_shell import RestShell
 from bybit_hybrid.sim.scenarios import run_scenario
 from bybit_hybrid.sim.trading_faults import (
@@ -211,7 +211,7 @@ class SimServer:
                 next_s = loop.time()  # fell behind: skip, do not burst
             await asyncio.sleep(max(0.0, delay_s))
             # A lagging position/list needs the past even while the market is paused.
-            self.failover_faults.record(self.exchange.positions, self.now_ms())
+            self.failover_faults.record(self._positions(), self.now_ms())
             if self.market.paused:
                 continue
             try:
@@ -331,7 +331,10 @@ class SimServer:
 
     def lag_position_list(self, lag_ms: int) -> None:
         """`position/list` answers from the positions as they were `lag_ms` ago (0: off)."""
-        self.failover_faults.set_lag(int(lag_ms), self.exchange.positions, self.now_ms())
+        self.failover_faults.set_lag(int(lag_ms), self._positions(), self.now_ms())
+
+    def _positions(self) -> dict[str, dict[tuple[str, int], Position]]:
+        return {acct.name: acct.exchange.positions for acct in self.accounts}
 
     def reorder_position_list(self, reorder_ms: int) -> None:
         """Each `position/list` answer leaves after a random 0..`reorder_ms` delay (0: off)."""
