@@ -217,3 +217,21 @@ async def test_a_lagging_position_list_lags_for_every_account(
     assert await _rows(session, _key(sim, "acct1")) == []
     sim.lag_position_list(0)
     assert [r["size"] for r in await _rows(session, key2)] == ["0.1"]
+
+
+async def test_socket_faults_can_target_one_accounts_private_sockets(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    ws1 = await _private(session, sim, _key(sim, "acct1"))
+    ws2 = await _private(session, sim, _key(sim, "acct2"))
+    async with session.post(
+        f"{sim.base_url}/sim/fault/drop", json={"target": "private", "account": "acct2"}
+    ) as resp:
+        assert (await resp.json())["result"] == {"connections": 1}
+    closed = await ws2.receive(timeout=2 * UNIT_S)
+    assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert sim.faults.silence("private", account="acct1") == 1
+    assert sim.faults.silence("public", account="acct1") == 0  # public sockets have no account
+    with pytest.raises(ValueError, match="unknown account 'acct9'"):
+        sim.faults.silence("private", account="acct9")
+    await ws1.close()

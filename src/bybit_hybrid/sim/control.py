@@ -91,8 +91,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "/sim/trend": ("symbol", "ticks_per_step"),
     "/sim/ticks/pause": ("symbol",),
     "/sim/ticks/resume": ("symbol",),
-    "/sim/fault/drop": ("target", "abrupt"),
-    "/sim/fault/silence": ("target",),
+    "/sim/fault/drop": ("target", "abrupt", "account"),
+    "/sim/fault/silence": ("target", "account"),
     "/sim/fault/refuse": ("seconds",),
     "/sim/fault/reject_auth": ("count", "seconds"),
     "/sim/fault/delay": ("delay_ms",),
@@ -218,11 +218,12 @@ def _fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     faults = sim.faults
 
     async def drop(body: dict[str, Any]) -> Any:
-        count = await faults.drop(body.get("target", "all"), abrupt=bool(body.get("abrupt")))
+        target, abrupt = body.get("target", "all"), bool(body.get("abrupt"))
+        count = await faults.drop(target, abrupt=abrupt, account=_account(body))
         return {"connections": count}
 
     async def silence(body: dict[str, Any]) -> Any:
-        return {"connections": faults.silence(body.get("target", "all"))}
+        return {"connections": faults.silence(body.get("target", "all"), _account(body))}
 
     async def refuse(body: dict[str, Any]) -> Any:
         faults.refuse_connections(float(body["seconds"]))
