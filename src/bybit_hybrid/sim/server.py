@@ -4,255 +4,56 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Final
-from urllib.parse import parse_qsl
+from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from bybit_hybrid.sim import frames
-from bybit_hybrid.sim.connections import ConnState, SimConnection
-from bybit_hybrid.sim.control import control_routes
+from bybit_hybrid.sim.accounts import (
+    Accounts,
+    account_name,
+    demo_credentials,
+)
+from bybit_hybrid.sim.config import (
+    DEMO_API_KEY,
+    DEMO_API_SECRET,
+    PRIVATE_PATH,
+    PUBLIC_PATH,
+    SimConfig,
+    parse_max_active_time,
+)
+from bybit_hybrid.sim.connections import SimConnection
+from bybit_hybrid.sim.control import ControlPlane, control_routes
+from bybit_hybrid.sim.control_api import AccountControl, MarketControl
 from bybit_hybrid.sim.exchange import Exchange, ExchangeError
 from bybit_hybrid.sim.failover_faults import FailoverFaults
-from bybit_hybrid.sim.faults import ConnKind, FaultState, RestErrorMode, Target
-from bybit_hybrid.sim.frames import envelope
+from bybit_hybrid.sim.fault_control import FaultController, coerce_target
+from bybit_hybrid.sim.faults import Target
 from bybit_hybrid.sim.history import CloseReason
-from bybit_hybrid.sim.positions import PositionMode, Side
-from bybit_hybrid.sim.ratelimit import DEFAULT_LIMITS_PER_S, LimitDecision, RollingLimiter
-from bybit_hybrid.sim.scenarios import SCENARIOS, run_scenario
+from bybit_hybrid.sim.positions import Position, PositionMode, Side
+from bybit_hybrid.sim.rest_shell import RestShell
+from bybit_hybrid.sim.scenarios import run_scenario
 from bybit_hybrid.sim.trading_faults import (
-    ORDER_PATH,
-    STOP_PATH,
     TradingFaultState,
     parse_fault_spec,
 )
-from bybit_hybrid.sim.trading_shell import TradingFaultsMixin, serve_trading
-from bybit_hybrid.wire.signing import rest_payload, verify, ws_auth_payload
+from bybit_hybrid.sim.ws_shell import WsShell
+
+# Re-exported: the simulator's configuration has always been importable from here.
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_API_SECRET",
+    "SimConfig",
+    "SimServer",
+    "parse_max_active_time",
+]
 
 log = logging.getLogger(__name__)
-
-# Public demo credentials of the simulator: safe to print, useless anywhere else.
-DEMO_API_KEY: Final = "SIMDEMOKEY000001"
-DEMO_API_SECRET: Final = "SIMDEMOSECRET00000000000000000001"
-PUBLIC_PATH: Final = "/v5/public/linear"
-PRIVATE_PATH: Final = "/v5/private"
-DEFAULT_RECV_WINDOW_MS: Final = 5000
-MAX_ACTIVE_MIN_S: Final = 30
-MAX_ACTIVE_MAX_S: Final = 600
-_MAX_ACTIVE_RE: Final = re.compile(r"^(\d+)([sm])$")
-POSITION_LIST_PATH: Final = "/v5/position/list"
-_PRIVATE_TOPICS: Final = frozenset(
-    {
-        "position",
-        "position.linear",
-        "order",
-        "order.linear",
-        "execution",
-        "execution.linear",
-        "wallet",
-    }
-)
-_MALFORMED_FRAME: Final = '{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTC'
-_BAD_GATEWAY_HTML: Final = "<html><body><h1>502 Bad Gateway</h1></body></html>"
-
-
-@dataclass(frozen=True, slots=True)
-class SimConfig:
-    """Everything the simulator needs; the secret is kept out of repr."""
-
-    symbols: int = 10
-    positions: int = 0
-    rate_hz: float = 10.0
-    seed: int = 1
-    host: str = "127.0.0.1"
-    port: int = 0
-    api_key: str = DEMO_API_KEY
-    api_secret: str = field(default=DEMO_API_SECRET, repr=False)
-    idle_scan_s: float = 30.0
-    default_max_active_s: float = 600.0
-    scenario: str = "quiet"
-    scenario_period_s: float = 2.0
-    send_queue_max: int = 10_000
-    rate_limits_per_s: Mapping[str, int] = field(default_factory=lambda: DEFAULT_LIMITS_PER_S)
-    # Benchmark-only extension (not Bybit's): ticker data carries `simSendUs`, the epoch time in
-    # microseconds at which the frame was handed to the socket, so a client on the same machine
-    # can measure sim-write -> callback latency below the 1 ms resolution of `ts`.
-    stamp_send_us: bool = False
-    # How each tick is spread over its interval: 1 sends every symbol's delta in one burst (the
-    # default); N ticks symbol i in slice i % N, the slices evenly spaced, so each symbol still
-    # ticks at `rate_hz` but the frames arrive spread out (Bybit does not document whether its
-    # per-symbol pushes are aligned; benchmarks measure both shapes).
-    tick_slices: int = 1
-    # Trading faults armed at start (`--trading-fault`, see sim/trading_faults.parse_fault_spec):
-    # e.g. ("trading-stop:10006,seconds=30",) to watch a bot ride out a rate-limit window.
-    trading_faults: tuple[str, ...] = ()
-    # With `tick_slices` N > 1: each symbol's slice is drawn at random instead of i % N, so the
-    # symbols tick on independent phases (some slices empty, some with several symbols).
-    random_phases: bool = False
-
-    def __post_init__(self) -> None:
-        if self.symbols < 1:
-            raise ValueError("symbols must be at least 1")
-        if not 0 <= self.positions <= self.symbols:
-            raise ValueError("positions must be between 0 and symbols")
-        if not 0 < self.rate_hz <= 1000:
-            raise ValueError("rate_hz must be in (0, 1000]")
-        if not 1 <= self.tick_slices <= 1000 or self.rate_hz * self.tick_slices > 10_000:
-            raise ValueError("tick_slices must be in [1, 1000] and rate_hz * tick_slices <= 10000")
-        if self.idle_scan_s <= 0:
-            raise ValueError("idle_scan_s must be positive")
-        if not self.api_key or not self.api_secret:
-            raise ValueError("api_key and api_secret must be non-empty")
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
-        for spec in self.trading_faults:
-            parse_fault_spec(spec)
-
-
-def parse_max_active_time(raw: str) -> float:
-    """`30s`..`600s` or `1m`..`10m` -> seconds; ValueError outside Bybit's documented range."""
-    match = _MAX_ACTIVE_RE.match(raw)
-    if match is None:
-        raise ValueError(f"max_active_time {raw!r} is not like 45s or 2m")
-    seconds = int(match[1]) * (60 if match[2] == "m" else 1)
-    if not MAX_ACTIVE_MIN_S <= seconds <= MAX_ACTIVE_MAX_S:
-        raise ValueError(f"max_active_time {raw!r} is outside 30s..600s")
-    return float(seconds)
-
-
-def _coerce_target(target: Target | str) -> Target:
-    return target if isinstance(target, Target) else Target(target)
-
-
-class FaultController(TradingFaultsMixin):
-    """Python API of the fault switches; each has a `/sim/fault/...` route mirror."""
-
-    def __init__(self, server: SimServer) -> None:
-        self._server = server
-        self.state = FaultState()
-
-    def _matching(self, target: Target | str) -> list[SimConnection]:
-        wanted = _coerce_target(target)
-        return [c for c in self._server.connections if wanted.matches(c.kind)]
-
-    async def drop(self, target: Target | str = Target.ALL, *, abrupt: bool = False) -> int:
-        """Closes matching sockets: a clean close frame, or an abort without one."""
-        conns = self._matching(target)
-        for conn in conns:
-            if abrupt:
-                conn.abort()
-            else:
-                await conn.close(1000)
-        return len(conns)
-
-    def silence(self, target: Target | str = Target.ALL) -> int:
-        """Matching open sockets stop answering pings and stop pushing (half-dead TCP)."""
-        conns = self._matching(target)
-        for conn in conns:
-            conn.silent = True
-        return len(conns)
-
-    def refuse_connections(self, seconds: float) -> None:
-        """WebSocket upgrades get HTTP 503 for the next `seconds`."""
-        self.state.refuse_until_s = time.monotonic() + seconds
-
-    def reject_auth(self, *, count: int = 0, seconds: float = 0.0) -> None:
-        """The next `count` auths, and/or all auths for `seconds`, get `Params Error`."""
-        self.state.reject_auth_count = count
-        self.state.reject_auth_until_s = time.monotonic() + seconds if seconds else 0.0
-
-    def delay_frames(self, delay_ms: int) -> None:
-        """Every outgoing frame leaves `delay_ms` after it was queued (0 turns it off)."""
-        self.state.delay_ms = max(0, int(delay_ms))
-
-    def send_malformed(self, target: Target | str = Target.ALL) -> int:
-        """Sends one truncated JSON frame on matching sockets."""
-        conns = self._matching(target)
-        for conn in conns:
-            conn.push(_MALFORMED_FRAME)
-        return len(conns)
-
-    def send_unknown_topic(self, target: Target | str = Target.ALL, topic: str = "") -> int:
-        """Sends one well-formed frame whose topic nobody subscribed to."""
-        conns = self._matching(target)
-        now_ms = self._server.now_ms()
-        for conn in conns:
-            if conn.kind is ConnKind.PUBLIC:
-                name = topic or "publicTrade.SIMUNKNOWN"
-                text = frames.encode({"topic": name, "type": "snapshot", "data": [], "ts": now_ms})
-            else:
-                name = topic or "unknown.topic"
-                text = frames.private_push(uuid.uuid4().hex, name, now_ms, [])
-            conn.push(text)
-        return len(conns)
-
-    def cut_idle(self, idle_s: float) -> int:
-        """Like a max_active_time scan now: aborts private sockets idle longer than `idle_s`."""
-        conns = [c for c in self._matching(Target.PRIVATE) if c.idle_s() > idle_s]
-        for conn in conns:
-            conn.abort()
-        return len(conns)
-
-    def rest_errors(
-        self, mode: RestErrorMode | str, count: int = 1, path: str | None = None
-    ) -> None:
-        """The next `count` signed REST calls (or calls to `path`) fail with `mode`."""
-        self.state.rest_error_mode = (
-            mode if isinstance(mode, RestErrorMode) else RestErrorMode(mode)
-        )
-        self.state.rest_error_count = count
-        self.state.rest_error_path = path
-
-    def stale_mark(self, symbol: str, on: bool = True) -> None:
-        """Public frames keep the current markPrice of `symbol`; REST keeps showing the real one."""
-        self._server.exchange.instrument(symbol)
-        if on:
-            fields = self._server.exchange.prices.tickers[symbol].fields
-            self.state.stale_marks[symbol] = fields["markPrice"]
-        else:
-            self.state.stale_marks.pop(symbol, None)
-
-    def mute(self, symbol: str, on: bool = True) -> None:
-        """No ticker frames at all for `symbol` while other symbols keep flowing."""
-        self._server.exchange.instrument(symbol)
-        if on:
-            self.state.muted.add(symbol)
-        else:
-            self.state.muted.discard(symbol)
-
-    def clear(self) -> None:
-        """Disarms every fault (trading faults too) and un-silences open sockets."""
-        self.state.clear()
-        self._server.trading_faults.clear()
-        self._server.failover_faults.clear()
-        for conn in self._server.connections:
-            conn.silent = False
-
-    def to_json(self) -> dict[str, object]:
-        now_s = time.monotonic()
-        return {
-            **self.state.to_json(now_s),
-            **self._server.failover_faults.to_json(),
-            "trading": self.trading.to_json(now_s),
-        }
-
-
-RestCall = Callable[[Mapping[str, Any], int, str], dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    method: str
-    signed: bool
-    call: RestCall
 
 
 class SimServer:
@@ -260,7 +61,11 @@ class SimServer:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self.exchange = Exchange(self.config.symbols, self.config.seed, self.now_ms())
+        self.accounts = Accounts(
+            _account_keys(self.config), self.config.symbols, self.config.seed, self.now_ms()
+        )
+        # The default account's exchange; the market (instruments, prices) is everyone's.
+        self.exchange: Exchange = self.accounts.default.exchange
         self.trading_faults = TradingFaultState()
         if self.config.random_phases:
             self.exchange.prices.random_phases(self.config.tick_slices, self.config.seed)
@@ -269,16 +74,30 @@ class SimServer:
         # Set on stop(): requests held without a reply (trading faults) end at once.
         self.stopping = asyncio.Event()
         self.connections: set[SimConnection] = set()
-        self._subs: dict[str, set[SimConnection]] = {}
-        self._limiter = RollingLimiter(self.config.rate_limits_per_s)
+        self.subs: dict[str, set[SimConnection]] = {}
+        self.ws = WsShell(self)
+        self.rest = RestShell(self)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._ticks_paused = False
         self._push_counter = 0
         self.port = 0
+        self.market = MarketControl(
+            self.accounts, self.now_ms, self._broadcast_tickers, self._flush_pushes
+        )
+        self._controls = {
+            acct.name: AccountControl(acct, self.now_ms, self._flush_pushes)
+            for acct in self.accounts
+        }
 
     def __repr__(self) -> str:
-        return f"SimServer(base_url={self.base_url!r}, symbols={self.config.symbols})"
+        return (
+            f"SimServer(base_url={self.base_url!r}, symbols={self.config.symbols}, "
+            f"accounts={len(self.accounts)})"
+        )
+
+    def account(self, name: str | None = None) -> AccountControl:
+        """The control API of the named account (None: the default, first one)."""
+        return self._controls[self.accounts.get(name).name]
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -324,9 +143,15 @@ class SimServer:
             self.faults.arm_spec(parse_fault_spec(spec))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="sim-ticks"))
         self._tasks.append(asyncio.create_task(self._idle_scan_loop(), name="sim-idle-scan"))
-        self._tasks.append(
-            asyncio.create_task(run_scenario(self.config.scenario, self), name="sim-scenario")
-        )
+        for index, control in enumerate(self._controls.values()):
+            scenario = run_scenario(
+                self.config.scenario,
+                control,
+                self.market,
+                period_s=self.config.scenario_period_s,
+                seed=self.config.seed + index,
+            )
+            self._tasks.append(asyncio.create_task(scenario, name=f"sim-scenario-{control.name}"))
         log.info("sim listening on %s", self.base_url)
 
     async def stop(self) -> None:
@@ -347,22 +172,26 @@ class SimServer:
         return time.time_ns() // 1_000_000
 
     def _open_initial_positions(self) -> None:
-        symbols = list(self.exchange.instruments)[: self.config.positions]
+        """`positions` positions on each account: account k starts k symbols further along
+        and on the other side, so the accounts' books differ."""
+        names = list(self.exchange.instruments)
         now_ms = self.now_ms()
-        for i, symbol in enumerate(symbols):
-            inst = self.exchange.instruments[symbol]
-            side = Side.BUY if i % 2 == 0 else Side.SELL
-            qty = inst.min_order_qty * (1 + i % 5)
-            self.exchange.market_order(symbol, side, qty, 0, now_ms, source=CloseReason.CONTROL)
-        self.exchange.drain_pushes()
+        for k, acct in enumerate(self.accounts):
+            for i in range(self.config.positions):
+                symbol = names[(i + k) % len(names)]
+                inst = self.exchange.instruments[symbol]
+                side = Side.BUY if (i + k) % 2 == 0 else Side.SELL
+                qty = inst.min_order_qty * (1 + (i + k) % 5)
+                acct.exchange.market_order(symbol, side, qty, 0, now_ms, source=CloseReason.CONTROL)
+        self.accounts.drain_pushes()
 
     def _build_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get(PUBLIC_PATH, self._public_ws)
-        app.router.add_get(PRIVATE_PATH, self._private_ws)
-        app.router.add_get("/v5/market/time", self._market_time)
-        for path, endpoint in self._endpoints().items():
-            app.router.add_route(endpoint.method, path, self._rest_route(path, endpoint))
+        app.router.add_get(PUBLIC_PATH, self.ws.public_ws)
+        app.router.add_get(PRIVATE_PATH, self.ws.private_ws)
+        app.router.add_get("/v5/market/time", self.rest.market_time)
+        for path, endpoint in self.rest.endpoints().items():
+            app.router.add_route(endpoint.method, path, self.rest.route(path, endpoint))
         for path, (method, handler) in self._control_routes().items():
             app.router.add_route(method, path, self._control_route(handler))
         return app
@@ -382,8 +211,8 @@ class SimServer:
                 next_s = loop.time()  # fell behind: skip, do not burst
             await asyncio.sleep(max(0.0, delay_s))
             # A lagging position/list needs the past even while the market is paused.
-            self.failover_faults.record(self.exchange.positions, self.now_ms())
-            if self._ticks_paused:
+            self.failover_faults.record(self._positions(), self.now_ms())
+            if self.market.paused:
                 continue
             try:
                 self._tick(self.now_ms(), slice_index, slices)
@@ -392,13 +221,13 @@ class SimServer:
             slice_index = (slice_index + 1) % slices
 
     def _tick(self, now_ms: int, slice_index: int = 0, slices: int = 1) -> None:
-        changes = self.exchange.step(now_ms, slice_index, slices)
+        changes = self.accounts.step(now_ms, slice_index, slices)
         self._broadcast_tickers(changes, now_ms)
         self._flush_pushes()
 
     def _broadcast_tickers(self, changes: Mapping[str, tuple[str, ...]], now_ms: int) -> None:
         """Builds each symbol's delta once and queues the same text for every subscriber."""
-        subs_by_topic = self._subs
+        subs_by_topic = self.subs
         faults = self.faults.state
         tickers = self.exchange.prices.tickers
         for symbol, names in changes.items():
@@ -419,7 +248,7 @@ class SimServer:
             for conn in subs:
                 conn.push(text)
 
-    def _snapshot_frame(self, symbol: str, now_ms: int) -> str:
+    def snapshot_frame(self, symbol: str, now_ms: int) -> str:
         ticker = self.exchange.prices.tickers[symbol]
         data = dict(ticker.fields)
         stale = self.faults.state.stale_marks.get(symbol)
@@ -433,9 +262,10 @@ class SimServer:
         self._flush_pushes()
 
     def _flush_pushes(self) -> None:
-        for push in self.exchange.drain_pushes():
+        """Sends each account's queued pushes to the private sockets authenticated as it."""
+        for acct, push in self.accounts.drain_pushes():
             for topic in (push.topic, push.topic + ".linear"):
-                subs = self._subs.get(topic)
+                subs = [c for c in self.subs.get(topic, ()) if c.account == acct.name]
                 if not subs:
                     continue
                 self._push_counter += 1
@@ -452,318 +282,7 @@ class SimServer:
                     log.info("sim: idle cut of %s after %.1fs", conn.conn_id, conn.idle_s())
                     conn.abort()
 
-    # -- WebSocket --------------------------------------------------------------------------
-
-    async def _public_ws(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve_ws(request, ConnKind.PUBLIC, self.config.default_max_active_s)
-
-    async def _private_ws(self, request: web.Request) -> web.StreamResponse:
-        raw = request.query.get("max_active_time")
-        max_active_s = self.config.default_max_active_s
-        if raw is not None:
-            try:
-                max_active_s = parse_max_active_time(raw)
-            except ValueError as exc:
-                return web.Response(status=400, text=str(exc))
-        return await self._serve_ws(request, ConnKind.PRIVATE, max_active_s)
-
-    async def _serve_ws(
-        self, request: web.Request, kind: ConnKind, max_active_s: float
-    ) -> web.StreamResponse:
-        if self.faults.state.refusing(time.monotonic()):
-            return web.Response(status=503, text="503 Service Temporarily Unavailable")
-        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0)
-        await ws.prepare(request)
-        conn = SimConnection(
-            kind=kind,
-            conn_id=_new_conn_id(kind),
-            ws=ws,
-            request=request,
-            max_active_s=max_active_s,
-            queue_max=self.config.send_queue_max,
-            clock_s=time.monotonic,
-            delay_ms=lambda: self.faults.state.delay_ms,
-            stamp_send_us=self.config.stamp_send_us,
-        )
-        conn.silent = self.failover_faults.blackholed(kind)
-        self.connections.add(conn)
-        try:
-            async for msg in ws:
-                await self._on_ws_message(conn, msg.type, msg.data)
-        finally:
-            self._forget(conn)
-            await conn.shutdown()
-        return ws
-
-    def _forget(self, conn: SimConnection) -> None:
-        self.connections.discard(conn)
-        for topic in conn.topics:
-            subs = self._subs.get(topic)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self._subs[topic]
-
-    async def _on_ws_message(self, conn: SimConnection, msg_type: WSMsgType, data: Any) -> None:
-        if msg_type is WSMsgType.PING:
-            if not conn.silent:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await conn.ws.pong(data)
-        elif msg_type is WSMsgType.TEXT:
-            self._on_text(conn, data)
-        elif msg_type is WSMsgType.BINARY:
-            self._on_text(conn, bytes(data).decode("utf-8", "replace"))
-
-    def _reply(
-        self, conn: SimConnection, op: str, req_id: Any, success: bool, ret_msg: str = ""
-    ) -> None:
-        build = frames.public_reply if conn.kind is ConnKind.PUBLIC else frames.private_reply
-        conn.reply(build(conn.conn_id, op, req_id, success, ret_msg))
-
-    def _on_text(self, conn: SimConnection, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
-        if not isinstance(msg, dict):
-            self._reply(conn, "", None, False, frames.decode_error_text(text))
-            return
-        op = msg.get("op")
-        req_id = msg.get("req_id")
-        handlers: dict[Any, Callable[[SimConnection, dict[str, Any], Any], None]] = {
-            "ping": self._on_ping,
-            "subscribe": self._on_subscribe,
-            "unsubscribe": self._on_unsubscribe,
-        }
-        if conn.kind is ConnKind.PRIVATE:
-            handlers["auth"] = self._on_auth
-        handler = handlers.get(op)
-        if handler is None:
-            self._reply(conn, op if isinstance(op, str) else "", req_id, False, "error:invalid op")
-            return
-        try:
-            handler(conn, msg, req_id)
-        except Exception:  # bad input must get a reply, never kill the socket
-            log.exception("sim: handler for op %r failed", op)
-            self._reply(conn, str(op), req_id, False, "error:internal error")
-
-    def _on_ping(self, conn: SimConnection, msg: dict[str, Any], req_id: Any) -> None:
-        conn.note_ping()
-        if conn.kind is ConnKind.PUBLIC:
-            conn.reply(frames.public_pong(conn.conn_id, req_id))
-        else:
-            conn.reply(frames.private_pong(conn.conn_id, req_id, self.now_ms()))
-
-    def _on_auth(self, conn: SimConnection, msg: dict[str, Any], req_id: Any) -> None:
-        ok = not self.faults.state.take_auth_rejection(time.monotonic())
-        ok = ok and self._auth_args_valid(msg.get("args"))
-        if ok:
-            conn.state = ConnState.AUTHENTICATED
-        self._reply(conn, "auth", req_id, ok, "" if ok else "Params Error")
-
-    def _auth_args_valid(self, args: Any) -> bool:
-        if not isinstance(args, list) or len(args) != 3:
-            return False
-        api_key, expires_raw, signature = args
-        if isinstance(expires_raw, str) and expires_raw.isdigit():
-            expires_raw = int(expires_raw)
-        if not isinstance(expires_raw, int) or isinstance(expires_raw, bool):
-            return False
-        if api_key != self.config.api_key or not isinstance(signature, str):
-            return False
-        if expires_raw <= self.now_ms():
-            return False
-        return verify(self.config.api_secret, ws_auth_payload(expires_raw), signature)
-
-    def _topic_known(self, conn: SimConnection, topic: Any) -> bool:
-        if not isinstance(topic, str):
-            return False
-        if conn.kind is ConnKind.PRIVATE:
-            return topic in _PRIVATE_TOPICS
-        return topic.startswith("tickers.") and topic[8:] in self.exchange.instruments
-
-    def _validate_topics(
-        self, conn: SimConnection, op: str, msg: dict[str, Any], req_id: Any
-    ) -> list[str] | None:
-        """The request's topics, or None after replying with Bybit's failure."""
-        if conn.kind is ConnKind.PRIVATE and not conn.authenticated:
-            self._reply(conn, op, req_id, False, "Request not authorized")
-            return None
-        args = msg.get("args")
-        if not isinstance(args, list):
-            args = [] if args is None else [args]
-        for topic in args:
-            if not self._topic_known(conn, topic):
-                self._reply(conn, op, req_id, False, f"error:handler not found,topic:{topic}")
-                return None
-        for base in ("position", "order", "execution"):
-            if base in args and f"{base}.linear" in args:
-                self._reply(
-                    conn,
-                    op,
-                    req_id,
-                    False,
-                    f"error:all-in-one and categorised topics in one request,topic:{base}.linear",
-                )
-                return None
-        return list(dict.fromkeys(args))
-
-    def _on_subscribe(self, conn: SimConnection, msg: dict[str, Any], req_id: Any) -> None:
-        topics = self._validate_topics(conn, "subscribe", msg, req_id)
-        if topics is None:
-            return
-        already = [t for t in topics if t in conn.topics]
-        fresh = [t for t in topics if t not in conn.topics]
-        for topic in fresh:
-            conn.topics.add(topic)
-            self._subs.setdefault(topic, set()).add(conn)
-        if already:
-            self._reply(
-                conn, "subscribe", req_id, False, f"error:already subscribed,topic:{already[0]}"
-            )
-        else:
-            self._reply(conn, "subscribe", req_id, True)
-        if conn.kind is ConnKind.PUBLIC:
-            self._send_snapshots(conn, fresh)
-
-    def _send_snapshots(self, conn: SimConnection, topics: list[str]) -> None:
-        now_ms = self.now_ms()
-        for topic in topics:
-            symbol = topic[len("tickers.") :]
-            if symbol not in self.faults.state.muted:
-                conn.push(self._snapshot_frame(symbol, now_ms))
-
-    def _on_unsubscribe(self, conn: SimConnection, msg: dict[str, Any], req_id: Any) -> None:
-        topics = self._validate_topics(conn, "unsubscribe", msg, req_id)
-        if topics is None:
-            return
-        for topic in topics:
-            if topic in conn.topics:
-                conn.topics.discard(topic)
-                subs = self._subs.get(topic)
-                if subs is not None:
-                    subs.discard(conn)
-        self._reply(conn, "unsubscribe", req_id, True)
-
-    # -- REST -------------------------------------------------------------------------------
-
-    def _endpoints(self) -> dict[str, _Endpoint]:
-        ex = self.exchange
-        return {
-            "/v5/market/tickers": _Endpoint("GET", False, lambda p, _t, _r: ex.tickers(p)),
-            "/v5/market/instruments-info": _Endpoint(
-                "GET", False, lambda p, _t, _r: ex.instruments_info(p)
-            ),
-            POSITION_LIST_PATH: _Endpoint("GET", True, lambda p, t, _r: self._position_list(p, t)),
-            "/v5/position/trading-stop": _Endpoint("POST", True, ex.trading_stop),
-            "/v5/order/create": _Endpoint("POST", True, lambda p, t, _r: ex.place_order(p, t)),
-        }
-
-    async def _market_time(self, request: web.Request) -> web.Response:
-        now_ns = time.time_ns()
-        result = {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
-        return envelope(0, "OK", result, now_ns // 1_000_000)
-
-    def _rest_route(
-        self, path: str, endpoint: _Endpoint
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def route(request: web.Request) -> web.Response:
-            raw_query = request.raw_path.partition("?")[2]
-            raw_body = (await request.read()).decode("utf-8", "replace")
-            if path in (STOP_PATH, ORDER_PATH):
-                return await serve_trading(
-                    self,
-                    request,
-                    path,
-                    raw_body,
-                    lambda: self._serve_rest(request, path, endpoint, raw_query, raw_body),
-                )
-            response = self._serve_rest(request, path, endpoint, raw_query, raw_body)
-            if path == POSITION_LIST_PATH:
-                delay_s = self.failover_faults.reorder_delay_s()
-                if delay_s:
-                    await asyncio.sleep(delay_s)  # computed now, delivered later: reordered
-            return response
-
-        return route
-
-    def _position_list(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
-        """`position/list`, from a lagging state while `failover_faults` says so."""
-        exchange = self.exchange
-        lagged = self.failover_faults.lagged_positions(now_ms)
-        if lagged is None:
-            return exchange.position_list(params)
-        live, exchange.positions = exchange.positions, dict(lagged)
-        try:
-            return exchange.position_list(params)
-        finally:
-            exchange.positions = live
-
-    def _serve_rest(
-        self,
-        request: web.Request,
-        path: str,
-        endpoint: _Endpoint,
-        raw_query: str,
-        raw_body: str,
-    ) -> web.Response:
-        now_ms = self.now_ms()
-        injected = self.faults.state.take_rest_error(path, endpoint.signed)
-        if injected is not None:
-            return self._injected_rest_error(injected, request, path, now_ms)
-        signed_text = raw_query if endpoint.method == "GET" else raw_body
-        decision: LimitDecision | None = None
-        try:
-            if endpoint.signed:
-                api_key = self._check_signature(request, signed_text, now_ms)
-                decision = self._limiter.hit(api_key, path, now_ms)
-                if decision is not None and not decision.allowed:
-                    return envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
-            params = _parse_params(endpoint.method, raw_query, raw_body)
-            result = endpoint.call(params, now_ms, raw_body)
-        except ExchangeError as exc:
-            extra = decision.headers() if decision is not None else {}
-            return envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)
-        except Exception:  # a sim bug still answers in Bybit's envelope, never a bare 500
-            log.exception("sim: %s failed", path)
-            return envelope(10016, "Internal System Error.", {}, now_ms)
-        finally:
-            self._flush_pushes()
-        extra = decision.headers() if decision is not None else {}
-        return envelope(0, "OK", result, now_ms, extra)
-
-    def _check_signature(self, request: web.Request, signed_text: str, now_ms: int) -> str:
-        headers = request.headers
-        api_key = headers.get("X-BAPI-API-KEY", "")
-        if api_key != self.config.api_key:
-            raise ExchangeError(10003, "API key is invalid.")
-        ts_raw = headers.get("X-BAPI-TIMESTAMP", "")
-        window_raw = headers.get("X-BAPI-RECV-WINDOW", str(DEFAULT_RECV_WINDOW_MS))
-        if not ts_raw.isdigit() or not window_raw.isdigit():
-            raise _timestamp_error(ts_raw, now_ms, window_raw)
-        ts_ms, window_ms = int(ts_raw), int(window_raw)
-        if not now_ms - window_ms <= ts_ms < now_ms + 1000:
-            raise _timestamp_error(ts_raw, now_ms, window_raw)
-        origin = rest_payload(api_key, ts_ms, window_ms, signed_text)
-        if not verify(self.config.api_secret, origin, headers.get("X-BAPI-SIGN", "")):
-            raise ExchangeError(10004, f"error sign! origin_string[{origin}]")
-        return api_key
-
-    def _injected_rest_error(
-        self, mode: RestErrorMode, request: web.Request, path: str, now_ms: int
-    ) -> web.Response:
-        if mode is RestErrorMode.SERVER_ERROR:
-            return web.Response(status=502, text=_BAD_GATEWAY_HTML, content_type="text/html")
-        if mode is RestErrorMode.TIMESTAMP:
-            ts_raw = request.headers.get("X-BAPI-TIMESTAMP", str(now_ms))
-            window_raw = request.headers.get("X-BAPI-RECV-WINDOW", str(DEFAULT_RECV_WINDOW_MS))
-            err = _timestamp_error(ts_raw, now_ms, window_raw)
-            return envelope(err.ret_code, err.ret_msg, {}, now_ms)
-        limit = self._limiter.limit_for(path) or 10
-        headers = LimitDecision(False, limit, 0, now_ms + 1000).headers()
-        return envelope(10006, "Too many visits!", {}, now_ms, headers)
-
-    # -- control API (Python) ---------------------------------------------------------------
+    # -- control API (Python): the default account's and the market's ---------------------
 
     async def open_position(
         self,
@@ -773,44 +292,26 @@ class SimServer:
         position_idx: int = 0,
         open_time_ms: int | None = None,
     ) -> str:
-        """Fills a market order as the control user; returns the order id; pushes on private WS.
-        `open_time_ms` back-dates a new position's openTime from its first push on (an aged one)."""
-        side = side if isinstance(side, Side) else Side(side)
-        order_id = self.exchange.market_order(
-            symbol,
-            side,
-            qty,
-            position_idx,
-            self.now_ms(),
-            source=CloseReason.CONTROL,
-            open_time_ms=open_time_ms,
-        )
-        self._flush_pushes()
-        return order_id
+        """Fills a market order as the control user of the default account; returns the order
+        id. `open_time_ms` back-dates a new position's openTime (an aged one)."""
+        return await self.account().open_position(symbol, side, qty, position_idx, open_time_ms)
 
     async def close_position(self, symbol: str, position_idx: int = 0) -> str:
-        order_id = self.exchange.close_position(symbol, position_idx, self.now_ms())
-        self._flush_pushes()
-        return order_id
+        return await self.account().close_position(symbol, position_idx)
 
     async def change_position(self, symbol: str, position_idx: int = 0, **edits: Any) -> None:
         """Edits size (trades), stop_loss, take_profit, trailing_stop, leverage, open_time_ms."""
-        try:
-            self.exchange.change_position(symbol, position_idx, self.now_ms(), **edits)
-        finally:
-            self._flush_pushes()
+        await self.account().change_position(symbol, position_idx, **edits)
 
     async def set_position_mode(self, symbol: str, mode: PositionMode | str) -> None:
-        mode = mode if isinstance(mode, PositionMode) else PositionMode(mode)
-        self.exchange.set_position_mode(symbol, mode, self.now_ms())
+        await self.account().set_position_mode(symbol, mode)
 
     async def touch(self, symbol: str) -> None:
         """An order action that changes nothing; Bybit still pushes the position."""
-        self.exchange.touch(symbol, self.now_ms())
-        self._flush_pushes()
+        await self.account().touch(symbol)
 
     async def set_mark(self, symbol: str, price: Decimal) -> None:
-        await self.set_prices(symbol, mark=price)
+        await self.market.set_mark(symbol, price)
 
     async def set_prices(
         self,
@@ -821,20 +322,19 @@ class SimServer:
         index: Decimal | None = None,
     ) -> None:
         """Forces prices now: pushes a ticker delta and fires any TP/SL they cross."""
-        now_ms = self.now_ms()
-        changed = self.exchange.set_prices(symbol, now_ms, mark=mark, last=last, index=index)
-        self._broadcast_tickers({symbol: changed}, now_ms)
-        self._flush_pushes()
+        await self.market.set_prices(symbol, mark=mark, last=last, index=index)
 
     def set_trend(self, symbol: str, ticks_per_step: int) -> None:
-        self.exchange.instrument(symbol)
-        self.exchange.prices.set_trend(symbol, ticks_per_step)
+        self.market.set_trend(symbol, ticks_per_step)
 
     # -- failover faults (sim/failover_faults.py) ------------------------------------------
 
     def lag_position_list(self, lag_ms: int) -> None:
         """`position/list` answers from the positions as they were `lag_ms` ago (0: off)."""
-        self.failover_faults.set_lag(int(lag_ms), self.exchange.positions, self.now_ms())
+        self.failover_faults.set_lag(int(lag_ms), self._positions(), self.now_ms())
+
+    def _positions(self) -> dict[str, dict[tuple[str, int], Position]]:
+        return {acct.name: acct.exchange.positions for acct in self.accounts}
 
     def reorder_position_list(self, reorder_ms: int) -> None:
         """Each `position/list` answer leaves after a random 0..`reorder_ms` delay (0: off)."""
@@ -842,7 +342,7 @@ class SimServer:
 
     def blackhole(self, target: Target | str = Target.ALL, on: bool = True) -> int:
         """Matching sockets, open and new, send nothing and answer no ping (TCP stays up)."""
-        wanted = _coerce_target(target)
+        wanted = coerce_target(target)
         self.failover_faults.blackhole = wanted if on else None
         conns = [c for c in self.connections if wanted.matches(c.kind)]
         for conn in conns:
@@ -850,31 +350,24 @@ class SimServer:
         return len(conns)
 
     def set_quiet(self, symbol: str, quiet: bool = True) -> None:
-        """A quiet market for `symbol`: ticker frames keep flowing (trades, book) but its mark
-        never changes, so Bybit's deltas carry no markPrice; REST shows the same mark."""
-        self.exchange.instrument(symbol)
-        self.exchange.prices.set_quiet(symbol, quiet)
+        """A quiet market for `symbol` (see MarketControl.set_quiet)."""
+        self.market.set_quiet(symbol, quiet)
 
     def pause_ticks(self, symbol: str | None = None) -> None:
         """Stops the walk for one symbol, or for all when `symbol` is None."""
-        if symbol is None:
-            self._ticks_paused = True
-        else:
-            self.exchange.instrument(symbol)
-            self.exchange.prices.pause(symbol)
+        self.market.pause_ticks(symbol)
 
     def resume_ticks(self, symbol: str | None = None) -> None:
-        if symbol is None:
-            self._ticks_paused = False
-            self.exchange.prices.pause(None, paused=False)
-        else:
-            self.exchange.instrument(symbol)
-            self.exchange.prices.pause(symbol, paused=False)
+        self.market.resume_ticks(symbol)
 
-    def state(self) -> dict[str, Any]:
+    def state(self, account: str | None = None) -> dict[str, Any]:
+        """The named account's positions (default: the first) with the market and sockets."""
+        acct = self.accounts.get(account)
         return {
-            **self.exchange.state(),
-            "ticks_paused": self._ticks_paused,
+            **acct.exchange.state(),
+            "account": acct.name,
+            "accounts": self.accounts.names,
+            "ticks_paused": self.market.paused,
             "connections": [
                 {
                     "conn_id": c.conn_id,
@@ -882,6 +375,7 @@ class SimServer:
                     "state": c.state.value,
                     "topics": sorted(c.topics),
                     "silent": c.silent,
+                    "account": c.account,
                 }
                 for c in self.connections
             ],
@@ -891,7 +385,16 @@ class SimServer:
     # -- control routes (HTTP) --------------------------------------------------------------
 
     def _control_routes(self) -> dict[str, tuple[str, Callable[[dict[str, Any]], Awaitable[Any]]]]:
-        return control_routes(self)
+        plane = ControlPlane(
+            account=self.account,
+            market=self.market,
+            faults=self.faults,
+            state=self.state,
+            lag_position_list=self.lag_position_list,
+            reorder_position_list=self.reorder_position_list,
+            blackhole=self.blackhole,
+        )
+        return control_routes(plane)
 
     def _control_route(
         self, handler: Callable[[dict[str, Any]], Awaitable[Any]]
@@ -920,27 +423,9 @@ class SimServer:
         return route
 
 
-def _new_conn_id(kind: ConnKind) -> str:
-    if kind is ConnKind.PUBLIC:
-        return str(uuid.uuid4())
-    return f"{uuid.uuid4().hex[:20]}-{uuid.uuid4().hex[:4]}"
-
-
-def _timestamp_error(ts_raw: str, now_ms: int, window_raw: str) -> ExchangeError:
-    return ExchangeError(
-        10002,
-        "invalid request, please check your server timestamp or recv_window param. "
-        f"req_timestamp[{ts_raw}],server_timestamp[{now_ms}],recv_window[{window_raw}]",
-    )
-
-
-def _parse_params(method: str, raw_query: str, raw_body: str) -> dict[str, Any]:
-    if method == "GET":
-        return dict(parse_qsl(raw_query, keep_blank_values=True))
-    try:
-        body = json.loads(raw_body) if raw_body else {}
-    except ValueError:
-        raise ExchangeError(10001, "params error: request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ExchangeError(10001, "params error: request body must be a JSON object")
-    return body
+def _account_keys(config: SimConfig) -> dict[str, tuple[str, str]]:
+    """Account name -> (key, secret): the configured pair first, then the demo pairs."""
+    keys = {account_name(0): (config.api_key, config.api_secret)}
+    for index in range(1, config.accounts):
+        keys[account_name(index)] = demo_credentials(index)
+    return keys
