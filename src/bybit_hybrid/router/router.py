@@ -1,4 +1,4 @@
-"""Event router: named events fanned out to async consumers, each with its own mailbox and task.
+"""Event router: named events fanned out to async consumers, each behind its own `Dispatcher`.
 
 Lifecycle events queue FIFO and are never dropped; conflatable events (marks) keep only the
 newest per key while they wait, and never overtake a lifecycle event of the same key (that is
@@ -25,9 +25,8 @@ from bybit_hybrid.protocol.events import (
     PositionOpened,
 )
 from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled
+from bybit_hybrid.router.dispatch import Dispatcher
 from bybit_hybrid.router.fanout import name_of
-from bybit_hybrid.router.mailbox import Mailbox
-from bybit_hybrid.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +66,25 @@ class ConsumerStats:
         self.max_latency_s = max(self.max_latency_s, latency_s)
 
 
-@dataclass
 class _Consumer:
-    name: str
-    handler: Handler
-    events: set[str]
-    mailbox: Mailbox[RoutedEvent] = field(default_factory=Mailbox)
-    stats: ConsumerStats = field(default_factory=ConsumerStats)
-    task: asyncio.Task[None] | None = None
-    busy: bool = False
+    """One handler: the events it takes and the `Dispatcher` that runs it on them."""
+
+    def __init__(self, name: str, handler: Handler, clock: Callable[[], float]) -> None:
+        self.name = name
+        self.handler = handler
+        self.events: set[str] = set()
+        self.stats = ConsumerStats()
+        self._clock = clock
+        self.dispatcher: Dispatcher[RoutedEvent] = Dispatcher(
+            f"router-{name}", handler, on_done=self._done, on_error=self._failed
+        )
+
+    def _done(self, routed: RoutedEvent) -> None:
+        self.stats.record(self._clock() - routed.received_at_s)
+
+    def _failed(self, routed: RoutedEvent) -> None:
+        self.stats.errors += 1
+        log.exception("handler %s failed on %s", self.name, routed.name)
 
 
 class EventRouter:
@@ -96,9 +105,9 @@ class EventRouter:
         name = name or name_of(handler)
         consumer = self._consumers.get(name)
         if consumer is None:
-            consumer = self._consumers[name] = _Consumer(name, handler, set())
+            consumer = self._consumers[name] = _Consumer(name, handler, self._clock)
             if self._running:
-                self._spawn(consumer)
+                consumer.dispatcher.start()
         elif consumer.handler != handler:  # bound methods are equal, not identical
             raise ValueError(f"another handler is already registered as {name!r}")
         if event not in consumer.events:
@@ -125,9 +134,9 @@ class EventRouter:
         self.emitted += 1
         for consumer in self._by_event.get(event, ()):
             if conflate:
-                consumer.mailbox.put_mark(key, routed)
+                consumer.dispatcher.put_mark(key, routed)
             else:
-                consumer.mailbox.put_lifecycle(key, routed)
+                consumer.dispatcher.put_lifecycle(key, routed)
 
     def on_core_event(self, event: CoreEvent) -> None:
         """A `PositionStream` listener: typed core events become named router events."""
@@ -151,14 +160,12 @@ class EventRouter:
     async def start(self) -> None:
         self._running = True
         for consumer in self._consumers.values():
-            if consumer.task is None:
-                self._spawn(consumer)
+            consumer.dispatcher.start()
 
     async def stop(self) -> None:
         self._running = False
-        await cancel_and_wait(c.task for c in self._consumers.values() if c.task is not None)
         for consumer in self._consumers.values():
-            consumer.task = None
+            await consumer.dispatcher.stop()
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Waits until every mailbox is empty and no handler is running (tests, shutdown)."""
@@ -170,34 +177,13 @@ class EventRouter:
             await asyncio.sleep(0.001)
 
     def idle(self) -> bool:
-        return all(not c.busy and len(c.mailbox) == 0 for c in self._consumers.values())
+        return all(c.dispatcher.idle() for c in self._consumers.values())
 
     # --- measurements ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per consumer: handled, errors, backlog now and at most, conflated marks, latency."""
         return {name: _consumer_stats(c) for name, c in self._consumers.items()}
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _spawn(self, consumer: _Consumer) -> None:
-        consumer.task = asyncio.create_task(self._consume(consumer), name=f"router-{consumer.name}")
-
-    async def _consume(self, consumer: _Consumer) -> None:
-        while True:
-            routed = await consumer.mailbox.get()
-            consumer.busy = True
-            try:
-                await consumer.handler(routed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                consumer.stats.errors += 1
-                log.exception("handler %s failed on %s", consumer.name, routed.name)
-            else:
-                consumer.stats.record(self._clock() - routed.received_at_s)
-            finally:
-                consumer.busy = False
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -211,11 +197,11 @@ def percentile(samples: list[float], pct: float) -> float:
 
 def _consumer_stats(consumer: _Consumer) -> dict[str, Any]:
     samples = list(consumer.stats.latency_s)
-    box = consumer.mailbox.stats
+    box = consumer.dispatcher.mailbox.stats
     return {
         "handled": consumer.stats.handled,
         "errors": consumer.stats.errors,
-        "backlog": len(consumer.mailbox),
+        "backlog": len(consumer.dispatcher.mailbox),
         "max_backlog": box.max_backlog,
         "marks_conflated": box.marks_conflated,
         "latency_p50_ms": percentile(samples, 50) * 1000,

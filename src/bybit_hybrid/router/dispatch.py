@@ -1,0 +1,199 @@
+"""One consumer's delivery: its mailbox, and its handler run on it, inline while it keeps up.
+
+Every consumer of core events (the seed `event_handler` of a stream, each router consumer)
+is a `Dispatcher`. Events go into its `Mailbox` (lifecycle FIFO and never dropped, marks
+conflated per key), and the handler runs on them one at a time, in order:
+
+- **Inline while idle.** When nothing is queued and no handler is running, `put_*` runs the
+  handler right away, inside the caller (for a ticker, picows's frame callback): a handler
+  that finishes without waiting costs no task switch and no extra loop wake-up. It runs as
+  the dispatcher's own task (`asyncio.current_task()`, `asyncio.timeout`, contextvars all
+  behave as inside that task), whoever called `put_*`.
+- **In the task once it waits.** A handler that suspends (a REST call, a sleep) is carried
+  on by the dispatcher's task, which then drains whatever queued meanwhile. Marks arriving
+  while it waits conflate per key, exactly as in a plain mailbox consumer.
+- A handler that raises is reported to `on_error` (logged and counted by the owner); the
+  next event is handled as usual. `stop()` cancels a handler that is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from asyncio import tasks as _tasks
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
+from types import CoroutineType
+from typing import Any, Generic, TypeVar
+
+from bybit_hybrid.router.mailbox import Mailbox
+from bybit_hybrid.tasks import cancel_and_wait
+
+E = TypeVar("E")
+_Step = Coroutine[Any, Any, Any]
+
+
+class _Rest:
+    """The rest of a handler coroutine that suspended during its inline first step: awaiting
+    this hands what it yielded to the awaiting task and drives the coroutine from there on."""
+
+    __slots__ = ("_coro", "_yielded", "event")
+
+    def __init__(self, event: Any, coro: _Step, yielded: Any) -> None:
+        self.event = event
+        self._coro, self._yielded = coro, yielded
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, value = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # a cancellation (or a throw) goes to the handler
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class Dispatcher(Generic[E]):
+    """See the module docstring. `on_done(event)` / `on_error(event)` after each handler."""
+
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[E], Awaitable[Any]],
+        *,
+        on_done: Callable[[E], None],
+        on_error: Callable[[E], None],
+    ) -> None:
+        self.name = name
+        self.mailbox: Mailbox[E] = Mailbox()
+        self._handle = handle
+        self._on_done = on_done
+        self._on_error = on_error
+        self._context = contextvars.copy_context()
+        self._task: asyncio.Task[None] | None = None
+        # Set while the task is parked with nothing to do: the next event may run inline.
+        self._waiter: asyncio.Future[_Rest] | None = None
+        self._busy = False  # a handler is running (inline or in the task), or the task drains
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    def put_lifecycle(self, key: Hashable, event: E) -> None:
+        self.mailbox.put_lifecycle(key, event)
+        if not self._busy and self._waiter is not None:
+            self._run_inline()
+
+    def put_mark(self, key: Hashable, event: E) -> None:
+        self.mailbox.put_mark(key, event)
+        if not self._busy and self._waiter is not None:
+            self._run_inline()
+
+    def idle(self) -> bool:
+        """Nothing queued and no handler running or waiting."""
+        return not self._busy and len(self.mailbox) == 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self, *, name: str | None = None, fresh: bool = False) -> None:
+        """Starts the task (in the running loop); `fresh` drops a previous run's backlog."""
+        self.name = name or self.name
+        if fresh:
+            self.mailbox = Mailbox()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._serve(), name=self.name, context=self._context
+            )
+
+    async def stop(self) -> None:
+        task, self._task, self._waiter = self._task, None, None
+        if task is not None:
+            await cancel_and_wait([task])
+        self._busy = False
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _run_inline(self) -> None:
+        """Handles queued events here and now, until the box is empty or a handler waits."""
+        self._busy = True
+        task, waiter = self._task, self._waiter
+        assert task is not None and waiter is not None
+        try:
+            while (event := self.mailbox.get_nowait()) is not None:
+                rest = self._first_step(task, event)
+                if rest is not None:
+                    waiter.set_result(rest)  # the task carries it on, then drains; stays busy
+                    return
+        except BaseException:
+            self._busy = False
+            raise
+        self._busy = False
+
+    def _first_step(self, task: asyncio.Task[None], event: E) -> _Rest | None:
+        """Runs the handler up to its first suspension, as `task`; None if it finished."""
+        loop = task.get_loop()
+        outer = _tasks.current_task(loop)
+        if outer is not None:
+            _tasks._leave_task(loop, outer)
+        _tasks._enter_task(loop, task)
+        try:
+            coro = self._context.run(self._coroutine, event)
+            yielded = self._context.run(coro.send, None)
+        except StopIteration:
+            self._on_done(event)
+            return None
+        except Exception:
+            self._on_error(event)
+            return None
+        finally:
+            _tasks._leave_task(loop, task)
+            if outer is not None:
+                _tasks._enter_task(loop, outer)
+        return _Rest(event, coro, yielded)
+
+    def _coroutine(self, event: E) -> _Step:
+        awaitable = self._handle(event)
+        if awaitable.__class__ is CoroutineType or isinstance(awaitable, Coroutine):
+            return awaitable
+        return _awaiting(awaitable)
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._busy = True
+            while (event := self.mailbox.get_nowait()) is not None:
+                await self._complete(event, self._coroutine(event))
+            self._busy = False
+            waiter = self._waiter = loop.create_future()
+            try:
+                rest = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    waiter.result().close()  # stopped before carrying on a waiting handler
+                raise
+            self._waiter = None
+            await self._complete(rest.event, rest)
+
+    async def _complete(self, event: E, handler: Awaitable[Any]) -> None:
+        try:
+            await handler
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._on_error(event)
+        else:
+            self._on_done(event)
