@@ -1,4 +1,7 @@
-"""Event router: named events fanned out to async consumers, each behind its own `Dispatcher`.
+"""Event router: core events routed by class to async consumers, each behind its `Dispatcher`.
+
+A consumer subscribes to event classes (`on(MarkUpdated, handler)`): the class is the event's
+one name, and the handler receives a `RoutedEvent` whose `event` is that typed event.
 
 Lifecycle events queue FIFO and are never dropped; conflatable events (marks) keep only the
 newest per key while they wait, and never overtake a lifecycle event of the same key (that is
@@ -30,12 +33,11 @@ from bybit_hybrid.router.fanout import name_of
 
 log = logging.getLogger(__name__)
 
-POSITION_OPENED: Final = "position.opened"
-POSITION_CHANGED: Final = "position.changed"
-POSITION_CLOSED: Final = "position.closed"
-POSITION_MARK: Final = "position.mark"
-STREAM_RECONCILED: Final = "stream.reconciled"
 _LATENCY_SAMPLES: Final = 4096
+# What the router carries: the position events and the REST reconcile report.
+RouterEvent = PositionOpened | PositionChanged | PositionClosed | MarkUpdated | Reconciled
+ROUTER_EVENTS: Final = (PositionOpened, PositionChanged, PositionClosed, MarkUpdated, Reconciled)
+_RECONCILED_KEY: Final = "reconciled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,14 @@ class RoutedEvent:
     receipt of the event this one derives from (kept across re-emits, so latency is end to end).
     """
 
-    name: str
-    data: Any
+    event: RouterEvent
     source: str
     received_at_s: float
+
+    @property
+    def name(self) -> str:
+        """The event's one name: its class's."""
+        return self.event.__class__.__name__
 
 
 Handler = Callable[[RoutedEvent], Awaitable[None]]
@@ -72,7 +78,7 @@ class _Consumer:
     def __init__(self, name: str, handler: Handler, clock: Callable[[], float]) -> None:
         self.name = name
         self.handler = handler
-        self.events: set[str] = set()
+        self.events: set[type[RouterEvent]] = set()
         self.stats = ConsumerStats()
         self._clock = clock
         self.dispatcher: Dispatcher[RoutedEvent] = Dispatcher(
@@ -88,20 +94,22 @@ class _Consumer:
 
 
 class EventRouter:
-    """`on(event, handler)` registers, `emit(event, data, source)` delivers; `start()` runs."""
+    """`on(EventClass, handler)` registers, `emit(event)` delivers; `start()` runs."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self._clock = clock
         self._consumers: dict[str, _Consumer] = {}
-        self._by_event: dict[str, list[_Consumer]] = {}
+        self._by_event: dict[type[RouterEvent], list[_Consumer]] = {}
         self._running = False
         self.emitted = 0
 
     # --- registration ----------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler, *, name: str | None = None) -> None:
-        """Subscribes `handler` to `event`. One handler (by name) is one consumer, whatever
-        the number of events it takes, so its events stay in one ordered mailbox."""
+    def on(self, event: type[RouterEvent], handler: Handler, *, name: str | None = None) -> None:
+        """Subscribes `handler` to the class `event`. One handler (by name) is one consumer,
+        whatever the number of classes it takes, so its events stay in one ordered mailbox."""
+        if event not in ROUTER_EVENTS:
+            raise ValueError(f"the router carries no {event!r} (it routes {ROUTER_EVENTS})")
         name = name or name_of(handler)
         consumer = self._consumers.get(name)
         if consumer is None:
@@ -116,40 +124,31 @@ class EventRouter:
 
     # --- delivery --------------------------------------------------------------------------
 
-    def emit(
-        self,
-        event: str,
-        data: Any,
-        source: str,
-        *,
-        key: Hashable = None,
-        conflate: bool = False,
-        received_at_s: float | None = None,
-    ) -> None:
-        """Queues `data` for every consumer of `event`; never blocks, never drops lifecycle.
+    def emit(self, event: RouterEvent, *, received_at_s: float | None = None) -> None:
+        """Queues `event` for every consumer of its class; never blocks, never drops lifecycle.
 
-        `conflate=True` marks a replaceable update (a mark): only the newest per `key` waits.
+        A mark is a replaceable update: only the newest per position waits in a mailbox.
+        `received_at_s` (default: now) is when the event this one derives from was received.
         """
-        routed = RoutedEvent(event, data, source, received_at_s or self._clock())
+        if isinstance(event, Reconciled):
+            key: Hashable = _RECONCILED_KEY
+            source = "rest"
+        else:
+            key, source = event.key, event.view.source.value
+        routed = RoutedEvent(event, source, received_at_s or self._clock())
         self.emitted += 1
-        for consumer in self._by_event.get(event, ()):
-            if conflate:
+        mark = event.__class__ is MarkUpdated
+        for consumer in self._by_event.get(event.__class__, ()):
+            if mark:
                 consumer.dispatcher.put_mark(key, routed)
             else:
                 consumer.dispatcher.put_lifecycle(key, routed)
 
     def on_core_event(self, event: CoreEvent) -> None:
-        """A `PositionStream` listener: typed core events become named router events."""
-        if isinstance(event, MarkUpdated):
-            self.emit(POSITION_MARK, event, event.view.source.value, key=event.key, conflate=True)
-        elif isinstance(event, PositionOpened):
-            self.emit(POSITION_OPENED, event, event.view.source.value, key=event.key)
-        elif isinstance(event, PositionChanged):
-            self.emit(POSITION_CHANGED, event, event.view.source.value, key=event.key)
-        elif isinstance(event, PositionClosed):
-            self.emit(POSITION_CLOSED, event, event.view.source.value, key=event.key)
-        elif isinstance(event, Reconciled):
-            self.emit(STREAM_RECONCILED, event, "rest", key=STREAM_RECONCILED)
+        """A `PositionStream` listener: the events the router carries are routed, the rest
+        (session and rollout reports) are not its business."""
+        if isinstance(event, ROUTER_EVENTS):
+            self.emit(event)
 
     def attach(self, stream: Any) -> None:
         """Listens to a `PositionStream` (anything with `add_listener`)."""
