@@ -93,15 +93,21 @@ class Dispatcher(Generic[E]):
 
     # --- delivery ---------------------------------------------------------------------------
 
+    # Idle (not busy, the task parked) implies an empty mailbox: the task parks only once it
+    # has drained it, and an inline run drains it before it clears `_busy`. So an event put
+    # into an idle dispatcher is handled at once, without passing through the mailbox.
+
     def put_lifecycle(self, key: Hashable, event: E) -> None:
-        self.mailbox.put_lifecycle(key, event)
-        if not self._busy and self._waiter is not None:
-            self._run_inline()
+        if self._busy or self._waiter is None:
+            self.mailbox.put_lifecycle(key, event)
+        else:
+            self._run_inline(event)
 
     def put_mark(self, key: Hashable, event: E) -> None:
-        self.mailbox.put_mark(key, event)
-        if not self._busy and self._waiter is not None:
-            self._run_inline()
+        if self._busy or self._waiter is None:
+            self.mailbox.put_mark(key, event)
+        else:
+            self._run_inline(event)
 
     def idle(self) -> bool:
         """Nothing queued and no handler running or waiting."""
@@ -127,17 +133,19 @@ class Dispatcher(Generic[E]):
 
     # --- internals --------------------------------------------------------------------------
 
-    def _run_inline(self) -> None:
-        """Handles queued events here and now, until the box is empty or a handler waits."""
+    def _run_inline(self, event: E | None) -> None:
+        """Handles `event`, then whatever its handler put meanwhile, here and now, until the
+        box is empty or a handler waits (the task then carries it on and drains the rest)."""
         self._busy = True
         task, waiter = self._task, self._waiter
         assert task is not None and waiter is not None
         try:
-            while (event := self.mailbox.get_nowait()) is not None:
+            while event is not None:
                 rest = self._first_step(task, event)
                 if rest is not None:
-                    waiter.set_result(rest)  # the task carries it on, then drains; stays busy
+                    waiter.set_result(rest)  # stays busy until the task has drained the box
                     return
+                event = self.mailbox.get_nowait()
         except BaseException:
             self._busy = False
             raise
@@ -151,8 +159,7 @@ class Dispatcher(Generic[E]):
             _tasks._leave_task(loop, outer)
         _tasks._enter_task(loop, task)
         try:
-            coro = self._context.run(self._coroutine, event)
-            yielded = self._context.run(coro.send, None)
+            coro, yielded = self._context.run(self._start, event)
         except StopIteration:
             self._on_done(event)
             return None
@@ -164,6 +171,17 @@ class Dispatcher(Generic[E]):
             if outer is not None:
                 _tasks._enter_task(loop, outer)
         return _Rest(event, coro, yielded)
+
+    def _start(self, event: E) -> tuple[_Step, Any]:
+        """The handler's coroutine and what it first yielded (StopIteration: it finished)."""
+        coro = self._coroutine(event)
+        try:
+            return coro, coro.send(None)
+        except StopIteration:
+            raise
+        except BaseException:
+            coro.close()
+            raise
 
     def _coroutine(self, event: E) -> _Step:
         awaitable = self._handle(event)
