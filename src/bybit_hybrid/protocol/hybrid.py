@@ -131,7 +131,8 @@ class HybridCore:
         self._sessions: dict[str, ConnectionSession] = {}
         self._retiring: set[str] = set()
         self._opened_once: set[str] = set()
-        self._events: list[CoreEvent] = []
+        # Events not yet taken, in order (`take_events` hands them over): read, never change.
+        self.pending_events: list[CoreEvent] = []
         self._ticker_refs: dict[str, int] = {}
         self.rest = RestNeeds(self.config.rest_backoff, self._rng)
         self.connects = ConnectBudget(self.config.connect_budget)
@@ -236,7 +237,7 @@ class HybridCore:
                     )
                     if moved:  # revaluations only: no open to seed a mark for
                         self.stats.combined_events += len(moved)
-                        self._events.extend(moved)
+                        self.pending_events.extend(moved)
                 # A ticker opens and closes nothing: demand and routing cannot have changed
                 # (issue 19 F8: a cutover used to recount the whole book here, per frame).
                 return bool(events)
@@ -296,7 +297,7 @@ class HybridCore:
             )
             self._emit_positions(events)
             opened = [s for s in snapshots if s.is_open]
-            self._events.append(Reconciled(reason, len(opened), len(events)))
+            self.pending_events.append(Reconciled(reason, len(opened), len(events)))
         for symbol in confirmation_requests(self.book.take_confirmations()):
             self.rest.want(FetchPositions(self.rest.next_id(), "confirm", symbol))
         self._sync_ticker_demand(now)
@@ -321,12 +322,12 @@ class HybridCore:
             return
         self.stats.rest_failures += 1
         request, delay_s = retry
-        self._events.append(RestFailed(request, error, delay_s, permanent))
+        self.pending_events.append(RestFailed(request, error, delay_s, permanent))
 
     # --- outputs ----------------------------------------------------------------------------
 
     def take_events(self) -> list[CoreEvent]:
-        events, self._events = self._events, []
+        events, self.pending_events = self.pending_events, []
         return events
 
     def mark_frame_at(self, symbol: str) -> float | None:
@@ -409,7 +410,7 @@ class HybridCore:
                     self.rest.want(FetchPositions(self.rest.next_id(), "reconnect"))
             elif isinstance(event, Unsubscribed):
                 self.stats.unsubscriptions += 1
-            self._events.append(event)
+            self.pending_events.append(event)
 
     def _apply_mark(
         self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, *, now: float, source: Source
@@ -433,7 +434,7 @@ class HybridCore:
 
     def _emit_positions(self, events: list[PositionEvent]) -> None:
         self.stats.combined_events += len(events)
-        self._events.extend(events)
+        self.pending_events.extend(events)
         unpriced = [
             event.key.symbol
             for event in events
@@ -493,4 +494,4 @@ class HybridCore:
 
     def _bad_frame(self, name: str, error: str) -> None:
         self.stats.bad_frames[name] += 1
-        self._events.append(BadFrame(name, error))
+        self.pending_events.append(BadFrame(name, error))
