@@ -121,6 +121,8 @@ class Dispatcher(Generic[E]):
         if fresh:
             self.mailbox = Mailbox()
         if self._task is None:
+            # The handler sees the context of whoever started it, as a task created here would.
+            self._context = contextvars.copy_context()
             self._task = asyncio.get_running_loop().create_task(
                 self._serve(), name=self.name, context=self._context
             )

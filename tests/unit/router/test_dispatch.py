@@ -79,11 +79,13 @@ async def test_contextvars_persist_across_inline_and_task_runs() -> None:
             await asyncio.sleep(0)
 
     rec = Recorder(handle)
+    token = _VAR.set(10)  # set after the dispatcher was made, before it starts: it is seen
     dispatcher = await _started(rec)
+    _VAR.reset(token)
     for event in ("a", "wait", "b", "c"):
         dispatcher.put_lifecycle("A", event)
     await wait_for(lambda: len(rec.done) == 4)
-    assert values == [0, 1, 2, 3] and _VAR.get() == 0  # the caller's context untouched
+    assert values == [10, 11, 12, 13] and _VAR.get() == 0  # the caller's context untouched
     await dispatcher.stop()
 
 
