@@ -196,7 +196,7 @@ class Dispatcher(Generic[E]):
         while True:
             self._busy = True
             while (event := self.mailbox.get_nowait()) is not None:
-                await self._complete(event, self._coroutine(event))
+                await self._complete(event, None)
             self._busy = False
             waiter = self._waiter = loop.create_future()
             try:
@@ -208,9 +208,10 @@ class Dispatcher(Generic[E]):
             self._waiter = None
             await self._complete(rest.event, rest)
 
-    async def _complete(self, event: E, handler: Awaitable[Any]) -> None:
+    async def _complete(self, event: E, rest: Awaitable[Any] | None) -> None:
+        """Runs the handler on `event` (or carries on `rest`, its suspended inline run)."""
         try:
-            await handler
+            await (self._coroutine(event) if rest is None else rest)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -242,3 +242,31 @@ async def test_before_start_events_wait_and_are_handled_once_started() -> None:
     rec.dispatcher.start()
     await wait_for(lambda: seen == ["early"])
     await rec.dispatcher.stop()
+
+
+async def test_a_handler_failing_before_its_coroutine_exists_is_isolated_in_the_task_too() -> None:
+    gate = asyncio.Event()
+
+    async def wait_for_gate() -> None:
+        await gate.wait()
+
+    async def nothing() -> None:
+        return None
+
+    def handle(event: object) -> Any:
+        if event == "boom":
+            raise RuntimeError("failed while building the call")  # e.g. its payload
+        return wait_for_gate() if event == "first" else nothing()
+
+    rec = Recorder(handle)
+    dispatcher = await _started(rec)
+    dispatcher.put_lifecycle("A", "boom")  # inline
+    dispatcher.put_lifecycle("A", "first")  # inline, then waits: what follows goes to the task
+    dispatcher.put_lifecycle("A", "boom")
+    dispatcher.put_lifecycle("A", "last")
+    gate.set()
+    await wait_for(lambda: len(rec.done) + len(rec.failed) == 4)
+    assert rec.failed == ["boom", "boom"] and rec.done == ["first", "last"]
+    dispatcher.put_lifecycle("A", "after")
+    assert rec.done[-1] == "after"  # the task survived: idle, inline again
+    await dispatcher.stop()
