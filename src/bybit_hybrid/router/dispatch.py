@@ -12,6 +12,10 @@ conflated per key), and the handler runs on them one at a time, in order:
 - **In the task once it waits.** A handler that suspends (a REST call, a sleep) is carried
   on by the dispatcher's task, which then drains whatever queued meanwhile. Marks arriving
   while it waits conflate per key, exactly as in a plain mailbox consumer.
+- **In the task once it is slower than the feed.** Inline runs are budgeted: after
+  `inline_budget_s` of handler time since the task last ran, events queue (marks conflate)
+  and the task drains them on its next turn. A burst read in one callback (a backlog after a
+  stall) thus costs a slow handler one call per position, not one per frame.
 - A handler that raises is reported to `on_error` (logged and counted by the owner); the
   next event is handled as usual. `stop()` cancels a handler that is waiting.
 """
@@ -20,15 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from asyncio import tasks as _tasks
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from types import CoroutineType
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from bybit_hybrid.router.mailbox import Mailbox
 from bybit_hybrid.tasks import cancel_and_wait
 
 E = TypeVar("E")
+# Handler time run inline before the task takes over (the aiohttp reader's yield interval).
+INLINE_BUDGET_S: Final = 0.0005
 _Step = Coroutine[Any, Any, Any]
 
 
@@ -79,8 +86,13 @@ class Dispatcher(Generic[E]):
         *,
         on_done: Callable[[E], None],
         on_error: Callable[[E], None],
+        inline_budget_s: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.name = name
+        self._budget_s = INLINE_BUDGET_S if inline_budget_s is None else inline_budget_s
+        self._clock = clock
+        self._inline_s = 0.0  # handler time run inline since the task last ran
         self.mailbox: Mailbox[E] = Mailbox()
         self._handle = handle
         self._on_done = on_done
@@ -88,7 +100,7 @@ class Dispatcher(Generic[E]):
         self._context = contextvars.copy_context()
         self._task: asyncio.Task[None] | None = None
         # Set while the task is parked with nothing to do: the next event may run inline.
-        self._waiter: asyncio.Future[_Rest] | None = None
+        self._waiter: asyncio.Future[_Rest | None] | None = None
         self._busy = False  # a handler is running (inline or in the task), or the task drains
 
     # --- delivery ---------------------------------------------------------------------------
@@ -144,8 +156,10 @@ class Dispatcher(Generic[E]):
         try:
             while event is not None:
                 rest = self._first_step(task, event)
-                if rest is not None:
-                    waiter.set_result(rest)  # stays busy until the task has drained the box
+                if rest is not None or self._inline_s > self._budget_s:
+                    # The task carries on (a waiting handler) or takes over (over budget):
+                    # stays busy until it has drained the box.
+                    waiter.set_result(rest)
                     return
                 event = self.mailbox.get_nowait()
         except BaseException:
@@ -160,18 +174,23 @@ class Dispatcher(Generic[E]):
         if outer is not None:
             _tasks._leave_task(loop, outer)
         _tasks._enter_task(loop, task)
+        clock = self._clock
+        started = clock()  # the handler's own time counts against the inline budget
         try:
             coro, yielded = self._context.run(self._start, event)
         except StopIteration:
+            self._inline_s += clock() - started
             self._on_done(event)
             return None
         except Exception:
+            self._inline_s += clock() - started
             self._on_error(event)
             return None
         finally:
             _tasks._leave_task(loop, task)
             if outer is not None:
                 _tasks._enter_task(loop, outer)
+        self._inline_s += clock() - started
         return _Rest(event, coro, yielded)
 
     def _start(self, event: E) -> tuple[_Step, Any]:
@@ -202,11 +221,14 @@ class Dispatcher(Generic[E]):
             try:
                 rest = await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    waiter.result().close()  # stopped before carrying on a waiting handler
+                pending = waiter.result() if waiter.done() and not waiter.cancelled() else None
+                if pending is not None:
+                    pending.close()  # stopped before carrying on a waiting handler
                 raise
             self._waiter = None
-            await self._complete(rest.event, rest)
+            self._inline_s = 0.0
+            if rest is not None:
+                await self._complete(rest.event, rest)
 
     async def _complete(self, event: E, rest: Awaitable[Any] | None) -> None:
         """Runs the handler on `event` (or carries on `rest`, its suspended inline run)."""

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 from typing import Any
 
+import pytest
+
+from bybit_hybrid.router import dispatch
 from bybit_hybrid.router.dispatch import Dispatcher
 from tests.support import wait_for
 
 _VAR: contextvars.ContextVar[int] = contextvars.ContextVar("_VAR", default=0)
+
+
+@pytest.fixture(autouse=True)
+def _no_inline_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline runs are asserted here: a preempted handler must not hand over to the task."""
+    monkeypatch.setattr(dispatch, "INLINE_BUDGET_S", math.inf)
 
 
 class Recorder:
@@ -269,4 +279,38 @@ async def test_a_handler_failing_before_its_coroutine_exists_is_isolated_in_the_
     assert rec.failed == ["boom", "boom"] and rec.done == ["first", "last"]
     dispatcher.put_lifecycle("A", "after")
     assert rec.done[-1] == "after"  # the task survived: idle, inline again
+    await dispatcher.stop()
+
+
+async def test_a_handler_slower_than_a_burst_hands_over_to_the_task_and_marks_conflate() -> None:
+    clock = [0.0]
+    seen: list[object] = []
+
+    async def slow(event: object) -> None:
+        clock[0] += 0.001  # each call costs 1 ms of (fake) handler time, above the budget
+        seen.append(event)
+
+    done: list[object] = []
+    dispatcher: Dispatcher[object] = Dispatcher(
+        "test",
+        slow,
+        on_done=done.append,
+        on_error=done.append,
+        inline_budget_s=0.0005,
+        clock=lambda: clock[0],
+    )
+    dispatcher.start()
+    await asyncio.sleep(0)
+    # One read's worth of frames, in one callback: the first runs inline and uses the budget.
+    for i in range(100):
+        dispatcher.put_mark("A", ("A", i))
+        dispatcher.put_mark("B", ("B", i))
+    dispatcher.put_lifecycle("A", "close-A")
+    assert seen == [("A", 0)]
+    await wait_for(dispatcher.idle)
+    assert seen == [("A", 0), ("B", 99), ("A", 99), "close-A"]  # queued in arrival order
+    assert dispatcher.mailbox.stats.marks_conflated == 197
+    # The task drained the box: the budget starts again, inline.
+    dispatcher.put_mark("A", ("A", 100))
+    assert seen[-1] == ("A", 100)
     await dispatcher.stop()

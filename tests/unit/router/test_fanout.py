@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -10,8 +11,15 @@ import pytest
 
 from bybit_hybrid.protocol.domain import PositionKey, Side, Source
 from bybit_hybrid.protocol.events import MarkUpdated, PositionView
+from bybit_hybrid.router import dispatch
 from bybit_hybrid.router.fanout import Fanout
 from tests.support import wait_for
+
+
+@pytest.fixture(autouse=True)
+def _no_inline_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline runs are asserted here: a preempted handler must not hand over to the task."""
+    monkeypatch.setattr(dispatch, "INLINE_BUDGET_S", math.inf)
 
 
 def _event(i: int) -> MarkUpdated:
