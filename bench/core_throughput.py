@@ -6,7 +6,8 @@
 Frames are the simulator's own (`sim/prices.py` price walk: book-only, trade and mark deltas;
 `sim/exchange.py` position pushes moving a stop loss), pre-built in memory. The core is a real
 `HybridCore` with every socket LIVE and one open position per symbol, driven by a fake clock:
-each frame is `core.on_frame(...)` followed by `core.take_events()`, as the runner does.
+each frame is `core.on_frame(...)` followed by `core.take_events()` when events are pending,
+as the runner does.
 
 Beside it, the same frames through plain msgspec (the practical limit of any Python client):
 `msgspec.json.decode` to dicts, and decode into the product's own typed envelope + data Structs.
@@ -113,8 +114,9 @@ class CoreRun:
             on_frame, take_events = core.on_frame, core.take_events
             events = 0
             for frame in frames:
-                on_frame(name, frame, clock())
-                events += len(take_events())
+                # As the runner does: events are taken only when some are pending.
+                if on_frame(name, frame, clock()) or core.pending_events:
+                    events += len(take_events())
             self.events = events
             return len(frames)
 

@@ -20,21 +20,9 @@ from bybit_hybrid.protection.prices import HUNDRED
 from bybit_hybrid.protocol.domain import PositionKey, Side
 from bybit_hybrid.protocol.events import PositionChanged, PositionEvent, PositionView
 from bybit_hybrid.protocol.hybrid import Reconciled
-from bybit_hybrid.router.router import (
-    POSITION_CHANGED,
-    POSITION_CLOSED,
-    POSITION_MARK,
-    POSITION_OPENED,
-    STREAM_RECONCILED,
-)
+from bybit_hybrid.router.router import ROUTER_EVENTS
 
-RAW_EVENTS: Final = (
-    POSITION_OPENED,
-    POSITION_CHANGED,
-    POSITION_CLOSED,
-    POSITION_MARK,
-    STREAM_RECONCILED,
-)
+RAW_EVENTS: Final = ROUTER_EVENTS  # every class the router carries
 
 
 class ManagedKind(StrEnum):

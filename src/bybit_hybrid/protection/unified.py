@@ -84,7 +84,7 @@ class UnifiedProtection:
         handlers never wait on the exchange (their calls run in their own workers), so one
         mailbox serves both; a handler that raises is logged by name and the other still runs.
         """
-        managed = self.manager.transform(routed.data)
+        managed = self.manager.transform(routed.event)
         for name, adapter in ((TRAILING, self.trailing), (AGED, self.aged)):
             try:
                 await adapter.handle(managed, routed.received_at_s)

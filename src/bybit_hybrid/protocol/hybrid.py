@@ -46,29 +46,34 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
-from bybit_hybrid.protocol.alerts import AlertEvent
-from bybit_hybrid.protocol.backoff import Backoff, BackoffPolicy
-from bybit_hybrid.protocol.compare import Divergence
-from bybit_hybrid.protocol.connects import ConnectBudget, ConnectBudgetConfig
+from bybit_hybrid.protocol.connects import ConnectBudget
+from bybit_hybrid.protocol.core_status import core_status
+from bybit_hybrid.protocol.core_types import (
+    POSITION_TOPIC,
+    PRIVATE,
+    TICKER_PREFIX,
+    BadFrame,
+    CoreEvent,
+    CoreStats,
+    FetchPositions,
+    FetchTickers,
+    HybridConfig,
+    Reconciled,
+    RestFailed,
+    RestRequest,
+    ticker_topic,
+    unseeded,
+)
 from bybit_hybrid.protocol.domain import PositionSnapshot, Socket, Source, TickerUpdate
 from bybit_hybrid.protocol.events import PositionEvent, PositionOpened
-from bybit_hybrid.protocol.failover import FailoverSwitched
 from bybit_hybrid.protocol.marks import MarkCache
 from bybit_hybrid.protocol.positions import PositionBook, confirmation_requests
-from bybit_hybrid.protocol.session import (
-    ConnectionSession,
-    SessionConfig,
-    SessionEvent,
-    SessionState,
-)
+from bybit_hybrid.protocol.rest_needs import RestNeeds
+from bybit_hybrid.protocol.session import ConnectionSession, SessionEvent, SessionState
 from bybit_hybrid.protocol.shards import (
-    PUBLIC_ARGS_LIMIT_CHARS,
     AssignTopic,
     CloseConnection,
     OpenConnection,
@@ -77,121 +82,35 @@ from bybit_hybrid.protocol.shards import (
     UnassignTopic,
 )
 from bybit_hybrid.protocol.subscriptions import (
-    SubscriptionConfig,
     SubscriptionConfirmed,
     SubscriptionSet,
     Unsubscribed,
     private_subscriptions,
 )
+from bybit_hybrid.protocol.ticker_demand import demand_change
 from bybit_hybrid.wire.convert import position_from_ws
 from bybit_hybrid.wire.decode import OtherTopic, PositionMessage, TickerMessage, decode_ws
 from bybit_hybrid.wire.errors import WireDecodeError
 from bybit_hybrid.wire.signing import Credentials
 
-PRIVATE: Final = "private"
-TICKER_PREFIX: Final = "tickers."
-POSITION_TOPIC: Final = "position"
 _CONNECTED: Final = (SessionState.SUBSCRIBING, SessionState.LIVE, SessionState.STALE)
-
-
-def ticker_topic(symbol: str) -> str:
-    return TICKER_PREFIX + symbol
-
-
-@dataclass(frozen=True, slots=True)
-class HybridConfig:
-    session: SessionConfig = field(default_factory=SessionConfig)
-    subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
-    max_args_chars: int = PUBLIC_ARGS_LIMIT_CHARS
-    # REST retries after a failed bootstrap/reconcile/seed call.
-    rest_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    # None: every symbol is streamed. Otherwise only symbols it accepts (cutover).
-    stream_symbol: Callable[[str], bool] | None = None
-    # Every socket's connection attempts together (protocol/connects.py).
-    connect_budget: ConnectBudgetConfig = field(default_factory=ConnectBudgetConfig)
-
-
-# --- REST requests the core wants, and events it reports besides position events -------------
-
-
-@dataclass(frozen=True, slots=True)
-class FetchPositions:
-    """Every open position (all settle coins, all pages), or with `symbol` that symbol's rows,
-    flat ones included; `reason` is bootstrap, reconnect or confirm (keys a listing missed,
-    `PositionBook.take_confirmations`)."""
-
-    request_id: int
-    reason: str
-    symbol: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FetchTickers:
-    """Current tickers to seed marks; `symbols` None means all linear symbols."""
-
-    request_id: int
-    symbols: tuple[str, ...] | None
-
-
-RestRequest = FetchPositions | FetchTickers
-
-
-@dataclass(frozen=True, slots=True)
-class BadFrame:
-    """A frame that did not decode or convert; counted, reported, and otherwise ignored."""
-
-    connection: str
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciled:
-    """A REST position snapshot was merged; `events` says how many position events it caused."""
-
-    reason: str
-    positions: int
-    events: int
-
-
-@dataclass(frozen=True, slots=True)
-class RestFailed:
-    """A REST call failed; it is retried after `retry_in_s`. `permanent` marks failures that
-    retrying cannot fix (rejected keys), so a shell may stop instead of waiting."""
-
-    request: RestRequest
-    error: str
-    retry_in_s: float
-    permanent: bool = False
-
-
-# The rollout events (failover switches, alerts, parallel-run divergences) are raised by the
-# rollout shells, not by this core; they share the union so every listener has one type.
-CoreEvent = (
-    PositionEvent
-    | SessionEvent
-    | BadFrame
-    | Reconciled
-    | RestFailed
-    | FailoverSwitched
-    | AlertEvent
-    | Divergence
-)
-
-
-@dataclass
-class CoreStats:
-    """Counters kept for `get_stats()`; names follow the seed where it had one."""
-
-    position_updates: int = 0
-    ticker_updates: int = 0
-    combined_events: int = 0
-    subscriptions: int = 0
-    unsubscriptions: int = 0
-    reconnections: int = 0
-    bad_frames: Counter[str] = field(default_factory=Counter)
-    ignored_frames: int = 0
-    rest_failures: int = 0
-    unstreamed_rows: int = 0
+# The core's vocabulary lives in `core_types`; importers keep importing it from here.
+__all__ = [
+    "POSITION_TOPIC",
+    "PRIVATE",
+    "TICKER_PREFIX",
+    "BadFrame",
+    "CoreEvent",
+    "CoreStats",
+    "FetchPositions",
+    "FetchTickers",
+    "HybridConfig",
+    "HybridCore",
+    "Reconciled",
+    "RestFailed",
+    "RestRequest",
+    "ticker_topic",
+]
 
 
 class HybridCore:
@@ -212,13 +131,10 @@ class HybridCore:
         self._sessions: dict[str, ConnectionSession] = {}
         self._retiring: set[str] = set()
         self._opened_once: set[str] = set()
-        self._events: list[CoreEvent] = []
+        # Events not yet taken, in order (`take_events` hands them over): read, never change.
+        self.pending_events: list[CoreEvent] = []
         self._ticker_refs: dict[str, int] = {}
-        self._rest_queue: list[RestRequest] = []
-        self._rest_in_flight: dict[int, RestRequest] = {}
-        self._rest_retry: list[tuple[float, RestRequest]] = []
-        self._rest_backoff = Backoff(self.config.rest_backoff, self._rng)
-        self._request_serial = 0
+        self.rest = RestNeeds(self.config.rest_backoff, self._rng)
         self.connects = ConnectBudget(self.config.connect_budget)
         self._connect_failed = False  # the last attempt failed: an outage until one opens
         self._schedule_changed = False
@@ -229,7 +145,7 @@ class HybridCore:
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
         )
         self._add_public(self._shards.primary)
-        self._want_rest(FetchPositions(self._next_request_id(), "bootstrap"))
+        self.rest.want(FetchPositions(self.rest.next_id(), "bootstrap"))
 
     # --- sockets --------------------------------------------------------------------------
 
@@ -321,7 +237,7 @@ class HybridCore:
                     )
                     if moved:  # revaluations only: no open to seed a mark for
                         self.stats.combined_events += len(moved)
-                        self._events.extend(moved)
+                        self.pending_events.extend(moved)
                 # A ticker opens and closes nothing: demand and routing cannot have changed
                 # (issue 19 F8: a cutover used to recount the whole book here, per frame).
                 return bool(events)
@@ -337,23 +253,21 @@ class HybridCore:
     def tick(self, now: float) -> None:
         for session in list(self._sessions.values()):
             self._collect(session.tick(now))
-        due = [req for at, req in self._rest_retry if at <= now]
-        if due:
-            self._rest_retry = [(at, req) for at, req in self._rest_retry if at > now]
-            self._rest_queue.extend(due)
+        self.rest.tick(now)
 
     def next_deadline(self) -> float | None:
         times = [s.next_deadline() for s in self._sessions.values()]
-        times.extend(at for at, _ in self._rest_retry)
+        times.extend(self.rest.retry_times())
         return min((t for t in times if t is not None), default=None)
 
     # --- REST -----------------------------------------------------------------------------
 
     def take_rest_requests(self) -> list[RestRequest]:
-        requests, self._rest_queue = self._rest_queue, []
-        for request in requests:
-            self._rest_in_flight[request.request_id] = request
-        return requests
+        return self.rest.take()
+
+    @property
+    def _rest_queue(self) -> list[RestRequest]:
+        return self.rest.queue
 
     def on_positions(
         self,
@@ -367,38 +281,29 @@ class HybridCore:
     ) -> None:
         """A complete `position/list` answer; `reason` names an answer nobody here requested
         (a failover poll), which is merged the same way."""
-        request = self._rest_in_flight.pop(request_id, None)
+        request = self.rest.answered(request_id, reset_backoff=True)
         if reason is None:
             reason = request.reason if isinstance(request, FetchPositions) else "unrequested"
-        self._rest_backoff.reset()
+        at, ts_ms = requested_at, response_ts_ms
         if isinstance(request, FetchPositions) and request.symbol is not None:
             # One symbol's rows confirm (or withdraw) what a listing missed; not a reconcile.
-            self._emit_positions(
-                self.book.confirm(
-                    request.symbol,
-                    snapshots,
-                    now,
-                    requested_at=requested_at,
-                    response_ts_ms=response_ts_ms,
-                )
+            confirmed = self.book.confirm(
+                request.symbol, snapshots, now, requested_at=at, response_ts_ms=ts_ms
             )
+            self._emit_positions(confirmed)
         else:
             events = self.book.reconcile(
-                snapshots,
-                now,
-                complete=True,
-                requested_at=requested_at,
-                response_ts_ms=response_ts_ms,
+                snapshots, now, complete=True, requested_at=at, response_ts_ms=ts_ms
             )
             self._emit_positions(events)
             opened = [s for s in snapshots if s.is_open]
-            self._events.append(Reconciled(reason, len(opened), len(events)))
+            self.pending_events.append(Reconciled(reason, len(opened), len(events)))
         for symbol in confirmation_requests(self.book.take_confirmations()):
-            self._want_rest(FetchPositions(self._next_request_id(), "confirm", symbol))
+            self.rest.want(FetchPositions(self.rest.next_id(), "confirm", symbol))
         self._sync_ticker_demand(now)
 
     def on_tickers(self, request_id: int, updates: list[TickerUpdate], now: float) -> None:
-        self._rest_in_flight.pop(request_id, None)
+        self.rest.answered(request_id)
         wanted = self.book.open_symbols()
         for update in updates:
             if update.symbol not in wanted or update.mark_price is None:
@@ -412,18 +317,17 @@ class HybridCore:
     def on_rest_failed(
         self, request_id: int, error: str, now: float, *, permanent: bool = False
     ) -> None:
-        request = self._rest_in_flight.pop(request_id, None)
-        if request is None:
+        retry = self.rest.failed(request_id, now)
+        if retry is None:
             return
         self.stats.rest_failures += 1
-        delay_s = self._rest_backoff.next_delay()
-        self._rest_retry.append((now + delay_s, request))
-        self._events.append(RestFailed(request, error, delay_s, permanent))
+        request, delay_s = retry
+        self.pending_events.append(RestFailed(request, error, delay_s, permanent))
 
     # --- outputs ----------------------------------------------------------------------------
 
     def take_events(self) -> list[CoreEvent]:
-        events, self._events = self._events, []
+        events, self.pending_events = self.pending_events, []
         return events
 
     def mark_frame_at(self, symbol: str) -> float | None:
@@ -471,36 +375,14 @@ class HybridCore:
         )
 
     def status(self, now: float) -> dict[str, object]:
-        """A JSON-ready picture of the core for `get_status()`."""
-        sockets = {}
-        for name, s in self._sessions.items():
-            sub = s.subscriptions.status()
-            sockets[name] = {
-                "state": s.state.value,
-                "reconnect_at": s.reconnect_at,
-                "desired": sub.desired,
-                "pending": sub.pending,
-                "confirmed": sub.confirmed,
-                "failed": dict(sub.failed),
-            }
-        positions = []
-        for view in self.book.views():
-            age = self.marks.age_s(view.key.symbol, now)
-            positions.append(
-                {
-                    "symbol": view.key.symbol,
-                    "position_idx": view.key.idx,
-                    "side": view.side.value if view.side else None,
-                    "size": str(view.size),
-                    "mark_price": None if view.mark_price is None else str(view.mark_price),
-                    "mark_age_s": None if age is None else round(age, 3),
-                }
-            )
-        return {
-            "sockets": sockets,
-            "positions": positions,
-            "rest_retries_pending": len(self._rest_retry),
-        }
+        """A JSON-ready picture of the core for `get_status()` (`protocol.core_status`)."""
+        return core_status(
+            self._sessions,
+            self.book.views(),
+            self.marks,
+            rest_retries_pending=self.rest.retries_pending(),
+            now=now,
+        )
 
     # --- internals --------------------------------------------------------------------------
 
@@ -525,10 +407,10 @@ class HybridCore:
                 self.stats.subscriptions += 1
                 if event.connection == PRIVATE and event.topic == POSITION_TOPIC:
                     # Pushes flow from here on: a snapshot now closes the outage's gap.
-                    self._want_rest(FetchPositions(self._next_request_id(), "reconnect"))
+                    self.rest.want(FetchPositions(self.rest.next_id(), "reconnect"))
             elif isinstance(event, Unsubscribed):
                 self.stats.unsubscriptions += 1
-            self._events.append(event)
+            self.pending_events.append(event)
 
     def _apply_mark(
         self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, *, now: float, source: Source
@@ -552,7 +434,7 @@ class HybridCore:
 
     def _emit_positions(self, events: list[PositionEvent]) -> None:
         self.stats.combined_events += len(events)
-        self._events.extend(events)
+        self.pending_events.extend(events)
         unpriced = [
             event.key.symbol
             for event in events
@@ -564,15 +446,9 @@ class HybridCore:
     def _want_seed(self, symbols: list[str]) -> None:
         """One seed request for every symbol not already being fetched (a bootstrap opening
         1,000 positions asks once, not 1,000 times)."""
-        covered: set[str] = set()
-        for request in (*self._rest_queue, *self._rest_in_flight.values()):
-            if isinstance(request, FetchTickers):
-                if request.symbols is None:
-                    return
-                covered.update(request.symbols)
-        missing = tuple(dict.fromkeys(s for s in symbols if s not in covered))
+        missing = unseeded(symbols, self.rest.pending())
         if missing:
-            self._want_rest(FetchTickers(self._next_request_id(), missing))
+            self.rest.want(FetchTickers(self.rest.next_id(), missing))
 
     def _sync_ticker_demand(self, now: float) -> None:
         """Acquire/release ticker topics by the net change in open positions per symbol.
@@ -594,16 +470,7 @@ class HybridCore:
                     self.marks.drop(symbol)
                     self.book.forget_mark(symbol)
                 continue
-            delta = count - self._ticker_refs.get(symbol, 0)
-            topic = ticker_topic(symbol)
-            for _ in range(delta):
-                actions += self._shards.acquire(topic)
-            for _ in range(-delta):
-                actions += self._shards.release(topic)
-            if count:
-                self._ticker_refs[symbol] = count
-            else:
-                self._ticker_refs.pop(symbol, None)
+            actions += demand_change(self._shards, self._ticker_refs, symbol, count)
         for action in actions:
             self._apply_shard_action(action, now)
 
@@ -627,11 +494,4 @@ class HybridCore:
 
     def _bad_frame(self, name: str, error: str) -> None:
         self.stats.bad_frames[name] += 1
-        self._events.append(BadFrame(name, error))
-
-    def _want_rest(self, request: RestRequest) -> None:
-        self._rest_queue.append(request)
-
-    def _next_request_id(self) -> int:
-        self._request_serial += 1
-        return self._request_serial
+        self.pending_events.append(BadFrame(name, error))

@@ -113,8 +113,7 @@ class MarkCache:
 
         Prices are converted (and checked) before anything changes, so a bad value raises
         `WireDecodeError` and leaves the cache as it was, as `ticker_from_wire` + `apply` do.
-        A delta for a known symbol, the steady state, is merged inline: this runs for every
-        ticker frame, ten per second per symbol.
+        A delta for a known symbol, the steady state, goes straight to `_delta`.
         """
         data = message.data
         mark_raw, last_raw, index_raw = data.markPrice, data.lastPrice, data.indexPrice
@@ -124,47 +123,19 @@ class MarkCache:
             index = Decimal(index_raw) if index_raw else None
         except InvalidOperation:
             raise _bad_price(data) from None
-        if not (
-            (mark is None or plausible(mark))
-            and (last is None or plausible(last))
-            and (index is None or plausible(index))
+        if (
+            (mark is not None and not plausible(mark))
+            or (last is not None and not plausible(last))
+            or (index is not None and not plausible(index))
         ):
             raise _bad_price(data)
         entry = self._states.get(data.symbol)
-        if entry is None or message.is_snapshot:
-            return self._apply(
-                data.symbol,
-                message.is_snapshot,
-                mark,
-                last,
-                index,
-                cs=message.cs,
-                ts_ms=message.ts_ms,
-                now=now,
-            )
-        cs, stats = message.cs, self.stats
-        if cs is not None:
-            if entry.cs is not None and cs < entry.cs:
-                stats.stale_dropped += 1
-                return None
-            entry.cs = cs
-        stats.frames += 1
-        stats.deltas += 1
-        # A field missing from a delta is unchanged, not unknown (BYBIT_V5 §5.1, F11).
-        if last is not None:
-            entry.last_price = last
-        if index is not None:
-            entry.index_price = index
-        entry.ts_ms = max(entry.ts_ms, message.ts_ms)
-        entry.received_at = entry.frame_at = now
-        if mark is None:
-            return None
-        entry.mark_frame_at = now
-        if mark == entry.mark_price:
-            return None
-        entry.mark_price = mark
-        stats.mark_changes += 1
-        return mark
+        if entry is not None and message.type == "delta":
+            return self._delta(entry, mark, last, index, message.cs, message.ts_ms, now)
+        is_snapshot = message.type == "snapshot"
+        return self._apply(
+            data.symbol, is_snapshot, mark, last, index, cs=message.cs, ts_ms=message.ts_ms, now=now
+        )
 
     def _apply(
         self,
@@ -178,53 +149,85 @@ class MarkCache:
         ts_ms: int,
         now: float,
     ) -> Decimal | None:
-        stats = self.stats
         entry = self._states.get(symbol)
-        # Equal cs is not stale: the mark moves with the index even when no trade bumps cs.
-        if (
-            not is_snapshot
-            and cs is not None
-            and entry is not None
-            and entry.cs is not None
-            and cs < entry.cs
-        ):
-            stats.stale_dropped += 1
-            return None
-        stats.frames += 1
         if entry is None:
-            if is_snapshot:
-                stats.snapshots += 1
-            else:
-                stats.deltas += 1
-                stats.deltas_before_snapshot += 1
-            entry = self._states[symbol] = _Entry(mark, last, index, cs, ts_ms, received_at=now)
-            entry.frame_at = now
-            if mark is not None:
-                entry.mark_frame_at = now
-            return self._changed_mark(None, mark)
+            return self._first(symbol, is_snapshot, mark, last, index, cs=cs, ts_ms=ts_ms, now=now)
+        if not is_snapshot:
+            return self._delta(entry, mark, last, index, cs, ts_ms, now)
+        # A snapshot replaces everything, even at a lower cs: Bybit resends one when its own
+        # state was reset, so the old cs is no longer a valid reference.
+        self.stats.frames += 1
+        self.stats.snapshots += 1
         old_mark = entry.mark_price
-        if is_snapshot:
-            # A snapshot replaces everything, even at a lower cs: Bybit resends one when its own
-            # state was reset, so the old cs is no longer a valid reference.
-            stats.snapshots += 1
-            entry.mark_price, entry.last_price, entry.index_price = mark, last, index
-            entry.cs, entry.ts_ms = cs, ts_ms
-        else:
-            # A field missing from a delta is unchanged, not unknown (BYBIT_V5 §5.1, F11).
-            stats.deltas += 1
-            if mark is not None:
-                entry.mark_price = mark
-            if last is not None:
-                entry.last_price = last
-            if index is not None:
-                entry.index_price = index
-            if cs is not None:
-                entry.cs = cs
-            entry.ts_ms = max(entry.ts_ms, ts_ms)
+        entry.mark_price, entry.last_price, entry.index_price = mark, last, index
+        entry.cs, entry.ts_ms = cs, ts_ms
         entry.received_at = entry.frame_at = now
         if mark is not None:
             entry.mark_frame_at = now
-        return self._changed_mark(old_mark, entry.mark_price)
+        return self._changed_mark(old_mark, mark)
+
+    def _first(
+        self,
+        symbol: str,
+        is_snapshot: bool,
+        mark: Decimal | None,
+        last: Decimal | None,
+        index: Decimal | None,
+        *,
+        cs: int | None,
+        ts_ms: int,
+        now: float,
+    ) -> Decimal | None:
+        """The first frame of a symbol (a delta before any snapshot is counted as such)."""
+        stats = self.stats
+        stats.frames += 1
+        if is_snapshot:
+            stats.snapshots += 1
+        else:
+            stats.deltas += 1
+            stats.deltas_before_snapshot += 1
+        entry = self._states[symbol] = _Entry(mark, last, index, cs, ts_ms, received_at=now)
+        entry.frame_at = now
+        if mark is not None:
+            entry.mark_frame_at = now
+        return self._changed_mark(None, mark)
+
+    def _delta(  # noqa: PLR0917  (the hottest call of the product: positional is cheaper)
+        self,
+        entry: _Entry,
+        mark: Decimal | None,
+        last: Decimal | None,
+        index: Decimal | None,
+        cs: int | None,
+        ts_ms: int,
+        now: float,
+    ) -> Decimal | None:
+        """Merges a delta into a known symbol; returns the mark only if it changed."""
+        stats = self.stats
+        if cs is not None:
+            # Equal cs is not stale: the mark moves with the index even when no trade bumps cs.
+            if entry.cs is not None and cs < entry.cs:
+                stats.stale_dropped += 1
+                return None
+            entry.cs = cs
+        stats.frames += 1
+        stats.deltas += 1
+        # A field missing from a delta is unchanged, not unknown (BYBIT_V5 §5.1, F11).
+        if last is not None:
+            entry.last_price = last
+        if index is not None:
+            entry.index_price = index
+        if ts_ms > entry.ts_ms:  # noqa: PLR1730  (cheaper than a max() call, per frame)
+            entry.ts_ms = ts_ms
+        entry.received_at = entry.frame_at = now
+        if mark is None:
+            return None
+        entry.mark_frame_at = now
+        if mark == entry.mark_price:
+            return None
+        entry.mark_price = mark
+        stats.mark_changes += 1
+        return mark
 
     def seed(self, symbol: str, mark: Decimal, ts_ms: int, now: float) -> Decimal | None:
         """Seeds the mark from REST `market/tickers`; ignored if the cache holds a newer value.

@@ -1,14 +1,13 @@
-"""Event delivery for every stream: listeners synchronously, the seed handler via a mailbox.
+"""Event delivery for every stream: listeners synchronously, the seed handler via a dispatcher.
 
-Opens, changes and closes are delivered in order and
-never dropped; marks are conflated per position when the handler is slower than the feed; a
-failing listener or handler is logged by name and counted, never fatal.
+Opens, changes and closes are delivered in order and never dropped; marks are conflated per
+position when the handler is slower than the feed; a failing listener or handler is logged by
+name and counted, never fatal. The handler runs inline (inside the frame's callback) while it
+keeps up, and in the dispatcher's task once it waits (`router/dispatch.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
@@ -22,7 +21,7 @@ from bybit_hybrid.protocol.events import (
     to_contract,
 )
 from bybit_hybrid.protocol.hybrid import CoreEvent
-from bybit_hybrid.router.mailbox import Mailbox
+from bybit_hybrid.router.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,16 @@ def name_of(fn: object) -> str:
 
 
 class Fanout:
-    """Listeners plus one mailbox-backed `event_handler`; `start()` runs the dispatcher."""
+    """Listeners plus one `event_handler` behind a `Dispatcher`; `start()` runs it."""
 
     def __init__(self, handler: EventHandler | None) -> None:
         self._handler = handler
         self._listeners: list[CoreListener] = []
-        self._mailbox: Mailbox[PositionEvent] = Mailbox()
-        self._dispatcher: asyncio.Task[None] | None = None
+        self._dispatcher: Dispatcher[PositionEvent] | None = None
+        if handler is not None:
+            self._dispatcher = Dispatcher(
+                "bybit-hybrid-dispatch", self._deliver, on_done=self._done, on_error=self._failed
+            )
         self.handled_events = 0
         self.handler_errors = 0
 
@@ -52,12 +54,15 @@ class Fanout:
         self._listeners.append(listener)
 
     def emit(self, events: Iterable[CoreEvent]) -> None:
+        dispatcher = self._dispatcher
         for event in events:
-            if isinstance(event, MarkUpdated):
-                self._mailbox.put_mark(event.key, event)
-            elif isinstance(event, _LIFECYCLE):
-                self._mailbox.put_lifecycle(event.key, event)
-            self.notify(event)
+            if dispatcher is not None:
+                if event.__class__ is MarkUpdated:
+                    dispatcher.put_mark(event.key, event)
+                elif isinstance(event, _LIFECYCLE):
+                    dispatcher.put_lifecycle(event.key, event)
+            if self._listeners:
+                self.notify(event)
 
     def notify(self, event: CoreEvent) -> None:
         """Listeners only (events that are not positions, or positions delivered elsewhere)."""
@@ -68,35 +73,32 @@ class Fanout:
                 log.exception("listener %s failed", name_of(listener))
 
     def start(self, name: str = "bybit-hybrid-dispatch") -> None:
-        self._mailbox = Mailbox()  # a restart must not replay the previous run's backlog
-        self._dispatcher = asyncio.create_task(self._dispatch(), name=name)
+        if self._dispatcher is not None:
+            # A restart must not replay the previous run's backlog.
+            self._dispatcher.start(name=name, fresh=True)
 
     async def stop(self) -> None:
         if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        self._dispatcher = None
+            await self._dispatcher.stop()
 
     def stats(self) -> dict[str, int]:
+        box = self._dispatcher.mailbox if self._dispatcher is not None else None
         return {
             "handled_events": self.handled_events,
             "handler_errors": self.handler_errors,
-            "mailbox_backlog": len(self._mailbox),
-            "marks_conflated": self._mailbox.stats.marks_conflated,
+            "mailbox_backlog": 0 if box is None else len(box),
+            "marks_conflated": 0 if box is None else box.stats.marks_conflated,
         }
 
-    async def _dispatch(self) -> None:
-        while True:
-            event = await self._mailbox.get()
-            if self._handler is None:
-                continue
-            payload = {"exchange": EXCHANGE, "data": to_contract(event.view)}
-            try:
-                await self._handler(POSITION_UPDATE, payload)
-                self.handled_events += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.handler_errors += 1
-                log.exception("event handler %s failed", name_of(self._handler))
+    def _deliver(self, event: PositionEvent) -> Awaitable[None]:
+        assert self._handler is not None
+        return self._handler(
+            POSITION_UPDATE, {"exchange": EXCHANGE, "data": to_contract(event.view)}
+        )
+
+    def _done(self, event: PositionEvent) -> None:
+        self.handled_events += 1
+
+    def _failed(self, event: PositionEvent) -> None:
+        self.handler_errors += 1
+        log.exception("event handler %s failed", name_of(self._handler))

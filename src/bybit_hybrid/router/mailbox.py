@@ -8,7 +8,6 @@ the lifecycle event and never overtakes it.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -34,11 +33,11 @@ class MailboxStats:
 
 @dataclass
 class Mailbox(Generic[E]):
-    """Single-consumer async queue with per-key conflation for mark events."""
+    """Single-consumer queue with per-key conflation for mark events; its `Dispatcher` takes
+    events out with `get_nowait` (no waiting here: the dispatcher runs when something is put)."""
 
     _queue: deque[_Slot[E]] = field(default_factory=deque)
     _open_mark_slots: dict[Hashable, _Slot[E]] = field(default_factory=dict)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
     stats: MailboxStats = field(default_factory=MailboxStats)
 
     def __len__(self) -> int:
@@ -63,7 +62,6 @@ class Mailbox(Generic[E]):
     def _push(self, slot: _Slot[E]) -> None:
         self._queue.append(slot)
         self.stats.max_backlog = max(self.stats.max_backlog, len(self._queue))
-        self._ready.set()
 
     def get_nowait(self) -> E | None:
         if not self._queue:
@@ -71,14 +69,5 @@ class Mailbox(Generic[E]):
         slot = self._queue.popleft()
         if slot.key is not None and self._open_mark_slots.get(slot.key) is slot:
             del self._open_mark_slots[slot.key]
-        if not self._queue:
-            self._ready.clear()
         self.stats.delivered += 1
         return slot.event
-
-    async def get(self) -> E:
-        while True:
-            event = self.get_nowait()
-            if event is not None:
-                return event
-            await self._ready.wait()

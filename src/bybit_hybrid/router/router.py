@@ -1,4 +1,7 @@
-"""Event router: named events fanned out to async consumers, each with its own mailbox and task.
+"""Event router: core events routed by class to async consumers, each behind its `Dispatcher`.
+
+A consumer subscribes to event classes (`on(MarkUpdated, handler)`): the class is the event's
+one name, and the handler receives a `RoutedEvent` whose `event` is that typed event.
 
 Lifecycle events queue FIFO and are never dropped; conflatable events (marks) keep only the
 newest per key while they wait, and never overtake a lifecycle event of the same key (that is
@@ -25,18 +28,16 @@ from bybit_hybrid.protocol.events import (
     PositionOpened,
 )
 from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled
+from bybit_hybrid.router.dispatch import Dispatcher
 from bybit_hybrid.router.fanout import name_of
-from bybit_hybrid.router.mailbox import Mailbox
-from bybit_hybrid.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-POSITION_OPENED: Final = "position.opened"
-POSITION_CHANGED: Final = "position.changed"
-POSITION_CLOSED: Final = "position.closed"
-POSITION_MARK: Final = "position.mark"
-STREAM_RECONCILED: Final = "stream.reconciled"
 _LATENCY_SAMPLES: Final = 4096
+# What the router carries: the position events and the REST reconcile report.
+RouterEvent = PositionOpened | PositionChanged | PositionClosed | MarkUpdated | Reconciled
+ROUTER_EVENTS: Final = (PositionOpened, PositionChanged, PositionClosed, MarkUpdated, Reconciled)
+_RECONCILED_KEY: Final = "reconciled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,14 @@ class RoutedEvent:
     receipt of the event this one derives from (kept across re-emits, so latency is end to end).
     """
 
-    name: str
-    data: Any
+    event: RouterEvent
     source: str
     received_at_s: float
+
+    @property
+    def name(self) -> str:
+        """The event's one name: its class's."""
+        return self.event.__class__.__name__
 
 
 Handler = Callable[[RoutedEvent], Awaitable[None]]
@@ -67,38 +72,50 @@ class ConsumerStats:
         self.max_latency_s = max(self.max_latency_s, latency_s)
 
 
-@dataclass
 class _Consumer:
-    name: str
-    handler: Handler
-    events: set[str]
-    mailbox: Mailbox[RoutedEvent] = field(default_factory=Mailbox)
-    stats: ConsumerStats = field(default_factory=ConsumerStats)
-    task: asyncio.Task[None] | None = None
-    busy: bool = False
+    """One handler: the events it takes and the `Dispatcher` that runs it on them."""
+
+    def __init__(self, name: str, handler: Handler, clock: Callable[[], float]) -> None:
+        self.name = name
+        self.handler = handler
+        self.events: set[type[RouterEvent]] = set()
+        self.stats = ConsumerStats()
+        self._clock = clock
+        self.dispatcher: Dispatcher[RoutedEvent] = Dispatcher(
+            f"router-{name}", handler, on_done=self._done, on_error=self._failed
+        )
+
+    def _done(self, routed: RoutedEvent) -> None:
+        self.stats.record(self._clock() - routed.received_at_s)
+
+    def _failed(self, routed: RoutedEvent) -> None:
+        self.stats.errors += 1
+        log.exception("handler %s failed on %s", self.name, routed.name)
 
 
 class EventRouter:
-    """`on(event, handler)` registers, `emit(event, data, source)` delivers; `start()` runs."""
+    """`on(EventClass, handler)` registers, `emit(event)` delivers; `start()` runs."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self._clock = clock
         self._consumers: dict[str, _Consumer] = {}
-        self._by_event: dict[str, list[_Consumer]] = {}
+        self._by_event: dict[type[RouterEvent], list[_Consumer]] = {}
         self._running = False
         self.emitted = 0
 
     # --- registration ----------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler, *, name: str | None = None) -> None:
-        """Subscribes `handler` to `event`. One handler (by name) is one consumer, whatever
-        the number of events it takes, so its events stay in one ordered mailbox."""
+    def on(self, event: type[RouterEvent], handler: Handler, *, name: str | None = None) -> None:
+        """Subscribes `handler` to the class `event`. One handler (by name) is one consumer,
+        whatever the number of classes it takes, so its events stay in one ordered mailbox."""
+        if event not in ROUTER_EVENTS:
+            raise ValueError(f"the router carries no {event!r} (it routes {ROUTER_EVENTS})")
         name = name or name_of(handler)
         consumer = self._consumers.get(name)
         if consumer is None:
-            consumer = self._consumers[name] = _Consumer(name, handler, set())
+            consumer = self._consumers[name] = _Consumer(name, handler, self._clock)
             if self._running:
-                self._spawn(consumer)
+                consumer.dispatcher.start()
         elif consumer.handler != handler:  # bound methods are equal, not identical
             raise ValueError(f"another handler is already registered as {name!r}")
         if event not in consumer.events:
@@ -107,40 +124,31 @@ class EventRouter:
 
     # --- delivery --------------------------------------------------------------------------
 
-    def emit(
-        self,
-        event: str,
-        data: Any,
-        source: str,
-        *,
-        key: Hashable = None,
-        conflate: bool = False,
-        received_at_s: float | None = None,
-    ) -> None:
-        """Queues `data` for every consumer of `event`; never blocks, never drops lifecycle.
+    def emit(self, event: RouterEvent, *, received_at_s: float | None = None) -> None:
+        """Queues `event` for every consumer of its class; never blocks, never drops lifecycle.
 
-        `conflate=True` marks a replaceable update (a mark): only the newest per `key` waits.
+        A mark is a replaceable update: only the newest per position waits in a mailbox.
+        `received_at_s` (default: now) is when the event this one derives from was received.
         """
-        routed = RoutedEvent(event, data, source, received_at_s or self._clock())
+        if isinstance(event, Reconciled):
+            key: Hashable = _RECONCILED_KEY
+            source = "rest"
+        else:
+            key, source = event.key, event.view.source.value
+        routed = RoutedEvent(event, source, received_at_s or self._clock())
         self.emitted += 1
-        for consumer in self._by_event.get(event, ()):
-            if conflate:
-                consumer.mailbox.put_mark(key, routed)
+        mark = event.__class__ is MarkUpdated
+        for consumer in self._by_event.get(event.__class__, ()):
+            if mark:
+                consumer.dispatcher.put_mark(key, routed)
             else:
-                consumer.mailbox.put_lifecycle(key, routed)
+                consumer.dispatcher.put_lifecycle(key, routed)
 
     def on_core_event(self, event: CoreEvent) -> None:
-        """A `PositionStream` listener: typed core events become named router events."""
-        if isinstance(event, MarkUpdated):
-            self.emit(POSITION_MARK, event, event.view.source.value, key=event.key, conflate=True)
-        elif isinstance(event, PositionOpened):
-            self.emit(POSITION_OPENED, event, event.view.source.value, key=event.key)
-        elif isinstance(event, PositionChanged):
-            self.emit(POSITION_CHANGED, event, event.view.source.value, key=event.key)
-        elif isinstance(event, PositionClosed):
-            self.emit(POSITION_CLOSED, event, event.view.source.value, key=event.key)
-        elif isinstance(event, Reconciled):
-            self.emit(STREAM_RECONCILED, event, "rest", key=STREAM_RECONCILED)
+        """A `PositionStream` listener: the events the router carries are routed, the rest
+        (session and rollout reports) are not its business."""
+        if isinstance(event, ROUTER_EVENTS):
+            self.emit(event)
 
     def attach(self, stream: Any) -> None:
         """Listens to a `PositionStream` (anything with `add_listener`)."""
@@ -151,14 +159,12 @@ class EventRouter:
     async def start(self) -> None:
         self._running = True
         for consumer in self._consumers.values():
-            if consumer.task is None:
-                self._spawn(consumer)
+            consumer.dispatcher.start()
 
     async def stop(self) -> None:
         self._running = False
-        await cancel_and_wait(c.task for c in self._consumers.values() if c.task is not None)
         for consumer in self._consumers.values():
-            consumer.task = None
+            await consumer.dispatcher.stop()
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Waits until every mailbox is empty and no handler is running (tests, shutdown)."""
@@ -170,34 +176,13 @@ class EventRouter:
             await asyncio.sleep(0.001)
 
     def idle(self) -> bool:
-        return all(not c.busy and len(c.mailbox) == 0 for c in self._consumers.values())
+        return all(c.dispatcher.idle() for c in self._consumers.values())
 
     # --- measurements ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per consumer: handled, errors, backlog now and at most, conflated marks, latency."""
         return {name: _consumer_stats(c) for name, c in self._consumers.items()}
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _spawn(self, consumer: _Consumer) -> None:
-        consumer.task = asyncio.create_task(self._consume(consumer), name=f"router-{consumer.name}")
-
-    async def _consume(self, consumer: _Consumer) -> None:
-        while True:
-            routed = await consumer.mailbox.get()
-            consumer.busy = True
-            try:
-                await consumer.handler(routed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                consumer.stats.errors += 1
-                log.exception("handler %s failed on %s", consumer.name, routed.name)
-            else:
-                consumer.stats.record(self._clock() - routed.received_at_s)
-            finally:
-                consumer.busy = False
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -211,11 +196,11 @@ def percentile(samples: list[float], pct: float) -> float:
 
 def _consumer_stats(consumer: _Consumer) -> dict[str, Any]:
     samples = list(consumer.stats.latency_s)
-    box = consumer.mailbox.stats
+    box = consumer.dispatcher.mailbox.stats
     return {
         "handled": consumer.stats.handled,
         "errors": consumer.stats.errors,
-        "backlog": len(consumer.mailbox),
+        "backlog": len(consumer.dispatcher.mailbox),
         "max_backlog": box.max_backlog,
         "marks_conflated": box.marks_conflated,
         "latency_p50_ms": percentile(samples, 50) * 1000,

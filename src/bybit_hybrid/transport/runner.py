@@ -290,10 +290,8 @@ class StreamRunner:
                     busy_since = received_at  # the loop ran while we waited: a new stretch
                 if core.on_frame(name, payload, self._clock()):
                     self._pump()
-                elif not self._stopping:  # steady state: only events (HybridCore.on_frame)
-                    events = core.take_events()
-                    if events:
-                        self._on_events(events)
+                elif core.pending_events and not self._stopping:  # only events, or none
+                    self._on_events(core.take_events())
                 if received_at - busy_since > _YIELD_EVERY_S:
                     await asyncio.sleep(0)
                     busy_since = perf()
@@ -396,10 +394,9 @@ class _Sink:
             core = runner.core
             if core.on_frame(self._name, payload, runner._clock()):
                 runner._pump()
-            elif not runner._stopping:  # steady state: only events (HybridCore.on_frame)
-                events = core.take_events()
-                if events:
-                    runner._on_events(events)
+            elif core.pending_events and not runner._stopping:
+                # The steady state: only events (HybridCore.on_frame), and often none at all.
+                runner._on_events(core.take_events())
         except Exception as exc:
             # A bug below must not kill the read callback silently: close the socket with a
             # reason, so the core sees it end and the back-off reconnects.

@@ -62,7 +62,10 @@ class _Listener(WSListener):
             # for a 221-byte ticker, picows 2.3.1), and safe to keep. A memoryview points into
             # picows's read buffer, reused once this returns, and the core may keep the
             # payload it was given (a bad frame's error, a recording).
-            self._deliver(transport, frame.get_payload_as_bytes())
+            try:
+                self._on_frame(frame.get_payload_as_bytes())
+            except Exception as exc:
+                self._sink_failed(transport, exc)
         elif msg_type is _TEXT or msg_type is _BINARY or msg_type is _CONTINUATION:
             self._fragment(transport, frame)
         elif msg_type is _CLOSE:
@@ -73,10 +76,13 @@ class _Listener(WSListener):
         try:
             self._on_frame(payload)
         except Exception as exc:
-            # The runner's sink catches its own errors; this guards a foreign sink. The socket
-            # is closed with a reason, so the stream reconnects instead of going deaf.
-            log.exception("websocket frame handler raised")
-            self._fail(transport, WSCloseCode.INTERNAL_ERROR, f"frame handler failed: {exc!r}")
+            self._sink_failed(transport, exc)
+
+    def _sink_failed(self, transport: WSTransport, exc: Exception) -> None:
+        # The runner's sink catches its own errors; this guards a foreign sink. The socket
+        # is closed with a reason, so the stream reconnects instead of going deaf.
+        log.exception("websocket frame handler raised")
+        self._fail(transport, WSCloseCode.INTERNAL_ERROR, f"frame handler failed: {exc!r}")
 
     def _fragment(self, transport: WSTransport, frame: WSFrame) -> None:
         """Joins a message sent as a first frame (fin unset) and CONTINUATION frames."""
@@ -219,11 +225,21 @@ class PicowsWsBackend:
                 logger_name=_PICOWS_LOG,
             )
         )
+        transport, made = await self._dialled(dial, url, timeout_s)
+        conn = PicowsConnection(transport, made)
+        self._open.add(conn)
+        conn.ended.add_done_callback(lambda _: self._open.discard(conn))
+        return conn
+
+    async def _dialled(
+        self, dial: asyncio.Future[tuple[WSTransport, WSListener]], url: str, timeout_s: float
+    ) -> tuple[WSTransport, _Listener]:
+        """The dial's socket and listener, or a `TransportError` saying why there is none."""
         try:
             # asyncio.timeout bounds TCP connect + TLS + upgrade; picows's own handshake
             # timeout covers only the upgrade.
             async with asyncio.timeout(timeout_s):
-                transport, listener_made = await asyncio.shield(dial)
+                transport, listener = await asyncio.shield(dial)
         except (TimeoutError, asyncio.CancelledError) as exc:
             self._abandon(dial, timeout_s)
             if isinstance(exc, asyncio.CancelledError):
@@ -236,11 +252,7 @@ class PicowsWsBackend:
             raise TransportError(url, f"connect refused: http {status}", status=status) from None
         except (picows.WSError, picows.WSInvalidURL, OSError, ValueError) as exc:
             raise TransportError(url, f"connect failed: {exc}") from None
-        made = cast(_Listener, listener_made)  # the one `listener()` built
-        conn = PicowsConnection(transport, made)
-        self._open.add(conn)
-        conn.ended.add_done_callback(lambda _: self._open.discard(conn))
-        return conn
+        return transport, cast(_Listener, listener)  # the one `listener()` built
 
     def _abandon(
         self, dial: asyncio.Future[tuple[WSTransport, WSListener]], timeout_s: float

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bybit_hybrid.router.mailbox import Mailbox
 
 
@@ -45,12 +43,3 @@ def test_delivered_mark_slot_is_not_reused() -> None:
     assert box.get_nowait() == "a1"
     box.put_mark("A", "a2")
     assert _drain(box) == ["a2"]
-
-
-async def test_get_waits_for_an_event() -> None:
-    box: Mailbox[str] = Mailbox()
-    getter = asyncio.create_task(box.get())
-    await asyncio.sleep(0)
-    assert not getter.done()
-    box.put_lifecycle("A", "x")
-    assert await asyncio.wait_for(getter, 1) == "x"

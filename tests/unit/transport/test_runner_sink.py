@@ -28,6 +28,10 @@ class FakeCore:
         taken, self.events = self.events, []
         return taken
 
+    @property
+    def pending_events(self) -> list[Any]:
+        return self.events
+
 
 @dataclass
 class FakeRunner:
