@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario", default="quiet", help=f"script to run: {', '.join(SCENARIOS)} (default quiet)"
     )
     parser.add_argument("--duration", default=None, help="stop after this many seconds")
+    _feed_arguments(parser)
+
+
+def _feed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Faults armed at start and the shape of the ticker feed (benchmarks)."""
     parser.add_argument(
         "--tick-slices",
         default="1",
