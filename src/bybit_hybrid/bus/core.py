@@ -13,10 +13,8 @@ from decimal import Decimal
 from typing import Final
 
 from bybit_hybrid.protocol.domain import Source, TickerUpdate
-from bybit_hybrid.protocol.hybrid import PRIVATE, HybridConfig, HybridCore, ticker_topic
+from bybit_hybrid.protocol.hybrid import PRIVATE, HybridConfig, HybridCore
 from bybit_hybrid.protocol.marks import MarkCache
-from bybit_hybrid.protocol.session import SessionState
-from bybit_hybrid.protocol.shards import CloseConnection, ShardAction, UnassignTopic
 from bybit_hybrid.wire.decode import TickerMessage
 from bybit_hybrid.wire.signing import Credentials
 
@@ -46,8 +44,8 @@ class HubCore(HybridCore):
 
     def __init__(self, sink: MarkSink, config: HybridConfig | None = None) -> None:
         super().__init__(Credentials(_NO_KEY, _NO_KEY), config, random.Random())
-        del self._sessions[PRIVATE]
-        self._rest_queue.clear()  # no positions to bootstrap
+        self.retire_socket(PRIVATE, "a hub has no private socket")
+        self.drop_rest_requests()  # no positions to bootstrap
         self.marks = _SinkMarks(sink)
         self._demand: set[str] = set()
 
@@ -56,14 +54,11 @@ class HubCore(HybridCore):
         return frozenset(self._demand)
 
     def set_demand(self, symbols: set[str], now: float) -> None:
-        actions: list[ShardAction] = []
         for symbol in sorted(symbols - self._demand):
-            actions += self._shards.acquire(ticker_topic(symbol))
+            self.set_ticker_refs(symbol, 1, now)
         for symbol in sorted(self._demand - symbols):
-            actions += self._shards.release(ticker_topic(symbol))
+            self.set_ticker_refs(symbol, 0, now)
         self._demand = set(symbols)
-        for action in actions:
-            self._apply_shard_action(action, now)
 
 
 class WorkerCore(HybridCore):
@@ -77,12 +72,17 @@ class WorkerCore(HybridCore):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(credentials, config, rng)
-        self.bus_marks = True
-        del self._sessions[self._shards.primary]
+        self.own_tickers = False
+        self.retire_socket(self.primary_public, "marks from the bus")
         self.bus_marks_applied = 0
         # Symbols the worker holds a bus subscription for (it sets this): counted as
         # subscribed tickers, so the rollout's "zero subscriptions" alert judges the bus.
         self.bus_subjects = 0
+
+    @property
+    def bus_marks(self) -> bool:
+        """True while the marks come from the bus (no own public socket)."""
+        return not self.own_tickers
 
     def subscribed_tickers(self) -> int:
         own = super().subscribed_tickers()
@@ -99,56 +99,24 @@ class WorkerCore(HybridCore):
         changed = self.marks.apply(update, now)
         if changed is not None:
             self.bus_marks_applied += 1
-            self._apply_mark(symbol, changed, ts_ms, cs, now=now, source=Source.TICKER)
-
-    def _sync_ticker_demand(self, now: float) -> None:
-        if self.bus_marks:
-            self.book.take_touched_symbols()  # the bus serves them; nothing to subscribe
-            return
-        super()._sync_ticker_demand(now)
+            self.apply_mark(symbol, changed, ts_ms, cs, now=now, source=Source.TICKER)
 
     def use_public(self, now: float) -> None:
         """Subscribes this account's own public sockets for every open symbol."""
         if not self.bus_marks:
             return
-        self.bus_marks = False
-        primary = self._shards.primary
-        self._retiring.discard(primary)
-        if primary not in self._sessions:
-            self._add_public(primary)
-        else:
-            self._sessions[primary].reconnect_now(now)
+        self.own_tickers = True
+        self.restore_public_socket(now)
         self.book.take_touched_symbols()
-        actions: list[ShardAction] = []
         for symbol, count in self.book.symbol_refcounts().items():
-            for _ in range(count):
-                actions += self._shards.acquire(ticker_topic(symbol))
-            self._ticker_refs[symbol] = count
-        for action in actions:
-            self._apply_shard_action(action, now)
+            self.set_ticker_refs(symbol, count, now)
 
     def use_bus(self, now: float) -> None:
         """Unsubscribes and closes the own public sockets; the marks held stay (the bus's
         next mark for a symbol moves them on)."""
         if self.bus_marks:
             return
-        self.bus_marks = True
-        actions: list[ShardAction] = []
-        for symbol, count in self._ticker_refs.items():
-            for _ in range(count):
-                actions += self._shards.release(ticker_topic(symbol))
-        self._ticker_refs.clear()
-        for action in actions:
-            if isinstance(action, UnassignTopic):
-                session = self._sessions[action.connection]
-                self._collect(session.remove_topic(action.topic, now))
-            elif isinstance(action, CloseConnection):
-                self._apply_shard_action(action, now)
-        primary = self._shards.primary
-        kept = self._sessions.get(primary)
-        if kept is not None:
-            if kept.state is SessionState.DISCONNECTED:
-                del self._sessions[primary]
-            else:
-                self._retiring.add(primary)
-                self._collect(kept.close("marks from the bus again", reconnect=False))
+        self.own_tickers = False
+        for symbol in self.ticker_refs():
+            self.set_ticker_refs(symbol, 0, now, keep_mark=True)
+        self.retire_socket(self.primary_public, "marks from the bus again")
