@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bybit_hybrid.clock import AnchoredClock
 from bybit_hybrid.errors import KeyRejectedError
@@ -52,6 +52,10 @@ from bybit_hybrid.transport.runner import StreamRunner
 from bybit_hybrid.transport.ws import WS_BACKENDS, AnyWsBackend, WsBackendName, ws_backend_named
 from bybit_hybrid.wire.signing import Credentials
 
+if TYPE_CHECKING:
+    from bybit_hybrid.bus.settings import BusSettings
+    from bybit_hybrid.bus.worker import BusWorker
+
 log = logging.getLogger(__name__)
 
 # Bybit's accepted range for the private stream's `max_active_time` (BYBIT_V5.md §1.2).
@@ -79,6 +83,8 @@ class BybitHybridStream(PositionStream):
         max_active_time_s: int | None = None,
         rng: random.Random | None = None,
         recorder: Recorder | None = None,
+        bus_url: BusSettings | str | None = None,
+        bus_account: str | None = None,
     ) -> None:
         self._credentials = Credentials(api_key, api_secret)
         # Optional tap: every core input goes to the recording (`transport.recording`).
@@ -117,6 +123,10 @@ class BybitHybridStream(PositionStream):
         self._rest_digest = FailureDigest()  # REST failures: first, summaries, ERROR later
         self._started_at: float | None = None
         self._anchored: AnchoredClock | None = None
+        # With `bus_url`: an account worker of the scale-out bus (docs/bus.md).
+        self.bus: BusWorker | None = None
+        if bus_url is not None:
+            self.bus = _bus_worker(self, bus_url, bus_account)
 
     def __repr__(self) -> str:
         creds = self._credentials
@@ -157,9 +167,13 @@ class BybitHybridStream(PositionStream):
         self._started_at = self._clock()
         self._fanout.start()
         await self._runner.start()
+        if self.bus is not None:
+            self.bus.start()
 
     async def stop(self) -> None:
         """Stops every task and closes every socket and HTTP session; never raises."""
+        if self.bus is not None:
+            await self.bus.stop()
         if self._runner is not None:
             await self._runner.stop()
         await self._fanout.stop()
@@ -240,6 +254,7 @@ class BybitHybridStream(PositionStream):
             "rest_failures": s.rest_failures,
             **core.book.stats.missing_rows(),
             **self._fanout.stats(),
+            **({} if self.bus is None else self.bus.stats()),
             "running": self._runner is not None,
         }
 
@@ -256,11 +271,15 @@ class BybitHybridStream(PositionStream):
             status.update(self._core.status(now))
             status["uptime_s"] = round(now - (self._started_at or now), 3)
         status["stats"] = self.get_stats()
+        if self.bus is not None:
+            status["bus"] = self.bus.status()
         return status
 
     # --- internals ---------------------------------------------------------------------------
 
     def _new_core(self) -> HybridCore:
+        if self.bus is not None:
+            return self.bus.new_core(self._credentials, self._config, self._rng)
         if self._recorder is None:
             return HybridCore(self._credentials, self._config, self._rng)
         # A recorded core draws from a generator whose seed goes into the recording.
@@ -345,6 +364,19 @@ class BybitHybridStream(PositionStream):
                 event.positions,
                 event.events,
             )
+
+
+def _bus_worker(
+    stream: BybitHybridStream, bus_url: BusSettings | str, account: str | None
+) -> BusWorker:
+    """The bus worker a stream composes; nats-py is imported only here, for a bus worker."""
+    if stream._recorder is not None:
+        raise ValueError("recording is not supported for a bus worker (record without a bus)")
+    if stream._config.stream_symbol is not None:
+        raise ValueError("a bus worker streams every symbol (no cutover share)")
+    from bybit_hybrid.bus.worker import BusWorker  # noqa: PLC0415
+
+    return BusWorker(stream, bus_url, account, stream._fanout.notify)
 
 
 def _log_line_of(line: LogLine | None) -> None:

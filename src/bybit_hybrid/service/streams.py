@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 from bybit_hybrid.bus.settings import BusSettings
-from bybit_hybrid.bus.worker import BusHybridStream
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import AlertConfig
@@ -142,4 +141,4 @@ def bus_worker_factory(settings: AppSettings) -> Callable[..., BybitHybridStream
         return None
     if settings.bus_account is None:
         raise ConfigError("--bus needs --account NAME (bus_account): the name on the bus")
-    return functools.partial(BusHybridStream, bus=bus, account=settings.bus_account)
+    return functools.partial(BybitHybridStream, bus_url=bus, bus_account=settings.bus_account)
