@@ -18,9 +18,22 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 
 import bybit_hybrid
-from bybit_hybrid.bus.payloads import Demand, decode_mark, decode_position, encode
+from bybit_hybrid.bus.payloads import (
+    Demand,
+    HubBeat,
+    decode_beat,
+    decode_mark,
+    decode_position,
+    encode,
+)
 from bybit_hybrid.bus.setup import ensure_demand_bucket
-from bybit_hybrid.bus.subjects import DEMAND_BUCKET, MARKS_STREAM, POSITIONS_STREAM, mark_msg_id
+from bybit_hybrid.bus.subjects import (
+    DEMAND_BUCKET,
+    HUB_HEARTBEAT,
+    MARKS_STREAM,
+    POSITIONS_STREAM,
+    mark_msg_id,
+)
 from bybit_hybrid.bus.worker import BusWorker
 from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised
 from bybit_hybrid.protocol.events import MarkUpdated
@@ -43,6 +56,14 @@ async def test_hub_subscribes_the_union_of_demand_and_drops_expired_entries(rig:
     await kv.put("bob", encode(Demand("bob", ["ETHUSDT", "SOLUSDT"], 0)))
     union = {"tickers.BTCUSDT", "tickers.ETHUSDT", "tickers.SOLUSDT"}
     await wait_for(lambda: set().union(*public_topics(sim)) == union, 5 * UNIT_S, "the union")
+    # Its beats name the symbols whose tickers it hears: a quiet mark is not a stale one.
+    beats = await (await rig.client()).subscribe(HUB_HEARTBEAT)
+    for _ in range(20):
+        beat = decode_beat((await beats.next_msg(timeout=2 * UNIT_S)).data)
+        if beat.live == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]:
+            break
+    assert beat.hub == "hub-a" and beat.live == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    await beats.unsubscribe()
     # bob keeps his heartbeat, alice stops: only her entry expires (bucket TTL).
     for _ in range(int(bus.demand_ttl_s / bus.heartbeat_s) + 10):
         await kv.put("bob", encode(Demand("bob", ["ETHUSDT", "SOLUSDT"], 0)))
@@ -465,3 +486,41 @@ async def test_new_demand_reaches_the_hub_at_once_not_at_the_next_poll(rig: BusR
     await wait_for(lambda: public_topics(sim) == [want], 3 * UNIT_S, "a second put")
     await kv.delete("alice")  # a clean stop withdraws at once too
     await wait_for(lambda: public_topics(sim) == [set()], 3 * UNIT_S, "the delete")
+
+
+async def test_a_symbol_no_hub_serves_falls_back_alone_and_returns(rig: BusRig) -> None:
+    """Per-symbol bus staleness: the bus is healthy (a hub beats) but names only BTC alive;
+    ETH alone goes to the account's own socket, BTC stays on the bus; named again, ETH returns.
+    The "hub" here is the test itself publishing beats, so which symbols it serves is exact."""
+    sim, bus = rig.sim, rig.bus
+    nc = await rig.client()
+    live = ["BTCUSDT"]
+    beating = True
+
+    async def beat() -> None:
+        while beating:
+            await nc.publish(HUB_HEARTBEAT, encode(HubBeat("test-hub", 2, 0, list(live))))
+            await asyncio.sleep(bus.heartbeat_s)
+
+    beats = asyncio.create_task(beat())
+    try:
+        worker, rec = await rig.worker()
+        await wait_for(
+            lambda: public_topics(sim) == [{"tickers.ETHUSDT"}],
+            bus.stale_after_s * 3 + 2 * UNIT_S,
+            "ETH alone on the own socket",
+        )
+        status = worker.get_status()["bus"]
+        assert status["mode"] == "bus" and status["own_socket_symbols"] == ["ETHUSDT"]
+        assert worker.get_stats()["bus_fallback"] is False  # the account is still on the bus
+        live.append("ETHUSDT")
+        await wait_for(
+            lambda: public_topics(sim) == [],
+            bus.stale_after_s * 3 + 2 * UNIT_S,
+            "ETH back on the bus, the own socket closed",
+        )
+        assert worker.get_status()["bus"]["own_socket_symbols"] == []
+        assert not [e for _t, e in rec.core_events if isinstance(e, AlertRaised)]
+    finally:
+        beating = False
+        await beats

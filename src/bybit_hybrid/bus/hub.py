@@ -280,10 +280,22 @@ class MarkHub:
     async def _heartbeat_loop(self) -> None:
         assert self._nc is not None and self._core is not None
         while True:
-            beat = HubBeat(self.hub_id, len(self._core.demand), int(time.time() * 1000))
+            beat = HubBeat(
+                self.hub_id, len(self._core.demand), int(time.time() * 1000), self._live()
+            )
             with contextlib.suppress(NatsError):
                 await self._nc.publish(HUB_HEARTBEAT, encode(beat))
             await asyncio.sleep(self.bus.heartbeat_s)
+
+    def _live(self) -> list[str]:
+        """The demanded symbols whose tickers this hub heard within the staleness bound."""
+        core, now = self.core, time.time()  # the runner's clock
+        live = []
+        for symbol in sorted(core.demand):
+            heard = core.ticker_heard_at(symbol)
+            if heard is not None and now - heard < self.bus.stale_after_s:
+                live.append(symbol)
+        return live
 
     def _on_events(self, events: list[CoreEvent]) -> None:
         for event in events:

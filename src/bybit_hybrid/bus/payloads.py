@@ -30,6 +30,8 @@ class HubBeat(msgspec.Struct, frozen=True):
     hub: str
     symbols: int  # how many tickers it serves
     sent_ms: int
+    # The symbols whose tickers it heard within its staleness bound: alive, however quiet.
+    live: list[str] = []
 
 
 class PositionMessage(msgspec.Struct, frozen=True):
@@ -49,9 +51,16 @@ def encode(payload: msgspec.Struct) -> bytes:
     return ENCODER.encode(payload)
 
 
+_MARK_DECODER: Final = msgspec.json.Decoder(BusMark)
+
+
 def decode_mark(raw: bytes) -> BusMark:
     """Raises `msgspec.ValidationError` / `DecodeError` naming the bad field."""
-    return msgspec.json.decode(raw, type=BusMark)
+    return _MARK_DECODER.decode(raw)
+
+
+def decode_beat(raw: bytes) -> HubBeat:
+    return msgspec.json.decode(raw, type=HubBeat)
 
 
 def decode_demand(raw: bytes) -> Demand:

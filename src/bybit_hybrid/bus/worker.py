@@ -32,7 +32,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from bybit_hybrid.bus.core import WorkerCore
-from bybit_hybrid.bus.payloads import BusMark, Demand, decode_mark, encode
+from bybit_hybrid.bus.payloads import BusMark, Demand, decode_beat, decode_mark, encode
 from bybit_hybrid.bus.publisher import PositionPublisher
 from bybit_hybrid.bus.settings import BusSettings
 from bybit_hybrid.bus.setup import connect, declare_all
@@ -153,11 +153,18 @@ class BusWorker:
             "hub_heartbeat_age_s": None if beat_age is None else round(beat_age, 3),
             "failovers": self.failovers,
             "mark_subjects": len(self._subs),
+            "own_socket_symbols": self._own_symbols(),
             "marks_received": self.bus_marks,
             "bad_marks": self.bad_bus_marks,
             "events_backlog": self.publisher.backlog,
             **{f"events_{k}": v for k, v in self.publisher.stats.items()},
         }
+
+    def _own_symbols(self) -> list[str]:
+        """Symbols on the own socket while the rest come from the bus (per-symbol staleness)."""
+        if not self.running:
+            return []
+        return sorted(self.core.own_symbols)
 
     def stats(self) -> dict[str, Any]:
         """The worker's part of the stream's `get_stats()`."""
@@ -236,8 +243,15 @@ class BusWorker:
         self._resubscribe = True
         self._demand_sent = None
 
-    async def _on_beat(self, _msg: Msg) -> None:
+    async def _on_beat(self, msg: Msg) -> None:
+        try:
+            beat = decode_beat(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("bus: bad hub heartbeat ignored: %s", exc)
+            return
         self._last_beat_at = time.monotonic()
+        if beat.live and self.running:
+            self._host.apply(lambda core, now: _heard(core, beat.live, now))
 
     async def _send_demand(self, wanted: frozenset[str]) -> None:
         assert self._kv is not None
@@ -296,6 +310,9 @@ class BusWorker:
         )
         if healthy != self._healthy:
             self._healthy, self._health_changed_at = healthy, now
+        if self.running and healthy and self.mode == BUS:
+            stale_s = self.bus.stale_after_s
+            self._host.apply(lambda core, now: _judge_symbols(core, stale_s, now))
         if now - self._health_changed_at < self.bus.stale_after_s or not self.running:
             return
         if not healthy and self.mode == BUS:
@@ -318,6 +335,24 @@ class BusWorker:
 def _feed(core: HybridCore, mark: BusMark, now: float) -> None:
     assert isinstance(core, WorkerCore)
     core.on_bus_mark(mark.symbol, mark.mark_price, mark.ts_ms, mark.cs, now)
+
+
+def _heard(core: HybridCore, symbols: list[str], now: float) -> None:
+    assert isinstance(core, WorkerCore)
+    core.note_bus_heard(symbols, now)
+
+
+def _judge_symbols(core: HybridCore, stale_after_s: float, now: float) -> None:
+    assert isinstance(core, WorkerCore)
+    for symbol, own in core.judge_bus_symbols(stale_after_s, now):
+        if own:
+            log.warning(
+                "bus: no mark or hub has shown %s alive for %.1fs: its own ticker subscription",
+                symbol,
+                stale_after_s,
+            )
+        else:
+            log.warning("bus: %s is served by the bus again", symbol)
 
 
 def _switch(core: HybridCore, *, public: bool, now: float) -> None:
