@@ -20,6 +20,9 @@ class BusSettings:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None
+    # A client certificate for servers that verify clients (mutual TLS), PEM; both or neither.
+    cert_file: Path | None = None
+    key_file: Path | None = field(default=None, repr=False)
     # A worker's demand entry lives this long without a heartbeat (the KV bucket's TTL).
     demand_ttl_s: float = 30.0
     # Marks older than this on a hub that is gone: the worker falls back to its own socket.
@@ -42,13 +45,18 @@ class BusSettings:
                 f"demand_ttl_s {self.demand_ttl_s} must be at least 3x heartbeat_s "
                 f"{self.heartbeat_s}, or a live worker's demand could expire"
             )
+        self.tls_context()  # a missing or bad CA, certificate or key file fails here, named
         if not self.heartbeat_s < self.stale_after_s:
             raise ValueError(
                 f"stale_after_s {self.stale_after_s} must exceed heartbeat_s {self.heartbeat_s}"
             )
 
     def __repr__(self) -> str:
-        return f"BusSettings(url={self.masked()!r}, creds_file={self.creds_file!r})"
+        key = "" if self.key_file is None else ", key_file='***'"
+        return (
+            f"BusSettings(url={self.masked()!r}, creds_file={self.creds_file!r}, "
+            f"ca_file={self.ca_file!r}, cert_file={self.cert_file!r}{key})"
+        )
 
     def servers(self) -> list[str]:
         servers = [s.strip() for s in self.url.split(",") if s.strip()]
@@ -76,9 +84,40 @@ class BusSettings:
         if self.user is not None:
             options["user"] = self.user
             options["password"] = self.password
-        if self.ca_file is not None:
-            options["tls"] = ssl.create_default_context(cafile=str(self.ca_file))
+        tls = self.tls_context()
+        if tls is not None:
+            options["tls"] = tls
         return options
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context of `ca_file` / `cert_file` + `key_file` (None: neither set;
+        a `tls://` URL then uses the system's CAs). A bad file is a `ValueError` naming it."""
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("bus TLS: cert_file and key_file go together (give both or neither)")
+        if self.ca_file is None and self.cert_file is None:
+            return None
+        try:
+            context = ssl.create_default_context(
+                cafile=None if self.ca_file is None else str(self.ca_file)
+            )
+        except OSError as exc:
+            raise ValueError(f"bus TLS: CA file {str(self.ca_file)!r}: {_why(exc)}") from None
+        if self.cert_file is not None and self.key_file is not None:
+            try:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file))
+            except OSError as exc:
+                # The key file's contents never go into the message: only the two paths.
+                raise ValueError(
+                    f"bus TLS: certificate {str(self.cert_file)!r} with key "
+                    f"{str(self.key_file)!r}: {_why(exc)}"
+                ) from None
+        return context
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError):  # a subclass of OSError, with its own reason
+        return str(exc.reason or exc)
+    return str(exc.strerror or exc)
 
 
 def mask_url(url: str) -> str:

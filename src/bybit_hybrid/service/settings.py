@@ -338,6 +338,12 @@ class AppSettings(BaseSettings):
     bus_ca_file: Path | None = Field(
         default=None, description="CA bundle that signs the bus servers (tls:// URLs)"
     )
+    bus_cert_file: Path | None = Field(
+        default=None, description="client certificate (PEM) for bus servers that verify clients"
+    )
+    bus_key_file: Path | None = Field(
+        default=None, description="private key (PEM) of bus_cert_file; never logged or shown"
+    )
     bus_stale_after_s: float = Field(
         default=5.0,
         gt=1,

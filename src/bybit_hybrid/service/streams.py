@@ -128,6 +128,8 @@ def bus_settings(settings: AppSettings) -> BusSettings | None:
             settings.bus_url.get_secret_value(),
             creds_file=settings.bus_creds_file,
             ca_file=settings.bus_ca_file,
+            cert_file=settings.bus_cert_file,
+            key_file=settings.bus_key_file,
             stale_after_s=settings.bus_stale_after_s,
         )
     except ValueError as exc:

@@ -28,6 +28,10 @@ def add_bus_flags(parser: argparse.ArgumentParser, *, worker: bool) -> None:
     parser.add_argument(
         "--bus-ca-file", type=Path, metavar="FILE", help="CA bundle of tls:// bus servers"
     )
+    parser.add_argument(
+        "--bus-cert", type=Path, metavar="FILE", help="client certificate (PEM), mutual TLS"
+    )
+    parser.add_argument("--bus-key", type=Path, metavar="FILE", help="its private key (PEM)")
 
 
 def bus_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,4 +41,6 @@ def bus_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "bus_account": getattr(args, "account", None),
         "bus_creds_file": args.bus_creds,
         "bus_ca_file": args.bus_ca_file,
+        "bus_cert_file": args.bus_cert,
+        "bus_key_file": args.bus_key,
     }
