@@ -133,7 +133,7 @@ async def test_the_public_facade_takes_bus_url_and_bus_account(rig: BusRig) -> N
     """`bybit_hybrid.BybitHybridStream(..., bus_url=..., bus_account=...)`, the issue's API:
     a plain URL string, `async with`, marks in the handler from the hub, no public socket."""
     sim = rig.sim
-    await rig.hub()
+    hub = await rig.hub()
     rec = Recorder()
     stream = bybit_hybrid.BybitHybridStream(
         sim.api_key,
@@ -165,6 +165,13 @@ async def test_the_public_facade_takes_bus_url_and_bus_account(rig: BusRig) -> N
         assert stats["connected_public"] is False and stats["bus_fallback"] is False
         assert stream.get_status()["bus"]["account"] == "carol"
         assert sim.api_key not in repr(stream) and sim.api_secret not in repr(stream)
+        # A late joiner with no hub left: the marks it gets from the bus can only be the
+        # stream's last values, read at subscribe (live marks come by plain subscription).
+        await hub.stop()
+        dave, _dave_rec = await rig.worker("dave")
+        await wait_for(
+            lambda: _bus(dave).bus_marks >= 2, 5 * UNIT_S, "the last values for a late joiner"
+        )
 
 
 def test_bus_url_without_an_account_or_with_a_bad_url_is_a_clear_error() -> None:

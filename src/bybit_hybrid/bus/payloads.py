@@ -16,6 +16,9 @@ class BusMark(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     ts_ms: int  # Bybit's frame timestamp
     cs: int | None  # Bybit's cross sequence of that frame
     hub: str  # which hub published it (the copies of hot-hot hubs are dropped by msg id)
+    # When the hub received the frame (its wall clock, µs): a consumer on the same clock
+    # (or a synced one) measures the hop the bus adds. None from hubs before this field.
+    rx_us: int | None = None
 
 
 class Demand(msgspec.Struct, frozen=True):

@@ -27,8 +27,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from bybit_hybrid.bus.core import WorkerCore
@@ -36,7 +36,7 @@ from bybit_hybrid.bus.payloads import BusMark, Demand, decode_beat, decode_mark,
 from bybit_hybrid.bus.publisher import PositionPublisher
 from bybit_hybrid.bus.settings import BusSettings
 from bybit_hybrid.bus.setup import connect, declare_all
-from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_account, mark_subject
+from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, MARKS_STREAM, check_account, mark_subject
 from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised, Severity
 from bybit_hybrid.protocol.events import PositionClosed, PositionOpened
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridCore, Reconciled
@@ -264,19 +264,28 @@ class BusWorker:
         self._demand_sent = (wanted, now)
 
     async def _sync_subscriptions(self, wanted: frozenset[str]) -> None:
-        assert self._js is not None
+        """Per symbol: a plain NATS subscription to its subject, which the server hands each
+        mark as the hub publishes it (no JetStream consumer in the hop), then the stream's last
+        value read once, so a late joiner has the current mark at once. Whichever of the two
+        arrives first, the mark cache keeps the newer (cs, ts)."""
+        assert self._nc is not None and self._js is not None
         for symbol in sorted(self._subs.keys() - wanted):
             sub = self._subs.pop(symbol)
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
-        for symbol in sorted(wanted - self._subs.keys()):
-            # The last value at once (a late joiner), then every change.
-            self._subs[symbol] = await self._js.subscribe(
-                mark_subject(symbol),
-                cb=self._on_mark,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            )
+        added = sorted(wanted - self._subs.keys())
+        for symbol in added:
+            self._subs[symbol] = await self._nc.subscribe(mark_subject(symbol), cb=self._on_mark)
+        await asyncio.gather(*(self._read_last(symbol) for symbol in added))
+
+    async def _read_last(self, symbol: str) -> None:
+        assert self._js is not None
+        try:
+            last = await self._js.get_last_msg(MARKS_STREAM, mark_subject(symbol))
+        except NotFoundError:
+            return  # no hub has published this symbol yet: its first mark comes live
+        if last.data is not None:
+            self._take_mark(last.data, last.subject or symbol)
 
     async def _drop_subscriptions(self) -> None:
         subs, self._subs = list(self._subs.values()), {}
@@ -287,11 +296,14 @@ class BusWorker:
                 await sub.unsubscribe()
 
     async def _on_mark(self, msg: Msg) -> None:
+        self._take_mark(msg.data, msg.subject)
+
+    def _take_mark(self, data: bytes, subject: str) -> None:
         try:
-            mark = decode_mark(msg.data)
+            mark = decode_mark(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.bad_bus_marks += 1
-            log.warning("bus: bad mark on %s ignored: %s", msg.subject, exc)
+            log.warning("bus: bad mark on %s ignored: %s", subject, exc)
             return
         self.bus_marks += 1
         if self.running:
