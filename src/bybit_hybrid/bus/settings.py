@@ -33,6 +33,9 @@ class BusSettings:
     # JetStream drops a message whose id it saw this recently (hot-hot hubs, worker restarts).
     duplicate_window_s: float = 120.0
     connect_timeout_s: float = 2.0
+    # Copies JetStream keeps of each stream and the bucket: 3 on a cluster of 3 (a node may
+    # die), 1 on a single server (the server refuses more replicas than it has nodes).
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         servers = self.servers()
@@ -45,6 +48,8 @@ class BusSettings:
                 f"demand_ttl_s {self.demand_ttl_s} must be at least 3x heartbeat_s "
                 f"{self.heartbeat_s}, or a live worker's demand could expire"
             )
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"replicas must be 1..5 (JetStream's limit), got {self.replicas}")
         self.tls_context()  # a missing or bad CA, certificate or key file fails here, named
         if not self.heartbeat_s < self.stale_after_s:
             raise ValueError(

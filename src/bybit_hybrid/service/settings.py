@@ -344,6 +344,12 @@ class AppSettings(BaseSettings):
     bus_key_file: Path | None = Field(
         default=None, description="private key (PEM) of bus_cert_file; never logged or shown"
     )
+    bus_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="JetStream replicas of the bus's streams and bucket: 3 on a NATS cluster of 3",
+    )
     bus_stale_after_s: float = Field(
         default=5.0,
         gt=1,

@@ -130,6 +130,7 @@ def bus_settings(settings: AppSettings) -> BusSettings | None:
             ca_file=settings.bus_ca_file,
             cert_file=settings.bus_cert_file,
             key_file=settings.bus_key_file,
+            replicas=settings.bus_replicas,
             stale_after_s=settings.bus_stale_after_s,
         )
     except ValueError as exc:

@@ -32,6 +32,12 @@ def add_bus_flags(parser: argparse.ArgumentParser, *, worker: bool) -> None:
         "--bus-cert", type=Path, metavar="FILE", help="client certificate (PEM), mutual TLS"
     )
     parser.add_argument("--bus-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    parser.add_argument(
+        "--bus-replicas",
+        type=int,
+        metavar="N",
+        help="JetStream replicas of the bus's streams (3 on a cluster of 3; default 1)",
+    )
 
 
 def bus_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -43,4 +49,5 @@ def bus_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "bus_ca_file": args.bus_ca_file,
         "bus_cert_file": args.bus_cert,
         "bus_key_file": args.bus_key,
+        "bus_replicas": args.bus_replicas,
     }
