@@ -229,6 +229,7 @@ async def worker_role(args: argparse.Namespace) -> None:
         "positions": stats["active_positions"],
         "connected_public": stats["connected_public"],
         "bus_fallback": stats["bus_fallback"],
+        "rss_mb": cpu1.ru_maxrss / 1024,  # Linux: KiB
     }
     print(json.dumps(report), flush=True)
     await stream.stop()
@@ -355,6 +356,7 @@ async def conduct(args: argparse.Namespace) -> dict[str, Any]:
         "worker_cpu_pct_each_median": 100
         * statistics.median(r["cpu_s"] for r in reports)
         / args.seconds,
+        "worker_rss_mb_median": statistics.median(r["rss_mb"] for r in reports),
         "hop_ms_p50": _pct(hops, 0.50),
         "hop_ms_p99": _pct(hops, 0.99),
         "hop_ms_max": _pct(hops, 1.0),
@@ -386,6 +388,7 @@ def _table(result: dict[str, Any]) -> str:
          f"{result['cpu_us_per_mark_per_worker_median']:.0f} / "
          f"{result['cpu_us_per_mark_per_worker_max']:.0f} us"),
         ("CPU of one worker (median)", f"{result['worker_cpu_pct_each_median']:.1f} %"),
+        ("peak RSS of one worker (median)", f"{result['worker_rss_mb_median']:.0f} MB"),
         ("hop hub rx -> worker handler p50 / p99 / max",
          f"{result['hop_ms_p50']:.2f} / {result['hop_ms_p99']:.2f} / "
          f"{result['hop_ms_max']:.2f} ms ({result['hops']} marks)"),

@@ -94,6 +94,7 @@ class BusWorker:
         self._last_beat_at: float | None = None  # monotonic
         self._healthy = False
         self._demand_sent: tuple[frozenset[str], float] | None = None
+        self._marks_in: list[BusMark] = []
         self.failovers = 0
         self.bus_marks = 0
         self.bad_bus_marks = 0
@@ -306,8 +307,18 @@ class BusWorker:
             log.warning("bus: bad mark on %s ignored: %s", subject, exc)
             return
         self.bus_marks += 1
-        if self.running:
-            self._host.apply(lambda core, now: _feed(core, mark, now))
+        if not self.running:
+            return
+        # Marks read together (a hub publishes a frame burst at once) are applied together:
+        # one pass of the core's outputs for the lot, not one per mark.
+        if not self._marks_in:
+            asyncio.get_running_loop().call_soon(self._apply_marks)
+        self._marks_in.append(mark)
+
+    def _apply_marks(self) -> None:
+        marks, self._marks_in = self._marks_in, []
+        if marks and self.running:
+            self._host.apply(lambda core, now: _feed(core, marks, now))
 
     # --- health and failover -----------------------------------------------------------------
 
@@ -344,9 +355,10 @@ class BusWorker:
             self._notify(AlertCleared(BUS_ALERT, Severity.WARNING, _RETURNED, self._host.now()))
 
 
-def _feed(core: HybridCore, mark: BusMark, now: float) -> None:
+def _feed(core: HybridCore, marks: list[BusMark], now: float) -> None:
     assert isinstance(core, WorkerCore)
-    core.on_bus_mark(mark.symbol, mark.mark_price, mark.ts_ms, mark.cs, now)
+    for mark in marks:
+        core.on_bus_mark(mark.symbol, mark.mark_price, mark.ts_ms, mark.cs, now)
 
 
 def _heard(core: HybridCore, symbols: list[str], now: float) -> None:
