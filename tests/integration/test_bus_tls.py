@@ -100,8 +100,14 @@ async def test_client_certificates_get_a_hub_and_a_worker_onto_a_verifying_serve
 
 def test_bad_tls_files_are_clear_errors_naming_the_file(tmp_path: Path) -> None:
     certs = make_certs(tmp_path / "certs")
-    with pytest.raises(ValueError, match="cert_file and key_file go together"):
-        BusSettings("tls://h:1", cert_file=certs / "client.pem")
+    with pytest.raises(ValueError, match="key_file needs cert_file"):
+        BusSettings("tls://h:1", key_file=certs / "client.key")
+    with pytest.raises(ValueError, match=r"certificate '.*client\.pem': "):
+        BusSettings("tls://h:1", cert_file=certs / "client.pem")  # no key in that file
+    # The certificate and its key in one PEM (what --bus-identity takes) is fine.
+    identity = tmp_path / "identity.pem"
+    identity.write_text((certs / "client.pem").read_text() + (certs / "client.key").read_text())
+    assert BusSettings("tls://h:1", cert_file=identity).tls_context() is not None
     with pytest.raises(ValueError, match=r"CA file '.*missing\.pem'"):
         BusSettings("tls://h:1", ca_file=tmp_path / "missing.pem")
     (tmp_path / "junk.key").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n")

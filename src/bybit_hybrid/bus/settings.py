@@ -20,7 +20,8 @@ class BusSettings:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None
-    # A client certificate for servers that verify clients (mutual TLS), PEM; both or neither.
+    # A client certificate for servers that verify clients (mutual TLS), PEM; its private key
+    # in `key_file`, or in the same PEM file when `key_file` is None.
     cert_file: Path | None = None
     key_file: Path | None = field(default=None, repr=False)
     # A worker's demand entry lives this long without a heartbeat (the KV bucket's TTL).
@@ -97,8 +98,8 @@ class BusSettings:
     def tls_context(self) -> ssl.SSLContext | None:
         """The client TLS context of `ca_file` / `cert_file` + `key_file` (None: neither set;
         a `tls://` URL then uses the system's CAs). A bad file is a `ValueError` naming it."""
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("bus TLS: cert_file and key_file go together (give both or neither)")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("bus TLS: key_file needs cert_file (the certificate it belongs to)")
         if self.ca_file is None and self.cert_file is None:
             return None
         try:
@@ -107,14 +108,15 @@ class BusSettings:
             )
         except OSError as exc:
             raise ValueError(f"bus TLS: CA file {str(self.ca_file)!r}: {_why(exc)}") from None
-        if self.cert_file is not None and self.key_file is not None:
+        if self.cert_file is not None:
+            key = None if self.key_file is None else str(self.key_file)
             try:
-                context.load_cert_chain(str(self.cert_file), str(self.key_file))
+                context.load_cert_chain(str(self.cert_file), key)
             except OSError as exc:
-                # The key file's contents never go into the message: only the two paths.
+                # The key file's contents never go into the message: only the paths.
+                with_key = "" if key is None else f" with key {key!r}"
                 raise ValueError(
-                    f"bus TLS: certificate {str(self.cert_file)!r} with key "
-                    f"{str(self.key_file)!r}: {_why(exc)}"
+                    f"bus TLS: certificate {str(self.cert_file)!r}{with_key}: {_why(exc)}"
                 ) from None
         return context
 

@@ -339,7 +339,9 @@ class AppSettings(BaseSettings):
         default=None, description="CA bundle that signs the bus servers (tls:// URLs)"
     )
     bus_cert_file: Path | None = Field(
-        default=None, description="client certificate (PEM) for bus servers that verify clients"
+        default=None,
+        description="client certificate (PEM) for bus servers that verify clients; its private "
+        "key in bus_key_file, or in the same file",
     )
     bus_key_file: Path | None = Field(
         default=None, description="private key (PEM) of bus_cert_file; never logged or shown"
