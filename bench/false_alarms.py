@@ -24,7 +24,7 @@ from benchlib import machine, table
 from bybit_hybrid.protocol.alerts import AlertRaised
 from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import CoreEvent
-from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimConfig, SimServer
 
 
@@ -32,7 +32,7 @@ async def run(symbols: int, rate_hz: float, seconds: float) -> tuple[int, int, i
     events: list[CoreEvent] = []
     config = SimConfig(symbols=symbols, positions=symbols, rate_hz=rate_hz, seed=19)
     async with SimServer(config) as sim:
-        stream = RolloutStream(
+        stream = rollout_stream(
             "hybrid", sim.api_key, sim.api_secret, base_url=sim.base_url, rng=random.Random(19)
         )
         stream.add_listener(events.append)

@@ -18,9 +18,6 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bybit_hybrid.clock import AnchoredClock
-from bybit_hybrid.errors import KeyRejectedError
-from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
 from bybit_hybrid.protocol.failure_digest import FailureDigest, LogLine
@@ -34,23 +31,13 @@ from bybit_hybrid.protocol.hybrid import (
 )
 from bybit_hybrid.protocol.session import AuthFailed, SessionState, SocketDead, StateChanged
 from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
-from bybit_hybrid.readiness import Readiness
-from bybit_hybrid.router.fanout import (
-    EXCHANGE,
-    POSITION_UPDATE,
-    CoreListener,
-    EventHandler,
-    Fanout,
-)
-from bybit_hybrid.transport.endpoints import Endpoints
-from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.router.fanout import EXCHANGE, POSITION_UPDATE, CoreListener, EventHandler
+from bybit_hybrid.shell import ShellStream, StreamParams
 from bybit_hybrid.transport.http import HttpBackend
 from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.recording import Recorder, RecordingCore
-from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.runner import StreamRunner
 from bybit_hybrid.transport.ws import WS_BACKENDS, AnyWsBackend, WsBackendName, ws_backend_named
-from bybit_hybrid.wire.signing import Credentials
 
 if TYPE_CHECKING:
     from bybit_hybrid.bus.settings import BusSettings
@@ -62,8 +49,11 @@ log = logging.getLogger(__name__)
 MAX_ACTIVE_TIME_RANGE_S = (30, 600)
 
 
-class BybitHybridStream(PositionStream):
+class BybitHybridStream(ShellStream):
     """Live Bybit V5 positions from the private + public WebSockets, bootstrapped from REST."""
+
+    _runner: StreamRunner | None
+    _owned_ws: AnyWsBackend | None
 
     def __init__(
         self,
@@ -86,43 +76,26 @@ class BybitHybridStream(PositionStream):
         bus_url: BusSettings | str | None = None,
         bus_account: str | None = None,
     ) -> None:
-        self._credentials = Credentials(api_key, api_secret)
-        # Optional tap: every core input goes to the recording (`transport.recording`).
-        self._recorder = recorder
-        if recorder is not None:
-            recorder.add_secret(api_key)
-            recorder.add_secret(api_secret)
-        self._handler = event_handler
-        self.endpoints = Endpoints.select(
-            testnet=testnet,
+        params = StreamParams.of(
+            api_key,
+            api_secret,
+            testnet,
             demo=demo,
             base_url=base_url,
             allow_insecure=allow_insecure,
             region=region,
+            proxy=proxy,
+            http_backend=http_backend,
+            rng=rng,
         )
-        self.proxy = proxy
-        self._config = config or HybridConfig()
-        if max_active_time_s is not None:
-            self._config = _with_max_active_time(self._config, max_active_time_s)
-        # A backend object is lent (the caller closes it); a name (default: picows) makes one
-        # per start, owned and closed by the stream.
-        self._ws_backend = "picows" if ws_backend is None else ws_backend
-        if isinstance(self._ws_backend, str) and self._ws_backend not in WS_BACKENDS:
-            raise ValueError(
-                f"ws_backend {self._ws_backend!r} is not one of {', '.join(WS_BACKENDS)}"
-            )
-        self._http_backend = http_backend
+        super().__init__(params, event_handler)
+        self._recorder = _tapped(recorder, params)
+        self._config = _with_max_active_time(config or HybridConfig(), max_active_time_s)
+        self._ws_backend = _checked_ws_backend(ws_backend)
         self._max_active_time_s = max_active_time_s
-        self._rng = rng
-        self._fanout = Fanout(event_handler)
         self._core: HybridCore | None = None
-        self._runner: StreamRunner | None = None
-        self._rest: BybitRestClient | None = None
-        self._owned_ws: AnyWsBackend | None = None
-        self._ready = Readiness()
+        self._forget_parts()
         self._rest_digest = FailureDigest()  # REST failures: first, summaries, ERROR later
-        self._started_at: float | None = None
-        self._anchored: AnchoredClock | None = None
         # With `bus_url`: an account worker of the scale-out bus (docs/bus.md).
         self.bus: BusWorker | None = None
         if bus_url is not None:
@@ -133,74 +106,46 @@ class BybitHybridStream(PositionStream):
         via = "" if self.proxy is None else f", proxy='{self.proxy}'"
         return f"BybitHybridStream(endpoints={self.endpoints.name!r}, credentials={creds!r}{via})"
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- lifecycle (`shell.ShellStream` runs start/stop/wait_ready) ----------------------------
 
-    async def start(self) -> None:
-        """Connects both sockets and bootstraps the book; returns without waiting for either."""
-        if self._runner is not None:
-            raise RuntimeError("stream is already started")
-        self._rest = BybitRestClient(
-            self.endpoints.rest_url,
-            self._credentials,
-            backend=self._http_backend,
-            proxy=self.proxy,
-        )
-        await self._sync_clock()
-        # Anchored once per start: a later resync or host clock step never moves the timers.
-        self._anchored = None
-        # A restart begins a new book: not ready until it is bootstrapped again, and events
-        # the previous run never delivered belong to the old book.
-        self._ready.clear()
+    def _prepare(self) -> None:
         self._core = self._new_core()
         ws_backend = self._ws_backend
         if isinstance(ws_backend, str):
+            # A name makes a backend per start, owned and closed by the stream.
             ws_backend = self._owned_ws = self._new_ws_backend(ws_backend)
         self._runner = StreamRunner(
             self._core,
             self.endpoints,
-            self._rest,
+            self.rest,
             ws_backend,
             self._on_core_events,
             clock=self._clock,
             max_active_time_s=self._max_active_time_s,
         )
-        self._started_at = self._clock()
-        self._fanout.start()
+
+    async def _start_parts(self) -> None:
+        assert self._runner is not None
         await self._runner.start()
         if self.bus is not None:
             self.bus.start()
 
-    async def stop(self) -> None:
-        """Stops every task and closes every socket and HTTP session; never raises."""
+    async def _stop_parts(self) -> None:
         if self.bus is not None:
             await self.bus.stop()
         if self._runner is not None:
             await self._runner.stop()
-        await self._fanout.stop()
+
+    async def _close_parts(self) -> None:
         if self._owned_ws is not None:
             await self._owned_ws.aclose()
-        if self._rest is not None:
-            await self._rest.close()
+        self._forget_parts()
+
+    def _forget_parts(self) -> None:
+        """No runner and no owned socket backend: before the first start and after a stop (the
+        core stays, so `positions()` still shows the last book)."""
         self._runner = None
         self._owned_ws = None
-        self._rest = None
-
-    async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Waits for the first REST bootstrap to be merged into the book.
-
-        A key Bybit rejects before then (the private auth reply, or REST's retCode 10003,
-        10004, 10005 or 10010) stops the stream and raises `KeyRejectedError` at once, naming
-        the retCode; retrying cannot fix a wrong key. `TimeoutError` means no answer at all.
-        """
-        try:
-            await self._ready.wait(timeout_s)
-        except KeyRejectedError:
-            await self.stop()
-            raise
-
-    def add_listener(self, listener: CoreListener) -> None:
-        """Receives every core event synchronously (position, socket, subscription, REST)."""
-        self._fanout.add_listener(listener)
 
     def apply(self, feed: Callable[[HybridCore, float], None]) -> None:
         """Hands the core an input from outside (a failover poll's answer) with the stream's
@@ -210,10 +155,6 @@ class BybitHybridStream(PositionStream):
         feed(self.core, self._clock())
         self._runner.pump()
 
-    def now(self) -> float:
-        """The stream's clock (epoch seconds corrected by the server offset)."""
-        return self._clock()
-
     # --- queries -----------------------------------------------------------------------------
 
     @property
@@ -221,12 +162,6 @@ class BybitHybridStream(PositionStream):
         if self._core is None:
             raise RuntimeError("stream is not started")
         return self._core
-
-    @property
-    def rest(self) -> BybitRestClient:
-        if self._rest is None:
-            raise RuntimeError("stream is not started")
-        return self._rest
 
     def positions(self) -> list[PositionView]:
         return [] if self._core is None else self._core.book.views()
@@ -294,20 +229,6 @@ class BybitHybridStream(PositionStream):
             )
         return ws_backend_named(name, proxy=self.proxy)
 
-    def _clock(self) -> float:
-        """Bybit's time on the monotonic clock, anchored at start (see `bybit_hybrid.clock`)."""
-        if self._anchored is None:
-            offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
-            self._anchored = AnchoredClock(offset_ms / 1000)
-        return self._anchored()
-
-    async def _sync_clock(self) -> None:
-        assert self._rest is not None
-        try:
-            await self._rest.sync_clock()
-        except BybitError as exc:
-            log.warning("could not read the server clock, using the local one: %s", exc)
-
     def _on_core_events(self, events: list[CoreEvent]) -> None:
         for event in events:
             if not isinstance(event, PositionEvent):
@@ -316,7 +237,9 @@ class BybitHybridStream(PositionStream):
         self._fanout.emit(events)
 
     def _log_event(self, event: CoreEvent) -> None:
-        if isinstance(event, StateChanged):
+        if isinstance(event, RestFailed | Reconciled):
+            self._log_rest(event)
+        elif isinstance(event, StateChanged):
             # Each retry of a failing connect is two moves; the runner summarises those.
             dialing = {event.old, event.new} == {SessionState.DISCONNECTED, SessionState.CONNECTING}
             log.log(
@@ -327,43 +250,51 @@ class BybitHybridStream(PositionStream):
                 event.new.value,
                 event.reason,
             )
-        elif isinstance(event, AuthFailed):
-            # A warning: the socket retries with back-off; an application that treats this as
-            # fatal (the `stream` command does) reports it once itself.
-            log.warning(
-                "%s: auth rejected by Bybit (retrying with back-off): %s",
-                event.connection,
-                event.ret_msg,
-            )
-        elif isinstance(event, SocketDead):
-            log.warning("%s: socket declared dead: %s", event.connection, event.reason)
-        elif isinstance(event, SubscriptionFailed):
-            log.warning(
-                "%s: subscribe %s failed: %s%s",
-                event.connection,
-                event.topic,
-                event.reason,
-                " (giving up)" if event.gave_up else "",
-            )
-        elif isinstance(event, BadFrame):
-            log.warning("%s: bad frame ignored: %s", event.connection, event.error)
-        elif isinstance(event, RestFailed):
+        else:
+            _log_socket_trouble(event)
+
+    def _log_rest(self, event: RestFailed | Reconciled) -> None:
+        if isinstance(event, RestFailed):
             reason = (
                 f"rest {type(event.request).__name__} failed, retry in "
                 f"{event.retry_in_s:.1f}s: {event.error}"
             )
             _log_line_of(self._rest_digest.failed("rest", reason, self._clock()))
-        elif isinstance(event, Reconciled):
-            _log_line_of(self._rest_digest.succeeded("rest", self._clock()))
-            # A failover poll reconciles every few seconds: only bootstraps and reconnects
-            # are worth an info line.
-            log.log(
-                logging.DEBUG if event.reason == "poll" else logging.INFO,
-                "reconciled from rest (%s): %d open, %d events",
-                event.reason,
-                event.positions,
-                event.events,
-            )
+            return
+        _log_line_of(self._rest_digest.succeeded("rest", self._clock()))
+        # A failover poll reconciles every few seconds: only bootstraps and reconnects
+        # are worth an info line.
+        log.log(
+            logging.DEBUG if event.reason == "poll" else logging.INFO,
+            "reconciled from rest (%s): %d open, %d events",
+            event.reason,
+            event.positions,
+            event.events,
+        )
+
+
+def _log_socket_trouble(event: CoreEvent) -> None:
+    """A warning for a socket's auth rejection, death, failed subscribe or bad frame."""
+    if isinstance(event, AuthFailed):
+        # A warning: the socket retries with back-off; an application that treats this as
+        # fatal (the `stream` command does) reports it once itself.
+        log.warning(
+            "%s: auth rejected by Bybit (retrying with back-off): %s",
+            event.connection,
+            event.ret_msg,
+        )
+    elif isinstance(event, SocketDead):
+        log.warning("%s: socket declared dead: %s", event.connection, event.reason)
+    elif isinstance(event, SubscriptionFailed):
+        log.warning(
+            "%s: subscribe %s failed: %s%s",
+            event.connection,
+            event.topic,
+            event.reason,
+            " (giving up)" if event.gave_up else "",
+        )
+    elif isinstance(event, BadFrame):
+        log.warning("%s: bad frame ignored: %s", event.connection, event.error)
 
 
 def _bus_worker(
@@ -384,13 +315,34 @@ def _log_line_of(line: LogLine | None) -> None:
         log.log(line.level, "%s", line.message)
 
 
-def _with_max_active_time(config: HybridConfig, seconds: int) -> HybridConfig:
+def _with_max_active_time(config: HybridConfig, seconds: int | None) -> HybridConfig:
     """Checks the private URL's `max_active_time` (30..600 s, BYBIT_V5.md §1.2) and records it
     in the session config, whose own validation then insists that the pings beat it."""
+    if seconds is None:
+        return config
     if not MAX_ACTIVE_TIME_RANGE_S[0] <= seconds <= MAX_ACTIVE_TIME_RANGE_S[1]:
         raise ValueError(f"max_active_time_s must be within 30..600, got {seconds}")
     session = dataclasses.replace(config.session, max_active_time_s=float(seconds))
     return dataclasses.replace(config, session=session)
+
+
+def _checked_ws_backend(
+    ws_backend: AnyWsBackend | WsBackendName | None,
+) -> AnyWsBackend | WsBackendName:
+    """A backend object is lent (the caller closes it); a name (default: picows) makes one per
+    start, owned and closed by the stream; an unknown name is refused here."""
+    backend = "picows" if ws_backend is None else ws_backend
+    if isinstance(backend, str) and backend not in WS_BACKENDS:
+        raise ValueError(f"ws_backend {backend!r} is not one of {', '.join(WS_BACKENDS)}")
+    return backend
+
+
+def _tapped(recorder: Recorder | None, params: StreamParams) -> Recorder | None:
+    """The optional tap (every core input goes to the recording), told the keys to redact."""
+    if recorder is not None:
+        recorder.add_secret(params.api_key)
+        recorder.add_secret(params.api_secret)
+    return recorder
 
 
 __all__ = ["EXCHANGE", "POSITION_UPDATE", "BybitHybridStream", "CoreListener", "EventHandler"]

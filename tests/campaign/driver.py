@@ -36,6 +36,7 @@ from bybit_hybrid.protocol.events import MarkUpdated, PositionClosed, PositionOp
 from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.protocol.hybrid import BadFrame, CoreEvent
 from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import CloseReason, EventKind, HistoryEvent, SimConfig, SimServer
 from tests.campaign.invariants import ProtectionMonitor, stops_of
 from tests.campaign.stack import ProtectionStack, start_stack
@@ -114,6 +115,8 @@ class _Observer:
     events: list[tuple[float, CoreEvent]] = field(default_factory=list)
     last_mark_at: dict[Key, float] = field(default_factory=dict)
     last_mark: dict[Key, Decimal] = field(default_factory=dict)
+    # The last sample at which the consumer's mark was the exchange's (see `sample`).
+    right_at: dict[Key, float] = field(default_factory=dict)
     open_since: dict[Key, float] = field(default_factory=dict)
     fallback: dict[str, FeedMode] = field(default_factory=dict)
     fallback_until: dict[str, float] = field(default_factory=dict)
@@ -127,13 +130,17 @@ class _Observer:
             assert_contract(payload["data"])
         except AssertionError as exc:
             self.handler_errors.append(f"off-contract delivery {payload}: {exc}")
-        data = payload["data"]
+        self.delivered(payload["data"], now)
+
+    def delivered(self, data: dict[str, Any], now: float) -> None:
+        """One delivery's data as the consumer saw it at `now`."""
         self.deliveries.append((now, data))
         key = (data["symbol"], data["position_idx"])
         if data["status"] == "closed":
             self.open_since.pop(key, None)
             self.last_mark_at.pop(key, None)
             self.last_mark.pop(key, None)
+            self.right_at.pop(key, None)
             return
         self.open_since.setdefault(key, now)
         if data["mark_price"] is not None:
@@ -141,7 +148,10 @@ class _Observer:
             self.last_mark[key] = Decimal(str(data["mark_price"]))
 
     def listener(self, event: CoreEvent) -> None:
-        now = time.monotonic()
+        self.saw_event(event, time.monotonic())
+
+    def saw_event(self, event: CoreEvent, now: float) -> None:
+        """One core event (a failover switch declares or ends a fallback) seen at `now`."""
         self.events.append((now, event))
         if isinstance(event, FailoverSwitched):
             if event.new is FeedMode.STREAMING:
@@ -158,13 +168,19 @@ class _Observer:
         return False
 
     def sample(self, threshold_s: float, now: float, marks: Callable[[str], Decimal]) -> None:
-        """No mark for longer than the threshold (plus slack) needs a declared fallback, unless
-        the consumer's last mark is still the exchange's: a quiet market (or a paused symbol)
-        is a live feed whose mark is right (docs/rollout.md, frozen marks)."""
+        """A consumer's mark that has been wrong for longer than the threshold (plus slack)
+        needs a declared fallback. Wrong means: no mark delivered for that long *and* the
+        exchange's mark not the consumer's all that time. A quiet market (or a paused symbol)
+        is a live feed whose mark is right (docs/rollout.md, frozen marks), so the age counts
+        from the later of the last delivery and the last sample at which the consumer's mark
+        was still the exchange's: when a quiet mark finally moves, the stream has the
+        threshold from that move to deliver it, not from the last delivery before the quiet
+        stretch (which the product cannot know to be wrong until the exchange moves)."""
         for key, since in self.open_since.items():
             if self.last_mark.get(key) == marks(key[0]):
+                self.right_at[key] = now
                 continue
-            heard = max(self.last_mark_at.get(key, since), since)
+            heard = max(self.last_mark_at.get(key, since), since, self.right_at.get(key, since))
             age = now - heard
             if age > threshold_s + STALE_SLACK_S and not self.declared(key[0], now):
                 self.stale.append(f"{key}: mark {age:.2f}s old without a declared fallback")
@@ -279,7 +295,7 @@ class Campaign:
         self.hedge = [s for s in self.symbols if s not in ONE_WAY][:2]
         for symbol in self.hedge:
             await sim.set_position_mode(symbol, "hedge")
-        stream = RolloutStream(
+        stream = rollout_stream(
             "hybrid",
             sim.api_key,
             sim.api_secret,

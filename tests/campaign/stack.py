@@ -14,11 +14,11 @@ from bybit_hybrid.protection.unified import UnifiedProtection
 from bybit_hybrid.rollout.modes import RolloutStream
 from bybit_hybrid.router.fanout import CoreListener
 from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.http import AiohttpBackend
 from bybit_hybrid.transport.rest import BybitRestClient
-from bybit_hybrid.wire.signing import Credentials
-from tests.integration.protection_harness import FAST_RETRY
+from tests.integration.protection_harness import FAST_RETRY, protection_rest
 from tests.integration.rollout_harness import ROLLOUT
 from tests.integration.stream_harness import CONFIG
 from tests.support import UNIT_S
@@ -64,7 +64,7 @@ async def start_stack(
             "trailing_monitor_only": monitor_only,
         }
     )
-    stream = RolloutStream(
+    stream = rollout_stream(
         "hybrid",
         sim.api_key,
         sim.api_secret,
@@ -76,14 +76,7 @@ async def start_stack(
     )
     if listener is not None:
         stream.add_listener(listener)
-    backend = AiohttpBackend(total_timeout_s=REST_TIMEOUT_S, connect_timeout_s=REST_TIMEOUT_S)
-    rest = BybitRestClient(
-        sim.base_url,
-        Credentials(sim.api_key, sim.api_secret),
-        backend=backend,
-        max_retries=0,
-        limits_per_s={},
-    )
+    backend, rest = protection_rest(sim, REST_TIMEOUT_S)
     store = ProtectionStore(db_path)
     protection = UnifiedProtection(settings, rest, store=store, retry=FAST_RETRY)
     protection.attach(stream)

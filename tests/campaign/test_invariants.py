@@ -1,5 +1,7 @@
 """The campaign's invariant checker can fail: each rule is broken once on purpose against a
-(not started) simulator's pure exchange, with a manual clock and a fake trail."""
+(not started) simulator's pure exchange, with a manual clock and a fake trail; the stream rule
+(a consumer's mark wrong for too long without a declared fallback) against the driver's
+observer with hand-made deliveries and exchange marks."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from bybit_hybrid.protocol.domain import PositionKey, Side
+from bybit_hybrid.protocol.failover import FailoverSwitched, FeedMode
 from bybit_hybrid.sim import CloseReason, SimConfig, SimServer
 from bybit_hybrid.sim import Side as SimSide
+from tests.campaign.driver import SAMPLE_S, STALE_SLACK_S, _Observer
 from tests.campaign.invariants import ProtectionMonitor
 
 BTC = "BTCUSDT"
@@ -172,3 +176,86 @@ def test_a_remainder_left_after_our_close_is_a_violation() -> None:
     monitor.check()
     assert len(monitor.violations) == 1 and "after our market close" in monitor.violations[0]
     assert pos.is_open
+
+
+# --- the stream rule: a consumer's mark wrong for too long needs a declared fallback --------
+
+STALE_S = 2.0  # the sampler's threshold in these tests; the slack is the driver's
+
+
+def _stream(mark: str = "100.0") -> tuple[_Observer, dict[str, Decimal], float]:
+    """An observer whose consumer saw BTC open with `mark` at t=0; the exchange's marks."""
+    obs = _Observer()
+    obs.delivered(_delivery("open", mark), 0.0)
+    return obs, {BTC: Decimal(mark)}, STALE_S + STALE_SLACK_S
+
+
+def _delivery(status: str, mark: str) -> dict[str, Any]:
+    return {"symbol": BTC, "position_idx": 0, "status": status, "mark_price": mark}
+
+
+def _run(obs: _Observer, exchange: dict[str, Decimal], start: float, end: float) -> None:
+    """Samples every SAMPLE_S over [start, end), as the driver's sampler does."""
+    steps = round((end - start) / SAMPLE_S)
+    for i in range(steps):
+        obs.sample(STALE_S, start + i * SAMPLE_S, exchange.__getitem__)
+
+
+def test_a_mark_the_exchange_moved_away_from_is_a_violation_after_the_bound() -> None:
+    obs, exchange, bound = _stream()
+    exchange[BTC] = Decimal("101.0")  # the exchange moves at once; the consumer never hears
+    _run(obs, exchange, 0.0, bound - SAMPLE_S)
+    assert obs.stale == []
+    _run(obs, exchange, bound, bound + 2 * SAMPLE_S)
+    assert obs.stale and "without a declared fallback" in obs.stale[0]
+
+
+def test_a_quiet_mark_that_stays_right_is_no_violation() -> None:
+    obs, exchange, bound = _stream()
+    _run(obs, exchange, 0.0, 10 * bound)
+    assert obs.stale == []
+
+
+def test_a_quiet_mark_that_moves_counts_from_the_move_not_from_the_last_delivery() -> None:
+    """Campaign seeds 39/73/92/97/102/150/153 (issue 19): a symbol paused for 3 s (right all
+    along) that moves again was charged from its last delivery, 3 s before the move."""
+    obs, exchange, _bound = _stream()
+    _run(obs, exchange, 0.0, 3.0)  # quiet and right for 3 s, longer than the bound
+    exchange[BTC] = Decimal("100.5")
+    _run(obs, exchange, 3.0, 3.2)
+    obs.delivered(_delivery("open", "100.5"), 3.2)  # the stream delivers the move 0.2 s later
+    _run(obs, exchange, 3.2, 6.0)
+    assert obs.stale == []
+
+
+def test_a_quiet_mark_that_moves_and_is_never_delivered_is_still_a_violation() -> None:
+    obs, exchange, bound = _stream()
+    _run(obs, exchange, 0.0, 3.0)
+    exchange[BTC] = Decimal("100.5")
+    _run(obs, exchange, 3.0, 3.0 + bound - SAMPLE_S)
+    assert obs.stale == []
+    _run(obs, exchange, 3.0 + bound, 3.0 + bound + 2 * SAMPLE_S)
+    assert len(obs.stale) >= 1
+
+
+def test_a_declared_fallback_excuses_a_wrong_mark_and_its_end_gives_only_the_slack() -> None:
+    obs, exchange, _bound = _stream()
+    exchange[BTC] = Decimal("101.0")
+    polling = FailoverSwitched(BTC, FeedMode.STREAMING, FeedMode.POLLING, "test", 0.5)
+    obs.saw_event(polling, 0.5)
+    _run(obs, exchange, 0.0, 10.0)
+    assert obs.stale == []
+    back = FailoverSwitched(BTC, FeedMode.POLLING, FeedMode.STREAMING, "test", 10.0)
+    obs.saw_event(back, 10.0)
+    _run(obs, exchange, 10.0, 10.0 + STALE_SLACK_S - SAMPLE_S)
+    assert obs.stale == []
+    _run(obs, exchange, 10.0 + STALE_SLACK_S, 10.0 + STALE_SLACK_S + 2 * SAMPLE_S)
+    assert obs.stale
+
+
+def test_a_closed_position_is_not_charged() -> None:
+    obs, exchange, bound = _stream()
+    exchange[BTC] = Decimal("101.0")
+    obs.delivered(_delivery("closed", "100.0"), 0.1)
+    _run(obs, exchange, 0.0, 3 * bound)
+    assert obs.stale == []

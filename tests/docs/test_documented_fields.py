@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bybit_hybrid import BybitHybridStream
-from bybit_hybrid.rollout.modes import RolloutStream
 from bybit_hybrid.service.cli import build_parser
 from bybit_hybrid.service.settings import AppSettings
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimConfig, SimServer
 from tests.docs.markdown import ROOT, blocks, documents
 from tests.support import UNIT_S, wait_for
@@ -99,7 +99,7 @@ def documented_stats_keys() -> tuple[list[str], list[str]]:
 @pytest.mark.parametrize("mode", ["hybrid", "parallel"])
 async def test_the_documented_stats_keys_are_there(sim: SimServer, mode: str) -> None:
     common, parallel = documented_stats_keys()
-    stream = RolloutStream(mode, sim.api_key, sim.api_secret, base_url=sim.base_url)  # type: ignore[arg-type]
+    stream = rollout_stream(mode, sim.api_key, sim.api_secret, base_url=sim.base_url)
     await stream.start()
     try:
         await stream.wait_ready(10 * UNIT_S)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bybit_hybrid.sim import SimServer
@@ -84,3 +85,10 @@ async def rig(sim: SimServer, nats_server: NatsServer) -> AsyncIterator[BusRig]:
         yield bus_rig
     finally:
         await bus_rig.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp client session, for raw requests to the simulator."""
+    async with aiohttp.ClientSession() as client:
+        yield client

@@ -138,6 +138,23 @@ class Rig:
         self.store.close()
 
 
+def protection_rest(
+    sim: SimServer, timeout_s: float = REST_TIMEOUT_S
+) -> tuple[AiohttpBackend, BybitRestClient]:
+    """Protection's REST client against `sim` and its backend (the caller closes both): no
+    retries of its own and no client-side limits (protection's policy owns both), calls time
+    out after `timeout_s` (the sim's `timeout` faults never answer)."""
+    backend = AiohttpBackend(total_timeout_s=timeout_s, connect_timeout_s=timeout_s)
+    rest = BybitRestClient(
+        sim.base_url,
+        Credentials(sim.api_key, sim.api_secret),
+        backend=backend,
+        max_retries=0,
+        limits_per_s={},
+    )
+    return backend, rest
+
+
 async def start_rig(
     sim: SimServer,
     db_path: Path,
@@ -155,14 +172,7 @@ async def start_rig(
     stream = BybitHybridStream(
         sim.api_key, sim.api_secret, base_url=sim.base_url, config=CONFIG, rng=random.Random(7)
     )
-    backend = AiohttpBackend(total_timeout_s=rest_timeout_s, connect_timeout_s=rest_timeout_s)
-    rest = BybitRestClient(
-        sim.base_url,
-        Credentials(sim.api_key, sim.api_secret),
-        backend=backend,
-        max_retries=0,
-        limits_per_s={},
-    )
+    backend, rest = protection_rest(sim, rest_timeout_s)
     store = ProtectionStore(db_path)
     protection = UnifiedProtection(
         settings, rest, store=store, retry=retry, clock=clock, monotonic=clock.monotonic

@@ -26,9 +26,12 @@ from bybit_hybrid.protocol.failover import FailoverConfig, FailoverSwitched, Fee
 from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.protocol.session import SessionState
-from bybit_hybrid.rollout.modes import RolloutConfig, RolloutMode, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
+from bybit_hybrid.rollout.sources import RolloutMode
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
+from bybit_hybrid.transport.http import HttpBackend
 from tests.integration.stream_harness import Delivered, Harness, Recorder
 from tests.support import UNIT_S, wait_for
 
@@ -125,19 +128,23 @@ def _listen(stream: Stream, rec: Recorder) -> None:
 
 
 async def start_rollout(
-    sim: SimServer, mode: RolloutMode, *, rollout: RolloutConfig = ROLLOUT
+    sim: SimServer,
+    mode: RolloutMode,
+    *,
+    rollout: RolloutConfig = ROLLOUT,
+    config: HybridConfig = HYBRID,
 ) -> RolloutHarness:
     """A rollout stream against `sim`, ready (first REST snapshot merged)."""
     tasks_before = asyncio.all_tasks()
     rec = Recorder()
-    stream = RolloutStream(
+    stream = rollout_stream(
         mode,
         sim.api_key,
         sim.api_secret,
         rec.handler,
         base_url=sim.base_url,
         rollout=rollout,
-        config=HYBRID,
+        config=config,
         rng=random.Random(7),
     )
     _listen(stream, rec)
@@ -159,11 +166,19 @@ def hybrid_live(stream: RolloutStream) -> bool:
     return all(core.mark_frame_at(symbol) is not None for symbol in streamed)
 
 
-async def start_rest(sim: SimServer, *, poll: PollConfig = POLL) -> RolloutHarness:
+async def start_rest(
+    sim: SimServer, *, poll: PollConfig = POLL, http_backend: HttpBackend | None = None
+) -> RolloutHarness:
+    """A REST-only stream against `sim`, ready (first poll merged)."""
     tasks_before = asyncio.all_tasks()
     rec = Recorder()
     stream = AdaptiveBybitStream(
-        sim.api_key, sim.api_secret, rec.handler, base_url=sim.base_url, poll=poll
+        sim.api_key,
+        sim.api_secret,
+        rec.handler,
+        base_url=sim.base_url,
+        poll=poll,
+        http_backend=http_backend,
     )
     _listen(stream, rec)
     harness = RolloutHarness(sim, stream, rec, tasks_before)

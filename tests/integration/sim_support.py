@@ -34,6 +34,14 @@ class RestTarget(Protocol):
     def api_secret(self) -> str: ...
 
 
+async def control(session: aiohttp.ClientSession, sim: RestTarget, path: str, body: Any) -> Any:
+    """POSTs `body` to a `/sim/` control route; the answer's `result` (asserting HTTP 200)."""
+    async with session.post(f"{sim.base_url}{path}", json=body) as resp:
+        reply = await resp.json()
+    assert resp.status == 200, reply
+    return reply["result"]
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+import pytest
+
 from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.backoff import BackoffPolicy
@@ -23,7 +25,8 @@ from bybit_hybrid.protocol.hybrid import PRIVATE, CoreEvent, HybridConfig
 from bybit_hybrid.protocol.session import SessionConfig, SessionState, StateChanged
 from bybit_hybrid.sim import ConnKind, EventKind, SimConfig, SimServer
 from bybit_hybrid.sim.connections import SimConnection
-from bybit_hybrid.transport.ws import WsBackendName
+from bybit_hybrid.transport.http import HttpBackend
+from bybit_hybrid.transport.ws import WS_BACKENDS, WsBackendName
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 PUBLIC: Final = "public-1"
@@ -374,6 +377,13 @@ def assert_contract(data: dict[str, Any]) -> None:
 WS_BACKEND: list[WsBackendName] = ["picows"]
 
 
+@pytest.fixture(name="ws_backend_name", autouse=True, params=WS_BACKENDS)
+def ws_backend_each(request: pytest.FixtureRequest) -> Iterator[WsBackendName]:
+    """Bound in a module as `ws_backend_name = stream_harness.ws_backend_each` (never imported
+    by name), it runs every test there once per WebSocket backend (picows, then aiohttp)."""
+    yield from use_ws_backend(request.param)
+
+
 def use_ws_backend(name: WsBackendName) -> Iterator[WsBackendName]:
     """Makes `start_stream` (and so the `h` fixture) use backend `name` for one test."""
     previous = WS_BACKEND[0]
@@ -392,6 +402,7 @@ async def start_stream(
     wait: bool = True,
     rec: Recorder | None = None,
     ws_backend: WsBackendName | None = None,
+    http_backend: HttpBackend | None = None,
 ) -> StreamHarness:
     """Starts a stream against `sim`; with `wait`, returns once it is bootstrapped and LIVE."""
     tasks_before = asyncio.all_tasks()
@@ -405,6 +416,7 @@ async def start_stream(
         max_active_time_s=max_active_time_s,
         rng=random.Random(7),
         ws_backend=ws_backend or WS_BACKEND[0],
+        http_backend=http_backend,
     )
     stream.add_listener(rec.listener)
     harness = StreamHarness(sim, stream, rec, tasks_before)

@@ -7,23 +7,19 @@ private reconnect asks for lags behind a position the stream saw open: the book 
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 
 import pytest
 
-from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.protocol.hybrid import PRIVATE, Reconciled
 from bybit_hybrid.protocol.session import SessionState
-from bybit_hybrid.rollout.poller import AdaptiveBybitStream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.sim.faults import Target
 from bybit_hybrid.transport.http import AiohttpBackend, HttpResponse
-from tests.integration.rollout_harness import POLL, RolloutHarness
-from tests.integration.stream_harness import CONFIG, Recorder, StreamHarness, sim_config
+from tests.integration.rollout_harness import POLL, start_rest
+from tests.integration.stream_harness import CONFIG, sim_config, start_stream
 from tests.support import UNIT_S, wait_for
 
 SOL = "SOLUSDT"
@@ -73,23 +69,9 @@ async def test_a_lagging_reconcile_does_not_close_a_position_the_stream_saw_open
     sim: SimServer,
 ) -> None:
     backend = LaggingPositionList()
-    rec = Recorder()
-    tasks_before = asyncio.all_tasks()
-    stream = BybitHybridStream(
-        sim.api_key,
-        sim.api_secret,
-        rec.handler,
-        base_url=sim.base_url,
-        config=CONFIG,
-        http_backend=backend,
-        rng=random.Random(7),
-    )
-    stream.add_listener(rec.listener)
-    h = StreamHarness(sim, stream, rec, tasks_before)
-    await stream.start()
+    h = await start_stream(sim, config=CONFIG, http_backend=backend)
+    stream = h.stream
     try:
-        await stream.wait_ready(3 * UNIT_S)
-        await h.wait_live()
         backend.freeze()  # the listing as it is now: BTC and ETH, no SOL
         since = len(h.delivered)
         await sim.open_position(SOL, "Buy", Decimal("1"))
@@ -139,21 +121,9 @@ async def test_rest_mode_keeps_a_position_a_lagging_poll_leaves_out(sim: SimServ
     # poller asks position/list?symbol= right away and SOL stays; a real close still arrives
     # within the poll that misses it plus that one call.
     backend = LaggingPositionList()
-    rec = Recorder()
-    tasks_before = asyncio.all_tasks()
-    stream = AdaptiveBybitStream(
-        sim.api_key,
-        sim.api_secret,
-        rec.handler,
-        base_url=sim.base_url,
-        poll=POLL,
-        http_backend=backend,
-    )
-    stream.add_listener(rec.listener)
-    h = RolloutHarness(sim, stream, rec, tasks_before)
-    await stream.start()
+    h = await start_rest(sim, poll=POLL, http_backend=backend)
+    stream = h.stream
     try:
-        await stream.wait_ready(3 * UNIT_S)
         backend.freeze()  # BTC and ETH, no SOL
         t0 = time.monotonic()
         await sim.open_position(SOL, "Buy", Decimal("1"))

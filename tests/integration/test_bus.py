@@ -447,7 +447,8 @@ async def test_the_service_builds_a_rollout_hybrid_stream_around_the_worker(
     stream.add_listener(events.append)
     await stream.start()
     try:
-        assert isinstance(stream, RolloutStream) and stream.hybrid.bus is not None
+        assert isinstance(stream, RolloutStream) and isinstance(stream.hybrid, BybitHybridStream)
+        assert stream.hybrid.bus is not None
         await stream.wait_ready(3 * UNIT_S)
         await wait_for(
             lambda: stream.get_stats()["subscribed_tickers"] == 2, 5 * UNIT_S, "bus subjects"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,28 +12,13 @@ import aiohttp
 from bybit_hybrid.protocol.events import MarkUpdated
 from bybit_hybrid.sim import SimServer
 from tests.integration.bus_harness import fast_bus, hub_for, nats_client, public_topics, worker_for
+from tests.integration.cli_support import clean_env, finish_cli, spawn_cli
 from tests.integration.nats_support import NatsServer
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 
 async def _spawn(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BYBIT_", "PYTEST"))}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bybit_hybrid",
-        *args,
-        cwd=cwd,
-        env={**clean, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
-    out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await spawn_cli(cwd, clean_env(**env), *args)
 
 
 async def test_hub_and_stream_worker_processes(
@@ -64,7 +47,7 @@ async def test_hub_and_stream_worker_processes(
             assert status["demand"] == sorted(s.removeprefix("tickers.") for s in want)
             async with http.get(first.split()[-1] + "/health") as response:
                 assert response.status == 200, await response.text()
-        code, out, err = await _finish(worker)
+        code, out, err = await finish_cli(worker)
         assert code == 0, err
         lines = [json.loads(line) for line in out.splitlines()]
         assert any(line["data"]["source"] == "ticker" for line in lines), "no bus mark"
@@ -80,7 +63,7 @@ async def test_hub_and_stream_worker_processes(
         for proc in (hub, worker):
             if proc.returncode is None:
                 proc.terminate()
-        code, _out, hub_err = await _finish(hub)
+        code, _out, hub_err = await finish_cli(hub)
     assert code in (0, -15), hub_err
     assert "Traceback" not in hub_err
 
@@ -95,7 +78,7 @@ async def test_bad_bus_flags_are_one_line_errors(sim: SimServer, tmp_path: Path)
         ("--bus", "http://127.0.0.1:1", "--account", "a"): "scheme must be nats://",
     }
     for flags, message in cases.items():
-        code, _out, err = await _finish(await _spawn(tmp_path, keys, *base, *flags))
+        code, _out, err = await finish_cli(await _spawn(tmp_path, keys, *base, *flags))
         assert code == 2, (flags, err)
         assert len(err.strip().splitlines()) == 1 and message in err, (flags, err)
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bybit_hybrid.sim import SimConfig, SimServer
+from tests.integration.cli_support import clean_env, run_cli
 from tests.support import CONTRACT_KEYS, UNIT_S
 
 
@@ -23,20 +21,7 @@ async def sim() -> AsyncIterator[SimServer]:
 
 
 async def _run(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BYBIT_", "PYTEST"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bybit_hybrid",
-        *args,
-        cwd=cwd,
-        env={**clean, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(cwd, clean_env(**env), *args)
 
 
 def _keys(sim: SimServer, secret: str | None = None) -> dict[str, str]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bybit_hybrid.sim import SimConfig, SimServer
+from tests.integration.cli_support import clean_env, run_cli
 from tests.support import UNIT_S
 
 
@@ -22,32 +20,15 @@ async def sim() -> AsyncIterator[SimServer]:
 
 
 async def _stream(sim: SimServer, cwd: Path, *args: str) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BYBIT_", "PYTEST"))}
-    env = {
-        **clean,
-        "BYBIT_API_KEY": sim.api_key,
-        "BYBIT_API_SECRET": sim.api_secret,
-        "BYBIT_HYBRID_REST_POLL_FAST_S": "0.3",
-        "BYBIT_HYBRID_REST_POLL_SLOW_S": "0.6",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bybit_hybrid",
-        "stream",
-        "--base-url",
-        sim.base_url,
-        "--duration",
-        str(1.5 * UNIT_S),
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    env = clean_env(
+        BYBIT_API_KEY=sim.api_key,
+        BYBIT_API_SECRET=sim.api_secret,
+        BYBIT_HYBRID_REST_POLL_FAST_S="0.3",
+        BYBIT_HYBRID_REST_POLL_SLOW_S="0.6",
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(
+        cwd, env, "stream", "--base-url", sim.base_url, "--duration", str(1.5 * UNIT_S), *args
+    )
 
 
 # Each mode's ACTUAL sources: REST-driven modes only ever show `rest`; the streaming modes must

@@ -49,7 +49,7 @@ async def test_demo_runs_every_piece_as_its_own_process_and_stops_them_all() -> 
     out, err = await asyncio.wait_for(proc.communicate(), 90 * UNIT_S)
     text = out.decode()
     assert proc.returncode == 0, err.decode()[-2000:]
-    pids = _pids(text.splitlines()[0])
+    pids = _pids(next(ln for ln in text.splitlines() if "processes:" in ln))
     assert set(pids) == {"nats-server", "sim", "hub", "worker-acct1", "worker-acct2",
                          "worker-acct3"}  # fmt: skip
     assert len(set(pids.values())) == 6 and os.getpid() not in pids.values()
@@ -78,3 +78,21 @@ async def test_ctrl_c_stops_every_child() -> None:
     assert proc.returncode == 0
     assert "demo stopped; exit codes:" in out.decode()
     assert not [name for name, pid in pids.items() if _alive(pid)]
+
+
+async def test_ctrl_c_during_start_up_stops_what_was_started() -> None:
+    proc = await _spawn("--duration", "600")
+    try:
+        head = await _read_until(proc, "started sim", 60 * UNIT_S)
+        proc.send_signal(signal.SIGINT)
+        out, _err = await asyncio.wait_for(proc.communicate(), 60 * UNIT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = head + out.decode()
+    started = [int(pid) for pid in re.findall(r"demo: started [\w-]+ \(pid (\d+)\)", text)]
+    assert proc.returncode == 0
+    assert len(started) >= 2  # nats-server and the simulator at least
+    assert "demo stopped; exit codes:" in text
+    assert not [pid for pid in started if _alive(pid)]

@@ -11,6 +11,7 @@ import pytest
 from bybit_hybrid.protocol.alerts import AlertRaised
 from bybit_hybrid.protocol.compare import Divergence
 from bybit_hybrid.protocol.failover import FeedMode
+from bybit_hybrid.protocol.session import SessionState
 from bybit_hybrid.sim import SimServer
 from tests.integration.rollout_harness import (
     ALERTS,
@@ -110,4 +111,71 @@ async def test_a_black_holed_public_socket_is_socket_down_not_zero_subscriptions
         assert h.switches(BTC, FeedMode.POLLING, t0) and h.switches(ETH, FeedMode.POLLING, t0)
     finally:
         sim.blackhole("public", on=False)
+        await h.close()
+
+
+async def test_a_subscribe_into_a_black_hole_is_not_zero_subscriptions(sim: SimServer) -> None:
+    """Issue 19: a position opens on a public socket that is already black-holed but whose
+    pong is not yet overdue. Its subscribe goes unanswered; the old code raised
+    zero_subscriptions (critical) one grace later, while the socket was merely unheard-from.
+    Now: nothing until the pong is overdue, then the socket is down (`socket_down`)."""
+    h = await start_rollout(sim, "hybrid")
+    try:
+        core = h.rollout.hybrid.core
+        await sim.close_position(BTC, 0)
+        await sim.close_position(ETH, 0)
+        await wait_for(lambda: not core.book.open_symbols(), 2 * UNIT_S, "a flat book")
+        await wait_for(lambda: core.subscribed_tickers() == 0, 2 * UNIT_S, "no ticker held")
+        sim.blackhole("public")
+        t0 = time.monotonic()
+        sol = sorted(sim.exchange.instruments)[-1]
+        await sim.open_position(sol, "Buy", sim.exchange.instruments[sol].min_order_qty)
+        await wait_for(lambda: sol in core.book.open_symbols(), 2 * UNIT_S, f"{sol} opened")
+
+        def names() -> set[str]:
+            return {a.name for a in h.of_type(AlertRaised, t0)}
+
+        await wait_for(
+            lambda: "socket_down.public-1" in names(),
+            SOCKET_DEAD_S + RECONNECT_S + ALERTS.socket_down_warning_s,
+            "socket_down.public-1",
+        )
+        assert "zero_subscriptions" not in names()
+        # The mark was served meanwhile: the symbol went to REST.
+        assert h.switches(sol, FeedMode.POLLING, t0)
+    finally:
+        sim.blackhole("public", on=False)
+        await h.close()
+
+
+async def test_a_completely_quiet_shard_stays_on_the_streams_and_dies_fast_when_black_holed(
+    sim: SimServer,
+) -> None:
+    """Issue 19: every symbol still, so Bybit pushes nothing and only pongs show the public
+    socket alive. With the 20 s cadence alone (4 s here) the old code took each live symbol
+    for silent after one stretch and sent it to REST; a black-holed quiet socket was dead only
+    at ping + pong. Now it pings once idle for `idle_ping_s` and is dead within twice that."""
+    h = await start_rollout(sim, "hybrid")
+    try:
+        core = h.rollout.hybrid.core
+        session = core.session("public-1")
+        idle_s = session.config.idle_ping_s
+        assert idle_s is not None and idle_s < STALE_S * ROLLOUT.failover.suspect_fraction
+        sim.pause_ticks()  # nothing moves: the public socket gets no ticker frame at all
+        t0 = time.monotonic()
+        await wait_for(lambda: time.monotonic() - t0 > 4 * STALE_S, 6 * STALE_S, "4 stretches")
+        assert not h.switches(BTC, FeedMode.POLLING, t0)
+        assert not h.switches(ETH, FeedMode.POLLING, t0)
+        last_ticker = core.marks.frame_at(BTC)
+        assert last_ticker is not None and h.rollout.now() - last_ticker > 3 * STALE_S
+        sim.blackhole("public")
+        await wait_for(
+            lambda: session.state not in (SessionState.LIVE, SessionState.STALE),
+            2 * idle_s + UNIT_S,
+            "the black-holed quiet socket declared dead",
+        )
+        await wait_for(h.switched(BTC, FeedMode.POLLING, t0), 2 * UNIT_S, "BTC served by REST")
+    finally:
+        sim.blackhole("public", on=False)
+        sim.resume_ticks()
         await h.close()

@@ -37,6 +37,7 @@ from bybit_hybrid.transport.recording import (
     replay,
 )
 from bybit_hybrid.wire.signing import Credentials
+from tests.integration.cli_support import run_cli
 from tests.integration.stream_harness import CONFIG, StreamHarness, sim_config
 from tests.integration.stream_harness import Recorder as Consumer
 from tests.support import UNIT_S, wait_for
@@ -203,22 +204,6 @@ def _env(sim: SimServer) -> dict[str, str]:
     return {**clean, "BYBIT_API_KEY": sim.api_key, "BYBIT_API_SECRET": sim.api_secret}
 
 
-async def _cli(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bybit_hybrid",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 def _is_subsequence(short: Sequence[Any], long: Sequence[Any]) -> bool:
     it = iter(long)
     return all(any(item == other for other in it) for item in short)
@@ -274,7 +259,7 @@ async def test_stream_record_then_replay_cli(sim: SimServer, tmp_path: Path) -> 
     assert proc.returncode == 0, err.decode()
     live += rest.decode().splitlines()
 
-    code, out, err_text = await _cli(tmp_path, _env(sim), "replay", str(path), "--json")
+    code, out, err_text = await run_cli(tmp_path, _env(sim), "replay", str(path), "--json")
     assert code == 0, err_text
     replayed = out.splitlines()
     assert "1 core run(s)" in err_text and "2 bad frame(s)" in err_text
@@ -285,14 +270,14 @@ async def test_stream_record_then_replay_cli(sim: SimServer, tmp_path: Path) -> 
     replay_keys = {(d["symbol"], d["status"]) for d in (json.loads(x)["data"] for x in replayed)}
     assert live_keys == replay_keys
     # The human format works too.
-    code, out, _ = await _cli(tmp_path, _env(sim), "replay", str(path))
+    code, out, _ = await run_cli(tmp_path, _env(sim), "replay", str(path))
     assert code == 0 and "SOLUSDT/0 open" in out
 
 
 async def test_replay_cli_errors_are_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BYBIT_", "PYTEST"))}
-    code, out, err = await _cli(tmp_path, env, "replay", str(tmp_path / "missing.gz"))
+    code, out, err = await run_cli(tmp_path, env, "replay", str(tmp_path / "missing.gz"))
     assert code == 2 and out == "" and "no such recording" in err
     (tmp_path / "bad.gz").write_bytes(b"garbage")
-    code, out, err = await _cli(tmp_path, env, "replay", str(tmp_path / "bad.gz"))
+    code, out, err = await run_cli(tmp_path, env, "replay", str(tmp_path / "bad.gz"))
     assert code == 2 and err.startswith("bybit-hybrid: error: cannot replay")

@@ -9,6 +9,7 @@ sequence.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,7 @@ from tests.integration.rollout_harness import (
     FAILOVER,
     POLL,
     RECONNECT_S,
-    RETURN_S,
+    ROLLOUT,
     SOCKET_DEAD_S,
     RolloutHarness,
     start_rollout,
@@ -34,6 +35,12 @@ from tests.support import UNIT_S, wait_for
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 BOUND_S = FAILOVER.mark_stale_s + POLL.fast_s
+# The bound does not depend on how long a scope must be healthy before it streams again, so
+# the hysteresis is two stale periods here instead of six: each of the eight steps that wait
+# for the return is four units shorter, and every hand-back is still measured.
+GAPS_FAILOVER = dataclasses.replace(FAILOVER, healthy_for_s=2 * FAILOVER.mark_stale_s)
+GAPS_ROLLOUT = dataclasses.replace(ROLLOUT, failover=GAPS_FAILOVER)
+RETURN_S = GAPS_FAILOVER.healthy_for_s + 2 * UNIT_S
 
 
 @pytest.fixture
@@ -174,7 +181,7 @@ STEPS = [
 async def test_no_open_position_goes_silent_longer_than_staleness_plus_one_poll(
     sim: SimServer,
 ) -> None:
-    h = await start_rollout(sim, "hybrid")
+    h = await start_rollout(sim, "hybrid", rollout=GAPS_ROLLOUT)
     try:
         for symbol in (BTC, ETH):
             sim.set_trend(symbol, 3)  # a new mark every tick: silence can only be ours

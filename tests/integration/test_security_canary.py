@@ -19,8 +19,8 @@ import pytest
 from bybit_hybrid import BybitHybridStream
 from bybit_hybrid.protocol.hybrid import RestFailed
 from bybit_hybrid.protocol.session import AuthFailed
-from bybit_hybrid.rollout.modes import RolloutStream
 from bybit_hybrid.service.metrics import ServiceMetrics
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.errors import AuthError
 from bybit_hybrid.transport.rest import BybitRestClient
@@ -100,7 +100,7 @@ async def test_working_account_secret_stays_out_of_everything(raw_logs: _RawLogs
 
 
 async def test_rolloutstream_repr_and_status_hold_no_secret() -> None:
-    stream = RolloutStream("hybrid", "KEYCANARY123", WRONG_SECRET, base_url="http://127.0.0.1:1")
+    stream = rollout_stream("hybrid", "KEYCANARY123", WRONG_SECRET, base_url="http://127.0.0.1:1")
     for text in (repr(stream), json.dumps(stream.get_status(), default=str)):
         _assert_clean(text, WRONG_SECRET, "KEYCANARY123")
 

@@ -9,9 +9,7 @@ opens meanwhile: it must reach the consumer well before the next slow reconcile 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import random
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -23,11 +21,11 @@ from bybit_hybrid.protocol.failover import FailoverConfig
 from bybit_hybrid.protocol.hybrid import PRIVATE, HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
 from bybit_hybrid.protocol.session import SessionConfig, SocketDead
-from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.sim.faults import Target
-from tests.integration.rollout_harness import RolloutHarness, hybrid_live
-from tests.integration.stream_harness import Recorder, sim_config
+from tests.integration.rollout_harness import start_rollout
+from tests.integration.stream_harness import sim_config
 from tests.support import UNIT_S, wait_for
 
 # Production seconds -> test seconds: 3 s private ping -> 0.6 s, 10 s slow poll -> 2 s.
@@ -73,24 +71,9 @@ async def test_a_position_opened_while_the_private_socket_is_silent_arrives_earl
     sim: SimServer,
 ) -> None:
     hybrid, rollout = scaled_configs()
-    rec = Recorder()
-    tasks_before = asyncio.all_tasks()
-    stream = RolloutStream(
-        "hybrid",
-        sim.api_key,
-        sim.api_secret,
-        rec.handler,
-        base_url=sim.base_url,
-        rollout=rollout,
-        config=hybrid,
-        rng=random.Random(7),
-    )
-    stream.add_listener(rec.listener)
-    h = RolloutHarness(sim, stream, rec, tasks_before)
-    await stream.start()
+    h = await start_rollout(sim, "hybrid", rollout=rollout, config=hybrid)
+    stream = h.rollout
     try:
-        await stream.wait_ready(3 * UNIT_S)
-        await wait_for(lambda: hybrid_live(stream), 3 * UNIT_S, "the hybrid stream live")
         poller = stream.poller
         assert poller is not None
         slow_s = rollout.poll.slow_s

@@ -202,3 +202,36 @@ async def test_cli_prints_every_accounts_key() -> None:
     for n, line in enumerate(lines[1:], start=1):
         assert line.startswith(f"api key: SIMDEMOKEY{n:06d}  api secret: SIMDEMOSECRET"), line
         assert line.rstrip().endswith(f"account: acct{n}"), line
+
+
+async def test_a_lagging_position_list_lags_for_every_account(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    symbol = list(sim.exchange.instruments)[1]
+    key2 = _key(sim, "acct2")
+    sim.lag_position_list(int(60_000 * UNIT_S))  # far longer than this test
+    await sim.account("acct2").open_position(symbol, "Buy", Decimal("0.1"))
+    await sim.account("acct1").open_position(symbol, "Sell", Decimal("0.2"))
+    # Both opens are on the exchange (their pushes went out) but both listings lag.
+    assert await _rows(session, key2) == []
+    assert await _rows(session, _key(sim, "acct1")) == []
+    sim.lag_position_list(0)
+    assert [r["size"] for r in await _rows(session, key2)] == ["0.1"]
+
+
+async def test_socket_faults_can_target_one_accounts_private_sockets(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    ws1 = await _private(session, sim, _key(sim, "acct1"))
+    ws2 = await _private(session, sim, _key(sim, "acct2"))
+    async with session.post(
+        f"{sim.base_url}/sim/fault/drop", json={"target": "private", "account": "acct2"}
+    ) as resp:
+        assert (await resp.json())["result"] == {"connections": 1}
+    closed = await ws2.receive(timeout=2 * UNIT_S)
+    assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert sim.faults.silence("private", account="acct1") == 1
+    assert sim.faults.silence("public", account="acct1") == 0  # public sockets have no account
+    with pytest.raises(ValueError, match="unknown account 'acct9'"):
+        sim.faults.silence("private", account="acct9")
+    await ws1.close()

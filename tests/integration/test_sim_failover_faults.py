@@ -13,7 +13,14 @@ import aiohttp
 import pytest
 
 from bybit_hybrid.sim import SimConfig, SimServer
-from tests.integration.sim_support import private_ws, public_ws, recv_json, send, signed_get
+from tests.integration.sim_support import (
+    control,
+    private_ws,
+    public_ws,
+    recv_json,
+    send,
+    signed_get,
+)
 from tests.support import UNIT_S, wait_for
 
 LIST_QUERY = "category=linear&settleCoin=USDT"
@@ -24,21 +31,6 @@ LIST = "/v5/position/list"
 async def sim() -> AsyncIterator[SimServer]:
     async with SimServer(SimConfig(symbols=6, positions=2, rate_hz=20, seed=4)) as server:
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-async def _control(
-    session: aiohttp.ClientSession, sim: SimServer, path: str, body: dict[str, Any]
-) -> Any:
-    async with session.post(f"{sim.base_url}{path}", json=body) as resp:
-        reply = await resp.json()
-    assert resp.status == 200, reply
-    return reply["result"]
 
 
 async def _armed(session: aiohttp.ClientSession, sim: SimServer) -> dict[str, Any]:
@@ -59,7 +51,7 @@ async def test_a_lagging_position_list_answers_from_the_past(
     sim.pause_ticks()
     before = await _listed(session, sim)
     lag_ms = int(1000 * UNIT_S)
-    await _control(session, sim, "/sim/fault/position_lag", {"ms": lag_ms})
+    await control(session, sim, "/sim/fault/position_lag", {"ms": lag_ms})
     await sim.open_position("SOLUSDT", "Buy", Decimal("1"))
     opened_at = time.monotonic()
     # The open is on the exchange (its private push went out) but the listing lags.
@@ -82,14 +74,14 @@ async def test_a_lagging_position_list_answers_from_the_past(
     _, body = await signed_get(session, sim, LIST, "category=linear&symbol=SOLUSDT")
     assert Decimal(body["result"]["list"][0]["size"]) == 1
     assert (await _armed(session, sim))["position_list_lag_ms"] == lag_ms
-    await _control(session, sim, "/sim/fault/position_lag", {"ms": 0})
+    await control(session, sim, "/sim/fault/position_lag", {"ms": 0})
     assert "SOLUSDT" not in await _listed(session, sim)
 
 
 async def test_reordered_position_list_answers_arrive_out_of_order(
     sim: SimServer, session: aiohttp.ClientSession
 ) -> None:
-    await _control(session, sim, "/sim/fault/position_reorder", {"ms": int(400 * UNIT_S)})
+    await control(session, sim, "/sim/fault/position_reorder", {"ms": int(400 * UNIT_S)})
     order: list[int] = []
 
     async def one(n: int) -> None:
@@ -98,7 +90,7 @@ async def test_reordered_position_list_answers_arrive_out_of_order(
 
     await asyncio.gather(*(one(n) for n in range(8)))
     assert sorted(order) == list(range(8)) and order != list(range(8))
-    await _control(session, sim, "/sim/fault/clear", {})
+    await control(session, sim, "/sim/fault/clear", {})
     assert (await _armed(session, sim))["position_list_reorder_ms"] == 0
 
 
@@ -107,7 +99,7 @@ async def test_a_black_hole_takes_open_and_new_sockets(
 ) -> None:
     ws = await public_ws(session, sim, ["tickers.BTCUSDT"])
     priv = await private_ws(session, sim)
-    result = await _control(session, sim, "/sim/fault/blackhole", {"target": "public"})
+    result = await control(session, sim, "/sim/fault/blackhole", {"target": "public"})
     assert result == {"connections": 1}
     for socket in (ws, await session.ws_connect(sim.public_ws_url)):
         await send(socket, {"op": "ping"})
@@ -117,7 +109,7 @@ async def test_a_black_hole_takes_open_and_new_sockets(
         assert not socket.closed  # TCP and the WebSocket stay up
     await send(priv, {"op": "ping"})
     assert (await recv_json(priv))["op"] == "pong"  # the private socket is not targeted
-    await _control(session, sim, "/sim/fault/blackhole", {"target": "public", "on": False})
+    await control(session, sim, "/sim/fault/blackhole", {"target": "public", "on": False})
     fresh = await public_ws(session, sim)
     await send(fresh, {"op": "ping"})
     assert (await recv_json(fresh))["ret_msg"] == "pong"
@@ -126,7 +118,7 @@ async def test_a_black_hole_takes_open_and_new_sockets(
 async def test_a_quiet_market_moves_trades_but_never_the_mark(
     sim: SimServer, session: aiohttp.ClientSession
 ) -> None:
-    await _control(session, sim, "/sim/market/quiet", {"symbol": "BTCUSDT"})
+    await control(session, sim, "/sim/market/quiet", {"symbol": "BTCUSDT"})
     mark = sim.exchange.prices.mark("BTCUSDT")
     ws = await public_ws(session, sim, ["tickers.BTCUSDT"])
     deltas: list[dict[str, Any]] = []
@@ -137,4 +129,4 @@ async def test_a_quiet_market_moves_trades_but_never_the_mark(
     assert all("markPrice" not in d and "indexPrice" not in d for d in deltas)
     assert any("lastPrice" in d for d in deltas)  # trades go on
     assert sim.exchange.prices.mark("BTCUSDT") == mark
-    await _control(session, sim, "/sim/market/quiet", {"symbol": "BTCUSDT", "on": False})
+    await control(session, sim, "/sim/market/quiet", {"symbol": "BTCUSDT", "on": False})

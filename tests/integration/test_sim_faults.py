@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import aiohttp
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from bybit_hybrid.sim import RestErrorMode, SimConfig, SimServer
 from tests.integration.sim_support import (
     auth_frame,
+    control,
     private_ws,
     public_ws,
     recv_json,
@@ -32,21 +32,6 @@ async def sim() -> AsyncIterator[SimServer]:
         yield server
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-async def _control(
-    session: aiohttp.ClientSession, sim: SimServer, path: str, body: dict[str, Any]
-) -> Any:
-    async with session.post(f"{sim.base_url}{path}", json=body) as resp:
-        reply = await resp.json()
-    assert resp.status == 200, reply
-    return reply["result"]
-
-
 async def test_drop_clean_and_abrupt(sim: SimServer, session: aiohttp.ClientSession) -> None:
     pub = await public_ws(session, sim)
     priv = await private_ws(session, sim)
@@ -63,7 +48,7 @@ async def test_drop_clean_and_abrupt(sim: SimServer, session: aiohttp.ClientSess
 
 async def test_drop_via_control_route(sim: SimServer, session: aiohttp.ClientSession) -> None:
     ws = await public_ws(session, sim)
-    result = await _control(session, sim, "/sim/fault/drop", {"target": "all", "abrupt": True})
+    result = await control(session, sim, "/sim/fault/drop", {"target": "all", "abrupt": True})
     assert result == {"connections": 1}
     assert (await ws.receive(timeout=2 * UNIT_S)).type in (
         aiohttp.WSMsgType.CLOSED,
@@ -88,12 +73,12 @@ async def test_silent_socket(sim: SimServer, session: aiohttp.ClientSession) -> 
 
 
 async def test_refuse_connections(sim: SimServer, session: aiohttp.ClientSession) -> None:
-    await _control(session, sim, "/sim/fault/refuse", {"seconds": 30})
+    await control(session, sim, "/sim/fault/refuse", {"seconds": 30})
     for url in (sim.public_ws_url, sim.private_ws_url):
         with pytest.raises(aiohttp.WSServerHandshakeError) as err:
             await session.ws_connect(url)
         assert err.value.status == 503
-    await _control(session, sim, "/sim/fault/clear", {})
+    await control(session, sim, "/sim/fault/clear", {})
     ws = await session.ws_connect(sim.public_ws_url)
     await ws.close()
 
@@ -107,7 +92,7 @@ async def test_reject_auth_counted_and_timed(
     assert (await recv_json(ws))["ret_msg"] == "Params Error"
     await send(ws, auth_frame(sim))
     assert (await recv_json(ws))["success"] is True
-    await _control(session, sim, "/sim/fault/reject_auth", {"seconds": 30})
+    await control(session, sim, "/sim/fault/reject_auth", {"seconds": 30})
     for _ in range(2):
         await send(ws, auth_frame(sim))
         assert (await recv_json(ws))["success"] is False
@@ -147,7 +132,7 @@ async def test_idle_cut_of_private_sockets(sim: SimServer, session: aiohttp.Clie
     idle = await private_ws(session, sim)
     public = await public_ws(session, sim)
     await wait_for(lambda: all(c.idle_s() > 0.05 for c in sim.connections), what="some idle time")
-    assert (await _control(session, sim, "/sim/fault/idle_cut", {"idle_s": 0.05})) == {
+    assert (await control(session, sim, "/sim/fault/idle_cut", {"idle_s": 0.05})) == {
         "connections": 1
     }
     assert (await idle.receive(timeout=2 * UNIT_S)).type in (
@@ -170,7 +155,7 @@ async def test_rest_errors(sim: SimServer, session: aiohttp.ClientSession) -> No
     assert "X-Bapi-Limit-Reset-Timestamp" in resp.headers
     _, body = await signed_get(session, sim, "/v5/position/list", LIST_QUERY)
     assert body["retCode"] == 0
-    await _control(session, sim, "/sim/fault/rest_error", {"mode": "10002", "count": 1})
+    await control(session, sim, "/sim/fault/rest_error", {"mode": "10002", "count": 1})
     _, body = await signed_get(session, sim, "/v5/position/list", LIST_QUERY)
     assert body["retCode"] == 10002
     assert body["retMsg"].startswith("invalid request, please check your server timestamp")
@@ -188,7 +173,7 @@ async def test_stale_mark_diverges_from_rest(
 ) -> None:
     ws = await public_ws(session, sim, ["tickers.BTCUSDT"])
     frozen = sim.exchange.ticker_fields("BTCUSDT")["markPrice"]
-    await _control(session, sim, "/sim/fault/stale_mark", {"symbol": "BTCUSDT"})
+    await control(session, sim, "/sim/fault/stale_mark", {"symbol": "BTCUSDT"})
     await sim.set_prices("BTCUSDT", mark=Decimal("66000.00"), index=Decimal("66001.00"))
     delta = await recv_json(ws)
     assert delta["data"] == {"symbol": "BTCUSDT", "indexPrice": "66001.00"}
@@ -221,13 +206,13 @@ async def test_control_routes_for_positions_and_history(
 ) -> None:
     ws = await private_ws(session, sim, ["position"])
     body = {"symbol": "SOLUSDT", "side": "Buy", "qty": "1.0"}
-    assert "orderId" in await _control(session, sim, "/sim/position/open", body)
+    assert "orderId" in await control(session, sim, "/sim/position/open", body)
     push = await recv_json(ws)
     assert push["data"][0]["symbol"] == "SOLUSDT"
-    await _control(session, sim, "/sim/position/change", {"symbol": "SOLUSDT", "stopLoss": "140"})
-    await _control(session, sim, "/sim/mark", {"symbol": "SOLUSDT", "price": "139.000"})
+    await control(session, sim, "/sim/position/change", {"symbol": "SOLUSDT", "stopLoss": "140"})
+    await control(session, sim, "/sim/mark", {"symbol": "SOLUSDT", "price": "139.000"})
     assert sim.exchange.slot("SOLUSDT", 0).is_open, "the stop watches LastPrice"
-    await _control(session, sim, "/sim/prices", {"symbol": "SOLUSDT", "last": "139.000"})
+    await control(session, sim, "/sim/prices", {"symbol": "SOLUSDT", "last": "139.000"})
     async with session.get(f"{sim.base_url}/sim/history") as resp:
         history = (await resp.json())["result"]
     closes = [e for e in history if e["kind"] == "close"]

@@ -32,12 +32,6 @@ async def sim() -> AsyncIterator[SimServer]:
         yield server
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 async def test_market_time(sim: SimServer, session: aiohttp.ClientSession) -> None:
     async with session.get(f"{sim.base_url}/v5/market/time") as resp:
         body = await resp.json()

@@ -17,7 +17,13 @@ import pytest
 from bybit_hybrid.service.commands import sim as sim_command
 from bybit_hybrid.service.errors import UsageError
 from bybit_hybrid.sim import EventKind, SimConfig, SimServer
-from tests.integration.sim_support import private_ws, recv_until, signed_headers, signed_post
+from tests.integration.sim_support import (
+    control,
+    private_ws,
+    recv_until,
+    signed_headers,
+    signed_post,
+)
 from tests.support import UNIT_S, wait_for
 
 STOP = "/v5/position/trading-stop"
@@ -31,12 +37,6 @@ async def sim() -> AsyncIterator[SimServer]:
         server.pause_ticks()
         await server.open_position(BTC, "Buy", Decimal("0.010"))
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def _stop_body(sim: SimServer, below_mark_ticks: int, symbol: str = BTC) -> str:
@@ -77,17 +77,10 @@ def _trading(sim: SimServer) -> Any:
     return sim.faults.to_json()["trading"]
 
 
-async def _control(session: aiohttp.ClientSession, sim: SimServer, path: str, body: Any) -> Any:
-    async with session.post(f"{sim.base_url}{path}", json=body) as resp:
-        reply = await resp.json()
-    assert resp.status == 200, reply
-    return reply["result"]
-
-
 async def test_counted_rate_limit_answers_10006_with_bybits_headers(
     sim: SimServer, session: aiohttp.ClientSession
 ) -> None:
-    await _control(
+    await control(
         session, sim, "/sim/fault/trading", {"path": "trading-stop", "mode": "10006", "count": 2}
     )
     for _ in range(2):
@@ -140,11 +133,8 @@ async def test_wrong_side_and_timestamp_texts_are_bybits(
     assert _held_stop(sim) == 0
 
 
-async def test_timeout_never_answers_and_applies_nothing(
-    sim: SimServer, session: aiohttp.ClientSession
-) -> None:
-    sim.faults.trading_failure("trading-stop", "timeout", count=1)
-    body = _stop_body(sim, 50)
+async def _never_answered(session: aiohttp.ClientSession, sim: SimServer, body: str) -> None:
+    """POSTs a signed trading-stop `body` that gets no answer within 0.3 units."""
     headers = {**signed_headers(sim, body), "Content-Type": "application/json"}
     with pytest.raises(asyncio.TimeoutError):
         async with session.post(
@@ -154,6 +144,14 @@ async def test_timeout_never_answers_and_applies_nothing(
             timeout=aiohttp.ClientTimeout(total=0.3 * UNIT_S),
         ):
             pass
+
+
+async def test_timeout_never_answers_and_applies_nothing(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    sim.faults.trading_failure("trading-stop", "timeout", count=1)
+    body = _stop_body(sim, 50)
+    await _never_answered(session, sim, body)
     assert _held_stop(sim) == 0
     (event,) = sim.exchange.history.of_kind(EventKind.TRADING_STOP)
     assert event.details["ret_code"] is None and event.details["injected"] == "timeout"
@@ -164,15 +162,7 @@ async def test_lost_reply_applies_the_request_but_never_answers(
 ) -> None:
     sim.faults.trading_failure("trading-stop", "lost_reply", count=1)
     body = _stop_body(sim, 50)
-    headers = {**signed_headers(sim, body), "Content-Type": "application/json"}
-    with pytest.raises(asyncio.TimeoutError):
-        async with session.post(
-            f"{sim.base_url}{STOP}",
-            data=body.encode(),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=0.3 * UNIT_S),
-        ):
-            pass
+    await _never_answered(session, sim, body)
     assert _held_stop(sim) == Decimal(json.loads(body)["stopLoss"])
 
 
@@ -180,7 +170,7 @@ async def test_delayed_reply_arrives_after_the_position_push(
     sim: SimServer, session: aiohttp.ClientSession
 ) -> None:
     ws = await private_ws(session, sim, ["position"])
-    await _control(
+    await control(
         session, sim, "/sim/fault/reply_delay", {"path": "trading-stop", "ms": 300, "count": 1}
     )
     request = asyncio.create_task(signed_post(session, sim, STOP, _stop_body(sim, 50)))
@@ -226,7 +216,7 @@ async def test_partial_fill_leaves_a_remainder_and_reports_it(
     sim: SimServer, session: aiohttp.ClientSession
 ) -> None:
     ws = await private_ws(session, sim, ["order", "position"])
-    await _control(session, sim, "/sim/fault/partial_fill", {"fraction": "0.4", "count": 1})
+    await control(session, sim, "/sim/fault/partial_fill", {"fraction": "0.4", "count": 1})
     _, body = await signed_post(session, sim, ORDER, _close_body("0.010"))
     assert body["retCode"] == 0
     order = await recv_until(ws, lambda f: f.get("topic") == "order")
@@ -291,7 +281,7 @@ async def test_bad_switches_are_refused_with_the_offending_piece(
         assert resp.status == 400 and "fraction" in (await resp.json())["error"]
     sim.faults.trading_failure("trading-stop", "10006", seconds=10)
     assert _trading(sim)["failures"][0]["mode"] == "10006"
-    await _control(session, sim, "/sim/fault/clear", {})
+    await control(session, sim, "/sim/fault/clear", {})
     await wait_for(lambda: not _trading(sim)["failures"], UNIT_S, "cleared")
 
 

@@ -29,12 +29,6 @@ async def sim() -> AsyncIterator[SimServer]:
         yield server
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 async def test_auth_success_shape(sim: SimServer, session: aiohttp.ClientSession) -> None:
     ws = await session.ws_connect(sim.private_ws_url)
     await send(ws, auth_frame(sim))

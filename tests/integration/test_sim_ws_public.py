@@ -23,12 +23,6 @@ async def sim() -> AsyncIterator[SimServer]:
         yield server
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 def _without_conn_id(frame: dict[str, object]) -> dict[str, object]:
     assert isinstance(frame.pop("conn_id"), str)
     return frame

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-
-import pytest
 
 from bybit_hybrid.protocol.events import PositionChanged
 from bybit_hybrid.protocol.hybrid import PRIVATE, Reconciled, RestFailed
 from bybit_hybrid.sim import ConnKind, EventKind, PositionMode, RestErrorMode, SimServer
-from bybit_hybrid.transport.ws import WS_BACKENDS, WsBackendName
+from tests.integration import stream_harness
 from tests.integration.stream_harness import (
     PUBLIC,
     Recorder,
@@ -22,17 +19,14 @@ from tests.integration.stream_harness import (
     assert_contract,
     is_server_task,
     start_stream,
-    use_ws_backend,
 )
+
+# Every test here runs once per WebSocket backend (picows, the default, and aiohttp).
 from tests.support import CONTRACT_KEYS, UNIT_S, wait_for
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True, params=WS_BACKENDS)
-def ws_backend_name(request: pytest.FixtureRequest) -> Iterator[WsBackendName]:
-    """Every test here runs once per WebSocket backend (picows, the default, and aiohttp)."""
-    yield from use_ws_backend(request.param)
+# Every test here runs once per WebSocket backend (picows, the default, and aiohttp).
+ws_backend_name = stream_harness.ws_backend_each
 
 
 async def test_bootstrap_emits_open_positions_from_rest_then_live_marks(h: StreamHarness) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -28,7 +28,7 @@ from bybit_hybrid.protocol.session import (
 )
 from bybit_hybrid.protocol.subscriptions import SubscriptionFailed
 from bybit_hybrid.sim import ConnKind, EventKind, RestErrorMode, SimServer, Target
-from bybit_hybrid.transport.ws import WS_BACKENDS, WsBackendName
+from tests.integration import stream_harness
 from tests.integration.stream_harness import (
     BACKOFF,
     PUBLIC,
@@ -37,17 +37,14 @@ from tests.integration.stream_harness import (
     StreamHarness,
     sim_config,
     start_stream,
-    use_ws_backend,
 )
+
+# Every test here runs once per WebSocket backend (picows, the default, and aiohttp).
 from tests.support import UNIT_S, wait_for
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True, params=WS_BACKENDS)
-def ws_backend_name(request: pytest.FixtureRequest) -> Iterator[WsBackendName]:
-    """Every test here runs once per WebSocket backend (picows, the default, and aiohttp)."""
-    yield from use_ws_backend(request.param)
+# Every test here runs once per WebSocket backend (picows, the default, and aiohttp).
+ws_backend_name = stream_harness.ws_backend_each
 
 
 S = SessionState

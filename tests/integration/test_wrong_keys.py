@@ -12,7 +12,7 @@ import pytest
 
 from bybit_hybrid import AdaptiveBybitStream, BybitHybridStream, KeyRejectedError
 from bybit_hybrid.facade import PositionStream
-from bybit_hybrid.rollout.modes import RolloutStream
+from bybit_hybrid.service.streams import rollout_stream
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.errors import AUTH_CODES
 from tests.docs.markdown import ROOT, blocks
@@ -27,8 +27,8 @@ def _streams(sim: SimServer) -> dict[str, PositionStream]:
     return {
         "hybrid": BybitHybridStream(WRONG_KEY, WRONG_SECRET, base_url=url),
         "rest": AdaptiveBybitStream(WRONG_KEY, WRONG_SECRET, base_url=url),
-        "canary": RolloutStream("canary", WRONG_KEY, WRONG_SECRET, base_url=url),
-        "hybrid-rollout": RolloutStream("hybrid", WRONG_KEY, WRONG_SECRET, base_url=url),
+        "canary": rollout_stream("canary", WRONG_KEY, WRONG_SECRET, base_url=url),
+        "hybrid-rollout": rollout_stream("hybrid", WRONG_KEY, WRONG_SECRET, base_url=url),
     }
 
 

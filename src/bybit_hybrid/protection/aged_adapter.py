@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bybit_hybrid.protection import aged as core
+from bybit_hybrid.protection.adapter import ManagedAdapter
 from bybit_hybrid.protection.aged import AgedClose, AgedPhase, AgedState
 from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import AgedConfig
@@ -27,12 +28,10 @@ from bybit_hybrid.protection.position_manager import (
     ManagedEvent,
     ManagedKind,
     ManagedPosition,
-    ReconciledPositions,
 )
 from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protocol.domain import PositionKey
-from bybit_hybrid.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class AgedStats:
     pruned: int = 0
 
 
-class AgedAdapter:
+class AgedAdapter(ManagedAdapter):
     """The aged-position consumer; `trailing_active(key)` says whether a trail owns the exit."""
 
     def __init__(
@@ -93,29 +92,17 @@ class AgedAdapter:
         """Only watched: it was past the aged limit when first seen (`aged_close_existing`)."""
         return key in self._held
 
-    def idle(self) -> bool:
-        return all(task.done() for task in self._tasks.values())
+    # --- events (`adapter.ManagedAdapter.handle` opens them) --------------------------------
 
-    async def stop(self) -> None:
-        await cancel_and_wait(self._tasks.values())
-        self._tasks.clear()
+    def _reconciled(self, open_keys: frozenset[PositionKey]) -> None:
+        self._prune(open_keys)
+        self._rearm(open_keys)
 
-    # --- events ----------------------------------------------------------------------------
+    def _closed(self, key: PositionKey) -> None:
+        self._forget(key)
 
-    async def handle(
-        self, data: ManagedEvent | ReconciledPositions, received_at_s: float = 0.0
-    ) -> None:
-        """One managed event (from `UnifiedProtection`'s router consumer); `received_at_s` is
-        `time.perf_counter()` when the router received the raw event (reaction-time records)."""
-        if isinstance(data, ReconciledPositions):
-            self._prune(data.open_keys)
-            self._rearm(data.open_keys)
-            return
-        event: ManagedEvent = data
+    async def _on_position(self, event: ManagedEvent, received_at_s: float) -> None:
         key = event.position.key
-        if event.kind is ManagedKind.CLOSED:
-            self._forget(key)
-            return
         state = self._states.get(key)
         if state is not None and _other_lifetime(state, event):
             self._forget(key)

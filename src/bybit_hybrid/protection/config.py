@@ -3,17 +3,62 @@ monitor-only scopes. Bad overrides fail at startup with a one-line error naming 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.protection.aged import MS_PER_HOUR, AgedParams
-from bybit_hybrid.protection.trailing import DEFAULT_TAKER_FEE_PCT, TrailingParams
+from bybit_hybrid.protection.trailing import TrailingParams
 
 _FLOAT_FIELDS = frozenset({"min_update_interval_s"})
 _OVERRIDABLE = frozenset(f.name for f in fields(TrailingParams))
+
+
+class ProtectionSettings(Protocol):
+    """The settings protection reads (`service.settings.AppSettings` has them all)."""
+
+    @property
+    def trailing_activation_pct(self) -> Decimal: ...
+    @property
+    def trailing_callback_pct(self) -> Decimal: ...
+    @property
+    def trailing_breakeven_trigger_pct(self) -> Decimal | None: ...
+    @property
+    def trailing_min_update_interval_s(self) -> float: ...
+    @property
+    def trailing_min_improvement_pct(self) -> Decimal: ...
+    @property
+    def trailing_bypass_improvement_pct(self) -> Decimal: ...
+    @property
+    def trailing_fee_pct_per_side(self) -> Decimal: ...
+    @property
+    def trailing_sl_trigger_by(self) -> str: ...
+    @property
+    def trailing_monitor_only(self) -> bool: ...
+    @property
+    def trailing_monitor_only_symbols(self) -> Sequence[str]: ...
+    @property
+    def trailing_symbol_overrides(self) -> Mapping[str, Mapping[str, Decimal]]: ...
+    @property
+    def aged_max_age_h(self) -> float: ...
+    @property
+    def aged_grace_h(self) -> float: ...
+    @property
+    def aged_fee_pct_per_side(self) -> Decimal: ...
+    @property
+    def aged_step_pct_per_h(self) -> Decimal: ...
+    @property
+    def aged_max_loss_pct(self) -> Decimal: ...
+    @property
+    def aged_monitor_only(self) -> bool: ...
+    @property
+    def aged_close_existing(self) -> bool: ...
+    @property
+    def aged_monitor_only_symbols(self) -> Sequence[str]: ...
+    @property
+    def protection_dry_run(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +91,8 @@ class AgedConfig:
     close_existing: bool = True
 
 
-def trailing_config(settings: Any) -> TrailingConfig:
-    """From an `AppSettings` (typed loosely so tests can pass a namespace)."""
+def trailing_config(settings: ProtectionSettings) -> TrailingConfig:
+    """From an `AppSettings`; a bad value is a `ConfigError` naming the setting."""
     try:
         defaults = TrailingParams(
             activation_pct=settings.trailing_activation_pct,
@@ -56,7 +101,7 @@ def trailing_config(settings: Any) -> TrailingConfig:
             min_update_interval_s=settings.trailing_min_update_interval_s,
             min_improvement_pct=settings.trailing_min_improvement_pct,
             bypass_improvement_pct=settings.trailing_bypass_improvement_pct,
-            fee_pct_per_side=getattr(settings, "trailing_fee_pct_per_side", DEFAULT_TAKER_FEE_PCT),
+            fee_pct_per_side=settings.trailing_fee_pct_per_side,
         )
     except ValueError as exc:
         raise ConfigError(f"trailing settings: trailing_{exc}") from None
@@ -64,15 +109,14 @@ def trailing_config(settings: Any) -> TrailingConfig:
         symbol: _override(defaults, symbol, values)
         for symbol, values in settings.trailing_symbol_overrides.items()
     }
-    dry_run = bool(getattr(settings, "protection_dry_run", False))
     monitor = MonitorOnly(
-        settings.trailing_monitor_only or dry_run,
+        settings.trailing_monitor_only or settings.protection_dry_run,
         frozenset(settings.trailing_monitor_only_symbols),
     )
     return TrailingConfig(defaults, overrides, monitor, settings.trailing_sl_trigger_by)
 
 
-def aged_config(settings: Any) -> AgedConfig:
+def aged_config(settings: ProtectionSettings) -> AgedConfig:
     params = AgedParams(
         max_age_ms=round(settings.aged_max_age_h * MS_PER_HOUR),
         grace_ms=round(settings.aged_grace_h * MS_PER_HOUR),
@@ -80,11 +124,9 @@ def aged_config(settings: Any) -> AgedConfig:
         step_pct_per_h=settings.aged_step_pct_per_h,
         max_loss_pct=settings.aged_max_loss_pct,
     )
-    symbols = frozenset(getattr(settings, "aged_monitor_only_symbols", ()))
-    everything = settings.aged_monitor_only or bool(getattr(settings, "protection_dry_run", False))
-    # Tests pass namespaces without the setting: they keep the old behaviour (close them).
-    close_existing = bool(getattr(settings, "aged_close_existing", True))
-    return AgedConfig(params, MonitorOnly(everything, symbols), close_existing)
+    symbols = frozenset(settings.aged_monitor_only_symbols)
+    everything = settings.aged_monitor_only or settings.protection_dry_run
+    return AgedConfig(params, MonitorOnly(everything, symbols), settings.aged_close_existing)
 
 
 def _override(

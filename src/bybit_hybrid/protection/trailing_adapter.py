@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, TypeVar
 
 from bybit_hybrid.protection import trailing as core
+from bybit_hybrid.protection.adapter import ManagedAdapter
 from bybit_hybrid.protection.closer import Closer
 from bybit_hybrid.protection.config import TrailingConfig
 from bybit_hybrid.protection.gateway import ProtectionGateway
@@ -33,13 +33,17 @@ from bybit_hybrid.protection.position_manager import (
     ManagedEvent,
     ManagedKind,
     ManagedPosition,
-    ReconciledPositions,
 )
 from bybit_hybrid.protection.retry import RetryPolicy, is_position_gone, is_wrong_side
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing import CloseNow, Hold, MoveStop, TrailState
+from bybit_hybrid.protection.trailing_records import (
+    SendRecord,
+    TrailingStats,
+    other_lifetime,
+    same_lifetime,
+)
 from bybit_hybrid.protocol.domain import Instrument, PositionKey
-from bybit_hybrid.tasks import cancel_and_wait
 from bybit_hybrid.wire.retcodes import BybitError
 
 log = logging.getLogger(__name__)
@@ -59,39 +63,7 @@ class _SupersededError(Exception):
     """A stop request was abandoned in flight for a market close."""
 
 
-@dataclass(frozen=True, slots=True)
-class SendRecord:
-    """One trading-stop request about to leave: for the reaction-time benchmark and status.
-
-    Times are `time.perf_counter()`: `cause_at_s` when the router received the mark that
-    produced the decision, `sent_at_s` just before the REST call.
-    """
-
-    key: PositionKey
-    stop_price: str
-    cause_at_s: float
-    sent_at_s: float
-
-
-@dataclass
-class TrailingStats:
-    decisions: Counter[str] = field(default_factory=Counter)
-    stops_sent: int = 0
-    not_modified: int = 0
-    retries: int = 0
-    failures: int = 0
-    gone: int = 0
-    gone_refuted: int = 0  # 10001 "zero position" while the position list shows it open
-    wrong_side: int = 0
-    closes: int = 0
-    close_failures: int = 0
-    adopted: int = 0
-    monitor_only: int = 0
-    resumed: int = 0
-    pruned: int = 0
-
-
-class TrailingAdapter:
+class TrailingAdapter(ManagedAdapter):
     """The trailing-stop consumer; `register(router)` subscribes it to managed events.
 
     `clock` is monotonic seconds (the interval rule). `trigger_prices(symbol)` gives the latest
@@ -127,7 +99,7 @@ class TrailingAdapter:
         self._seen_stop: dict[PositionKey, object] = {}
         self._fresh_trigger: dict[PositionKey, Decimal] = {}
         self._cause_at_s: dict[PositionKey, float] = {}
-        self._workers: dict[PositionKey, asyncio.Task[None]] = {}
+        self._tasks: dict[PositionKey, asyncio.Task[None]] = {}
         self._wake: dict[PositionKey, asyncio.Event] = {}
         self._closing: set[PositionKey] = set()
         self._skipped: set[PositionKey] = set()
@@ -156,37 +128,24 @@ class TrailingAdapter:
     def closing(self) -> frozenset[PositionKey]:
         return frozenset(self._closing)
 
-    def idle(self) -> bool:
-        """No stop or close in flight or waiting to be retried."""
-        return all(w.done() for w in self._workers.values())
+    # --- events (`adapter.ManagedAdapter.handle` opens them) --------------------------------
 
-    async def stop(self) -> None:
-        await cancel_and_wait(self._workers.values())
-        self._workers.clear()
+    def _reconciled(self, open_keys: frozenset[PositionKey]) -> None:
+        self._prune(open_keys)
 
-    # --- events ----------------------------------------------------------------------------
+    def _closed(self, key: PositionKey) -> None:
+        self._gone.discard(key)
+        self._drop(key, "position closed")
 
-    async def handle(
-        self, data: ManagedEvent | ReconciledPositions, received_at_s: float = 0.0
-    ) -> None:
-        """One managed event (from `UnifiedProtection`'s router consumer); `received_at_s` is
-        `time.perf_counter()` when the router received the raw event (reaction-time records)."""
-        if isinstance(data, ReconciledPositions):
-            self._prune(data.open_keys)
-            return
-        event: ManagedEvent = data
+    async def _on_position(self, event: ManagedEvent, received_at_s: float) -> None:
         key = event.position.key
-        if event.kind is ManagedKind.CLOSED:
-            self._gone.discard(key)
-            self._drop(key, "position closed")
-            return
         if key in self._gone:
             if event.kind is ManagedKind.MARK:
                 return  # the exchange showed it flat; wait for the stream's close
             self._gone.discard(key)  # opened or changed again: a live position after all
         self._positions[key] = event.position
         state = self._trails.get(key)
-        if state is not None and _other_lifetime(state, event.position):
+        if state is not None and other_lifetime(state, event.position):
             self._drop(key, "a new position at the same key")
             self._positions[key] = event.position
             state = None
@@ -252,7 +211,7 @@ class TrailingAdapter:
         if view.side is None or not view.entry_price:
             return None
         stored = self._stored.pop(key, None)
-        if stored is not None and _same_lifetime(stored, position):
+        if stored is not None and same_lifetime(stored, position):
             self.stats.resumed += 1
             log.info(
                 "%s: resumed trail (%s, extreme %s, stop %s, unconfirmed until the exchange "
@@ -315,10 +274,10 @@ class TrailingAdapter:
         self._kick(key, urgent=isinstance(decision, CloseNow))
 
     def _kick(self, key: PositionKey, *, urgent: bool) -> None:
-        worker = self._workers.get(key)
+        worker = self._tasks.get(key)
         if worker is None or worker.done():
             self._wake[key] = asyncio.Event()
-            self._workers[key] = asyncio.create_task(self._work(key), name=f"trailing-{key}")
+            self._tasks[key] = asyncio.create_task(self._work(key), name=f"trailing-{key}")
         elif urgent:
             self._wake[key].set()  # a close cuts a stop's backoff short
 
@@ -472,7 +431,7 @@ class TrailingAdapter:
         self._fresh_trigger.pop(key, None)
         self._skipped.discard(key)
         self._wake.pop(key, None)
-        worker = self._workers.pop(key, None)
+        worker = self._tasks.pop(key, None)
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
         if self._store is not None:
@@ -491,24 +450,3 @@ class TrailingAdapter:
     def _save(self, key: PositionKey, state: TrailState) -> None:
         if self._store is not None:
             self._store.save_trail(key, state)
-
-
-def _same_lifetime(stored: TrailState, position: ManagedPosition) -> bool:
-    """A stored trail belongs to this position: same side, and the same openTime when both
-    have one (else the same entry: without an openTime that is the best evidence there is)."""
-    view = position.view
-    if stored.side is not view.side:
-        return False
-    if stored.opened_at_ms and view.open_time_ms:
-        return stored.opened_at_ms == view.open_time_ms
-    return stored.entry_price == view.entry_price
-
-
-def _other_lifetime(state: TrailState, position: ManagedPosition) -> bool:
-    """A live trail seeing a different openTime or side: the position was replaced unseen."""
-    view = position.view
-    if view.side is not None and view.side is not state.side:
-        return True
-    return bool(
-        state.opened_at_ms and view.open_time_ms and state.opened_at_ms != view.open_time_ms
-    )

@@ -18,17 +18,18 @@ from decimal import Decimal
 from typing import Any, Final
 
 from bybit_hybrid.protection.aged_adapter import HANDLER_NAME as AGED
-from bybit_hybrid.protection.aged_adapter import AgedAdapter
-from bybit_hybrid.protection.config import aged_config, trailing_config
+from bybit_hybrid.protection.aged_adapter import AgedAdapter, AgedStats
+from bybit_hybrid.protection.config import ProtectionSettings, aged_config, trailing_config
 from bybit_hybrid.protection.exchange import ProtectionExchange, trigger_price_of
 from bybit_hybrid.protection.gateway import ProtectionRest
 from bybit_hybrid.protection.limiter import AccountLimiter
 from bybit_hybrid.protection.plan import PlanInputs, position_plan
-from bybit_hybrid.protection.position_manager import RAW_EVENTS, PositionManager
+from bybit_hybrid.protection.position_manager import RAW_EVENTS, ManagedPosition, PositionManager
 from bybit_hybrid.protection.retry import RetryPolicy
 from bybit_hybrid.protection.store import ProtectionStore
 from bybit_hybrid.protection.trailing_adapter import HANDLER_NAME as TRAILING
 from bybit_hybrid.protection.trailing_adapter import TrailingAdapter
+from bybit_hybrid.protection.trailing_records import TrailingStats
 from bybit_hybrid.protocol.domain import Instrument
 from bybit_hybrid.router.router import EventRouter, RoutedEvent
 
@@ -38,11 +39,11 @@ CONSUMER_NAME: Final = "protection"
 
 
 class UnifiedProtection:
-    """One account's protection. `settings` is an `AppSettings` (or anything shaped like it)."""
+    """One account's protection. `settings` is an `AppSettings` (`config.ProtectionSettings`)."""
 
     def __init__(
         self,
-        settings: Any,
+        settings: ProtectionSettings,
         rest: ProtectionRest,
         *,
         store: ProtectionStore | None = None,
@@ -61,24 +62,15 @@ class UnifiedProtection:
         )
         self.store = store
         self.handler_errors: Counter[str] = Counter()
-        extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-        self.trailing = TrailingAdapter(
-            trailing_config(settings),
+        self.trailing, self.aged = _adapters(
+            settings,
             self.exchange,
             store,
             instruments=instruments,
             retry=retry,
-            clock=monotonic,
-            **extra,
-        )
-        self.aged = AgedAdapter(
-            aged_config(settings),
-            self.exchange,
-            store,
-            self.trailing.is_active,
-            retry=retry,
-            clock_ms=lambda: int(clock() * 1000),
-            **extra,
+            clock=clock,
+            monotonic=monotonic,
+            sleep=sleep,
         )
         for event in RAW_EVENTS:
             self.router.on(event, self._on_event, name=CONSUMER_NAME)
@@ -157,61 +149,101 @@ class UnifiedProtection:
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready picture of every protected position and the counters."""
-        positions = []
-        for managed in self.manager.positions():
-            key = managed.key
-            trail = self.trailing.trail(key)
-            aged = self.aged.state(key)
-            positions.append(
-                {
-                    "symbol": key.symbol,
-                    "position_idx": key.idx,
-                    "side": None if managed.side is None else managed.side.value,
-                    "mark_price": _text(managed.view.mark_price),
-                    "pnl_pct": _text(managed.pnl_pct),
-                    "opened_at_ms": managed.opened_at_ms,
-                    "age_source": managed.age_source.value,
-                    "trail_phase": None if trail is None else trail.phase.value,
-                    "trail_extreme": None if trail is None else str(trail.extreme_price),
-                    "trail_stop": None if trail is None else _text(trail.stop_price),
-                    "trail_wanted_stop": None if trail is None else _text(trail.wanted_stop),
-                    "trail_confirmed_stop": None if trail is None else _text(trail.confirmed_stop),
-                    "closing": key in self.trailing.closing(),
-                    "aged_phase": None if aged is None else aged.phase.value,
-                    "aged_held": self.aged.held(key),
-                }
-            )
-        t, a = self.trailing.stats, self.aged.stats
         return {
             "running": self._started,
-            "positions": positions,
-            "trailing": {
-                "decisions": dict(t.decisions),
-                "stops_sent": t.stops_sent,
-                "not_modified": t.not_modified,
-                "retries": t.retries,
-                "failures": t.failures,
-                "gone": t.gone,
-                "gone_refuted": t.gone_refuted,
-                "wrong_side": t.wrong_side,
-                "close_failures": t.close_failures,
-                "closes": t.closes,
-                "adopted": t.adopted,
-                "monitor_only": t.monitor_only,
-                "resumed": t.resumed,
-            },
-            "aged": {
-                "closes": a.closes,
-                "already_gone": a.already_gone,
-                "close_failures": a.close_failures,
-                "monitor_only": a.monitor_only,
-                "held_existing": a.held_existing,
-            },
+            "positions": [self._position_status(m) for m in self.manager.positions()],
+            "trailing": _trailing_counters(self.trailing.stats),
+            "aged": _aged_counters(self.aged.stats),
             "plan": self.plan(),
             "router": self.router.stats(),
             "handler_errors": dict(self.handler_errors),
             "limiter_waits": self.exchange.limiter.waits,
         }
+
+    def _position_status(self, managed: ManagedPosition) -> dict[str, Any]:
+        key = managed.key
+        trail = self.trailing.trail(key)
+        aged = self.aged.state(key)
+        return {
+            "symbol": key.symbol,
+            "position_idx": key.idx,
+            "side": None if managed.side is None else managed.side.value,
+            "mark_price": _text(managed.view.mark_price),
+            "pnl_pct": _text(managed.pnl_pct),
+            "opened_at_ms": managed.opened_at_ms,
+            "age_source": managed.age_source.value,
+            "trail_phase": None if trail is None else trail.phase.value,
+            "trail_extreme": None if trail is None else str(trail.extreme_price),
+            "trail_stop": None if trail is None else _text(trail.stop_price),
+            "trail_wanted_stop": None if trail is None else _text(trail.wanted_stop),
+            "trail_confirmed_stop": None if trail is None else _text(trail.confirmed_stop),
+            "closing": key in self.trailing.closing(),
+            "aged_phase": None if aged is None else aged.phase.value,
+            "aged_held": self.aged.held(key),
+        }
+
+
+def _trailing_counters(t: TrailingStats) -> dict[str, Any]:
+    return {
+        "decisions": dict(t.decisions),
+        "stops_sent": t.stops_sent,
+        "not_modified": t.not_modified,
+        "retries": t.retries,
+        "failures": t.failures,
+        "gone": t.gone,
+        "gone_refuted": t.gone_refuted,
+        "wrong_side": t.wrong_side,
+        "close_failures": t.close_failures,
+        "closes": t.closes,
+        "adopted": t.adopted,
+        "monitor_only": t.monitor_only,
+        "resumed": t.resumed,
+    }
+
+
+def _aged_counters(a: AgedStats) -> dict[str, Any]:
+    return {
+        "closes": a.closes,
+        "already_gone": a.already_gone,
+        "close_failures": a.close_failures,
+        "monitor_only": a.monitor_only,
+        "held_existing": a.held_existing,
+    }
+
+
+def _adapters(
+    settings: ProtectionSettings,
+    exchange: ProtectionExchange,
+    store: ProtectionStore | None,
+    *,
+    instruments: dict[str, Instrument] | None,
+    retry: RetryPolicy | None,
+    clock: Callable[[], float],
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] | None,
+) -> tuple[TrailingAdapter, AgedAdapter]:
+    """The trailing and aged adapters over one exchange; aged asks trailing whether a trail is
+    active. `clock` is wall time (ages), `monotonic` paces the stop updates."""
+    extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    trailing = TrailingAdapter(
+        trailing_config(settings),
+        exchange,
+        store,
+        instruments=instruments,
+        retry=retry,
+        clock=monotonic,
+        **extra,
+    )
+    aged = AgedAdapter(
+        aged_config(settings),
+        exchange,
+        store,
+        trailing.is_active,
+        retry=retry,
+        clock_ms=lambda: int(clock() * 1000),
+        **extra,
+    )
+    return trailing, aged
 
 
 def _text(value: object) -> str | None:

@@ -8,8 +8,9 @@ socket has been down, reconnects in the last hour) are kept here, with `now` pas
     no_events               positions open, no position event for 60 s warning, 5 min critical
     reconnects              more than 5 reconnects in the last hour: critical
     subscription_failures   more than 5 failed subscribes in the last hour: warning
-    zero_subscriptions      positions open, tickers expected, every public socket up, none
-                            confirmed for 5 s: critical (a down socket is `socket_down`'s)
+    zero_subscriptions      positions open, tickers expected, every public socket up and
+                            heard from since (a reply, a pong), none confirmed for 5 s:
+                            critical (a down or unheard-from socket is `socket_down`'s)
     mark_stale              one alert for every held symbol whose ticker is silent for 5 s or
                             whose mark REST contradicted: warning, naming the symbols
 
@@ -24,6 +25,7 @@ in docs/rollout.md ("Alerts").
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,6 +85,8 @@ class HealthSample:
     mark_ages_s: Mapping[str, float] = field(default_factory=dict)
     # Held symbols whose mark is bad for another reason (REST contradicted a frozen mark).
     bad_marks: Mapping[str, str] = field(default_factory=dict)
+    # When each socket last received a frame of any kind (a pong included); missing: never.
+    heard_at: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,7 @@ class Alerts:
         self._active: dict[str, ActiveAlert] = {}
         self._down_since: dict[str, float] = {}
         self._zero_since: float | None = None
+        self._zero_reconnections = 0
         self._open_since: float | None = None
         self._reconnects: deque[float] = deque()
         self._failures: deque[float] = deque()
@@ -231,20 +236,31 @@ class Alerts:
         wanted["mark_stale"] = (Severity.WARNING, f"{len(bad)} stale marks: {message}")
 
     def _zero_subscriptions(self, now: float, sample: HealthSample, wanted: _Wanted) -> None:
+        """Critical only on evidence: every public socket up *and heard from* since the zero
+        stretch began (its subscribe replies, a pong), yet no ticker confirmed. A socket that
+        is merely unheard-from (a black hole whose pong is not yet overdue) may be dead; the
+        shell reports it down once the pong is overdue, and then it is `socket_down`'s."""
+        public = [name for name in sample.sockets_up if name != PRIVATE]
         # A public socket that is down cannot confirm tickers: that is `socket_down`'s alert.
-        public_down = any(not up for name, up in sample.sockets_up.items() if name != PRIVATE)
+        public_down = any(not sample.sockets_up[name] for name in public)
         zero = (
             not public_down
             and sample.open_positions > 0
             and sample.expected_tickers > 0
             and sample.confirmed_tickers == 0
         )
-        if not zero:
+        if not zero or sample.reconnections != self._zero_reconnections:
+            # A redial replaced a socket: what was heard on the old one proves nothing.
             self._zero_since = None
+            self._zero_reconnections = sample.reconnections
+        if not zero:
             return
         if self._zero_since is None:
             self._zero_since = now
-        zero_s = now - self._zero_since
+        since = self._zero_since
+        if any(sample.heard_at.get(name, -math.inf) < since for name in public):
+            return  # not heard from since the subscribes went out: no evidence yet
+        zero_s = now - since
         if zero_s >= self.config.zero_subscriptions_grace_s:
             message = f"{sample.open_positions} positions open, no ticker subscribed"
             wanted["zero_subscriptions"] = (Severity.CRITICAL, message)

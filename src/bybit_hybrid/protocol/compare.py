@@ -7,11 +7,14 @@ feeds this comparator from both and reads `summary()`:
   saw with its exchange timestamp (`on_hybrid_mark`); each REST sample (`on_rest_mark`, with
   the exchange time of its answer) is compared with the hybrid mark in effect at that exchange
   time: the last one stamped at or before it (a sample older than the kept history is
-  skipped and counted). A gap above `warning_pct` is at warning level, above `critical_pct`
-  critical; it becomes a `Divergence` only when it persists for `persist_samples`
-  consecutive REST samples of that symbol (severity: the lowest of the run), reported once
-  per incident. One sample can differ by the market moving inside one round trip or a frame
-  still in flight; a feed that is really wrong stays wrong sample after sample;
+  skipped and counted). Only a sample newer than the symbol's last one counts: the REST book
+  keeps its mark when a tickers answer is no newer than the one it holds, and the same reading
+  handed over at several polls is one sample, not persistence (counted as repeated). A gap
+  above `warning_pct` is at warning level, above `critical_pct` critical; it becomes a
+  `Divergence` only when it persists for `persist_samples` consecutive REST samples of that
+  symbol (severity: the lowest of the run), reported once per incident. One sample can differ
+  by the market moving inside one round trip or a frame still in flight; a feed that is really
+  wrong stays wrong sample after sample;
 - positions: after each REST poll the two books are compared key by key; a key held by one
   side only, or with a different side/size/entry, that persists past `grace_s` (REST lags by
   up to one poll) is a divergence, reported once per incident;
@@ -103,6 +106,7 @@ class CompareStats:
     mark_warnings: int = 0
     mark_criticals: int = 0
     skipped_old_reference: int = 0
+    repeated_samples: int = 0
     max_mark_divergence_pct: Decimal = Decimal(0)
     position_checks: int = 0
     position_mismatches: int = 0
@@ -120,6 +124,7 @@ class Comparator:
         self.stats = CompareStats()
         self._hybrid_marks: dict[str, deque[tuple[int, Decimal]]] = {}
         self._runs: dict[str, _Run] = {}
+        self._last_rest_ts_ms: dict[str, int] = {}
         self._pending: dict[_Signature, tuple[Feed, float]] = {}
         self._suspect_since: dict[PositionKey, float] = {}
         self._reported: set[PositionKey] = set()
@@ -142,6 +147,11 @@ class Comparator:
     ) -> Divergence | None:
         """A REST sample stamped `rest_ts_ms` (exchange time), against the hybrid mark in
         effect then; a divergence once the gap persisted (see the module docstring)."""
+        last_ts_ms = self._last_rest_ts_ms.get(symbol)
+        if last_ts_ms is not None and rest_ts_ms <= last_ts_ms:
+            self.stats.repeated_samples += 1
+            return None
+        self._last_rest_ts_ms[symbol] = rest_ts_ms
         hybrid_mark = self._mark_at(symbol, rest_ts_ms)
         if hybrid_mark is None:
             self.stats.skipped_old_reference += 1
@@ -269,6 +279,7 @@ class Comparator:
             "mark_warnings": s.mark_warnings,
             "mark_criticals": s.mark_criticals,
             "skipped_old_reference": s.skipped_old_reference,
+            "repeated_samples": s.repeated_samples,
             "max_mark_divergence_pct": str(_round_pct(s.max_mark_divergence_pct)),
             "worst_by_symbol": {
                 k: str(_round_pct(v)) for k, v in sorted(s.worst_by_symbol.items())

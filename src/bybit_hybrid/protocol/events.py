@@ -165,3 +165,15 @@ def to_contract(view: PositionView) -> dict[str, object]:
         "seq": view.seq,
         "status": view.status,
     }
+
+
+def status_row(view: PositionView, mark_age_s: float | None) -> dict[str, object]:
+    """One position as the streams' `get_status()["positions"]` show it (JSON-ready)."""
+    return {
+        "symbol": view.key.symbol,
+        "position_idx": view.key.idx,
+        "side": view.side.value if view.side else None,
+        "size": str(view.size),
+        "mark_price": None if view.mark_price is None else str(view.mark_price),
+        "mark_age_s": None if mark_age_s is None else round(mark_age_s, 3),
+    }

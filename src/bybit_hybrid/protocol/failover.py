@@ -13,18 +13,24 @@ POLLING means REST polls that symbol's mark). Each scope is a small state machin
     DEGRADED  --breach---> POLLING
     POLLING   --recovered--> STREAMING   the streams were healthy for `healthy_for_s` in a row
 
-`TRANSITIONS` is the whole table; anything else raises `IllegalTransition`. The shell builds
-an observation per scope from the hybrid core (is the private socket up, when did the symbol's
-last ticker frame with a mark price arrive, did subscriptions fail) and calls
-`evaluate(now, ...)`; the machine keeps the timers (down since, healthy since) and returns a
-`FailoverSwitched` per switch, with its reason. It reads no clock.
+`TRANSITIONS` is the whole table, looked up through `protocol.errors.next_state` like every
+other machine (session, subscriptions); anything else raises `IllegalTransition` naming the
+trigger and the mode. Each evaluation turns an observation into a `Condition` (HEALTHY,
+SUSPECT, BREACH) and `_trigger` maps condition + mode to at most one trigger, so a scope moves
+at most one edge per evaluation. The shell builds an observation per scope from the hybrid core
+(is the private socket up, when was the symbol's ticker last heard, when did a frame last carry
+its mark, did subscriptions fail) and calls `evaluate(now, ...)`; the machine keeps the timers
+(down since, healthy since) and returns a `FailoverSwitched` per switch, with its reason. It
+reads no clock: `now` is the shell's monotonic time.
 
 A symbol's ticker is judged alive by any sign of life (issue 19 F4), not by mark changes:
 Bybit's deltas omit unchanged fields, so in a quiet market the mark may not move for minutes
 while frames (trades, book) flow. `heard_at` is the symbol's last ticker frame of any kind,
 or the last frame (a pong included) on the public socket where its topic is confirmed; REST
 seeds never count, so a dead ticker is not declared healthy by the marks REST serves while it
-is POLLING. Silence for `mark_stale_s` is a breach.
+is POLLING. Silence for `mark_stale_s` is a breach. On a completely quiet shard (Bybit pushes
+nothing) only the pongs to our pings are heard, so the shell gives public sockets an idle ping
+below the SUSPECT share of `mark_stale_s` (`quiet_shard_ping_s`, 2 s by default).
 
 A mark that has not changed for `mark_stale_s` while the ticker is alive is only *frozen*:
 it is checked against one REST sample before anything switches. `take_mark_checks()` names
@@ -42,7 +48,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Final
 
-from bybit_hybrid.protocol.errors import IllegalTransition
+from bybit_hybrid.protocol.errors import next_state
 
 ACCOUNT: Final = "account"
 _FROZEN: Final = "mark frozen"
@@ -97,11 +103,9 @@ TRANSITIONS: Final[Mapping[tuple[FeedMode, FailoverTrigger], FeedMode]] = {
 
 
 def transition(mode: FeedMode, trigger: FailoverTrigger) -> FeedMode:
-    """The table lookup; raises `IllegalTransition` for a pair the table lacks."""
-    try:
-        return TRANSITIONS[(mode, trigger)]
-    except KeyError:
-        raise IllegalTransition(trigger, mode) from None
+    """The table lookup (`protocol.errors.next_state`, shared by every state machine); raises
+    `IllegalTransition` naming the trigger and the mode for a pair the table lacks."""
+    return next_state(TRANSITIONS, mode, trigger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,14 @@ class FailoverConfig:
         if self.startup_grace_s is None:
             return self.private_down_s * self.suspect_fraction
         return self.startup_grace_s
+
+
+def quiet_shard_ping_s(config: FailoverConfig) -> float:
+    """The public sockets' idle ping (`SessionConfig.idle_ping_s`) these thresholds need: a
+    completely quiet shard (Bybit pushes nothing) is known alive only by the pongs to our
+    pings, so it must be heard from before a symbol turns SUSPECT. 80 % of the SUSPECT share
+    of `mark_stale_s` (2.0 s by default) leaves the rest for the pong's round trip."""
+    return config.mark_stale_s * config.suspect_fraction * 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +317,7 @@ class Failover:
         cfg = self.config
         scope = self._account
         if self._started_at is None:
-            self._started_at = now
+            self._started_at = scope.since = now
         self._private_seen = self._private_seen or obs.private_up
         if obs.private_up:
             scope.down_since = None

@@ -1,9 +1,9 @@
 """The live position book: ordered, de-duplicated pushes keyed by (symbol, positionIdx).
 
-Ordering (BYBIT_V5 §6.4), per key: a higher `seq` wins; equal (or unknown) seq falls back to
-`updatedTime`, then to the push's `creationTime` when both rows came from the stream. A row
-that compares equal and changes nothing we care about is one of the pushes Bybit sends on
-every order action (§8.11) and emits nothing.
+Ordering (BYBIT_V5 §6.4, the rules in `protocol/row_order.py`), per key: a higher `seq`
+wins; equal (or unknown) seq falls back to `updatedTime`, then to the push's `creationTime`
+when both rows came from the stream. A row that compares equal and changes nothing we care
+about is one of the pushes Bybit sends on every order action (§8.11) and emits nothing.
 
 A one-way flip (Buy → Sell on the same key without a flat push in between) is emitted as a
 close of the old side followed by an open of the new one: consumers key trailing stops and
@@ -40,24 +40,25 @@ from bybit_hybrid.protocol.events import (
     revalue,
     unrealised_pnl,
 )
-
-# Fields whose change is worth an event; everything else in a push (mark, PnL, margins) is
-# either recomputed here or of no interest to consumers.
-WATCHED_FIELDS = frozenset(
-    {
-        "side",
-        "size",
-        "entry_price",
-        "stop_loss",
-        "take_profit",
-        "trailing_stop",
-        "leverage",
-        "position_status",
-        "liq_price",
-        # A position's age counts from it; consumers (the aged monitor) must see it change.
-        "open_time_ms",
-    }
+from bybit_hybrid.protocol.row_order import (
+    WATCHED_FIELDS,
+    Slot,
+    compare_rows,
+    known_seq,
+    older_than_inferred_close,
+    reopened,
+    replayed,
+    watched_diff,
 )
+
+__all__ = [
+    "CONFIRM_SYMBOLS_MAX",
+    "WATCHED_FIELDS",
+    "BookStats",
+    "MarkQuote",
+    "PositionBook",
+    "confirmation_requests",
+]
 
 _ZERO = Decimal(0)
 
@@ -114,22 +115,6 @@ class BookStats:
 
 
 @dataclass(slots=True)
-class _Slot:
-    """Per-key ordering state; outlives a close so a late, older push cannot reopen it.
-
-    `inferred`: closed on REST absence, with no row of its own (see `_replayed`); then
-    `closed_ts_ms` is that answer's exchange time, and a push created before it is older news
-    than the close (campaign seed 62: a delayed push re-opened a key REST had closed). `missed_at`:
-    when a complete answer first missed this open key, until confirmed or withdrawn."""
-
-    last: PositionSnapshot
-    received_at: float
-    inferred: bool = False
-    missed_at: float | None = None
-    closed_ts_ms: int | None = None  # exchange time of the answer that closed it on absence
-
-
-@dataclass(slots=True)
 class _Indexes:
     views: dict[PositionKey, PositionView] = field(default_factory=dict)
     by_symbol: dict[str, set[PositionKey]] = field(default_factory=dict)
@@ -139,7 +124,7 @@ class PositionBook:
     """Open positions keyed by (symbol, positionIdx), valued at the latest known mark."""
 
     def __init__(self) -> None:
-        self._slots: dict[PositionKey, _Slot] = {}
+        self._slots: dict[PositionKey, Slot] = {}
         self._open = _Indexes()
         self._marks: dict[str, MarkQuote] = {}
         self.stats = BookStats()
@@ -157,17 +142,17 @@ class PositionBook:
             self.stats.invalid_dropped += 1  # a size without a side cannot be valued
             return []
         slot = self._slots.get(snapshot.key)
-        order = _compare(snapshot, slot.last) if slot is not None else 1
+        order = compare_rows(snapshot, slot.last) if slot is not None else 1
         if slot is not None and (
             order < 0
-            or (order == 0 and _replayed(slot, snapshot, requested_at))
-            or _older_than_inferred_close(slot, snapshot)
+            or (order == 0 and replayed(slot, snapshot, requested_at))
+            or older_than_inferred_close(slot, snapshot)
         ):
             self.stats.stale_dropped += 1
             return []
         previous = self._open.views.get(snapshot.key)
-        changed = _diff(previous, snapshot)
-        self._slots[snapshot.key] = _Slot(snapshot, now)
+        changed = watched_diff(previous, snapshot)
+        self._slots[snapshot.key] = Slot(snapshot, now)
         if not changed:
             if previous is None:
                 self.stats.flat_ignored += 1  # a close (or flat row) for a key not open here
@@ -329,7 +314,7 @@ class PositionBook:
         if not snapshot.is_open:
             status = snapshot.position_status or previous.position_status
             return [self._close(previous, snapshot, status, now)]
-        if snapshot.side != previous.side or _reopened(previous, snapshot):
+        if snapshot.side != previous.side or reopened(previous, snapshot):
             # A flip, or a close and reopen Bybit squeezed into one push or one REST poll
             # (a new openTime): either way a new trade with a new entry.
             self.stats.flips += 1
@@ -363,7 +348,7 @@ class PositionBook:
             source=cause.source,
             exchange_ts_ms=cause.exchange_ts_ms,
             cs=None,
-            seq=_known_seq(cause.seq),
+            seq=known_seq(cause.seq),
             received_at=now,
         )
         self._remove(previous.key)
@@ -443,7 +428,7 @@ class PositionBook:
             source=snapshot.source,
             exchange_ts_ms=snapshot.exchange_ts_ms,
             cs=None,
-            seq=_known_seq(snapshot.seq),
+            seq=known_seq(snapshot.seq),
             received_at=now,
         )
 
@@ -456,57 +441,3 @@ def confirmation_requests(
     if len(symbols) > max_symbols:
         return [None]
     return list(symbols)
-
-
-def _compare(new: PositionSnapshot, old: PositionSnapshot) -> int:
-    """+1 if `new` is newer, -1 if older, 0 if the stamps cannot tell them apart."""
-    stamps: list[tuple[int | None, int | None]] = [
-        (new.seq, old.seq),
-        (new.updated_time_ms, old.updated_time_ms),
-    ]
-    if new.source is Source.POSITION and old.source is Source.POSITION:
-        # creationTime is the push's own time; a REST row's ts is the response time instead.
-        stamps.append((new.exchange_ts_ms, old.exchange_ts_ms))
-    for mine, theirs in stamps:
-        if mine is not None and theirs is not None and mine != theirs:
-            return 1 if mine > theirs else -1
-    return 0
-
-
-def _older_than_inferred_close(slot: _Slot, snapshot: PositionSnapshot) -> bool:
-    """A push created before the answer that closed the key on absence: older news."""
-    closed, created = slot.closed_ts_ms, snapshot.exchange_ts_ms
-    if not slot.inferred or snapshot.source is Source.REST:
-        return False
-    return closed is not None and created is not None and created < closed
-
-
-def _replayed(slot: _Slot, snapshot: PositionSnapshot, requested_at: float | None) -> bool:
-    """After a close on absence alone, a push with the last row's stamps repeats what is known
-    to be gone; a REST row with them is a listing showing the key open (issue 19 F1), unless
-    its request was sent before the close was decided (it is the evidence already weighed)."""
-    if not slot.inferred:
-        return False
-    if snapshot.source is not Source.REST:
-        return True
-    return requested_at is not None and requested_at < slot.received_at
-
-
-def _diff(previous: PositionView | None, snapshot: PositionSnapshot) -> frozenset[str]:
-    """The watched fields that differ; a flat row against a flat key differs in nothing."""
-    if previous is None:
-        return WATCHED_FIELDS if snapshot.is_open else frozenset()
-    return frozenset(
-        name for name in WATCHED_FIELDS if getattr(previous, name) != getattr(snapshot, name)
-    )
-
-
-def _known_seq(seq: int | None) -> int | None:
-    # -1 means "never traded": no seq to report.
-    return seq if seq is not None and seq >= 0 else None
-
-
-def _reopened(previous: PositionView, snapshot: PositionSnapshot) -> bool:
-    """True when the exchange's openTime moved forward: the old position ended in between."""
-    before, after = previous.open_time_ms, snapshot.open_time_ms
-    return before is not None and after is not None and after > before

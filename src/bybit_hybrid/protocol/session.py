@@ -45,7 +45,9 @@ Rules that come from Bybit's behaviour (BYBIT_V5.md):
   bad topic is retried by the `SubscriptionSet` later and never holds the socket back.
 - A JSON ping goes out every `ping_interval_s` (20 s, §3.3). Any frame counts as liveness: the
   two pong shapes (already unified by `wire.Pong`), replies and data alike. No frame within
-  `pong_timeout_s` of a ping means the socket is dead: close requested.
+  `pong_timeout_s` of a ping means the socket is dead: close requested. A public socket with
+  `idle_ping_s` set also pings once it has heard nothing for that long (its pong due within
+  the same time): a quiet shard is heard from often, a busy one sends no extra ping.
 - The private socket carries only position pushes, so it is quiet most of the time and a
   silent one (TCP up, nothing arriving) looks like a quiet one until a pong is overdue. It
   runs a shorter heartbeat (`SessionConfig.for_private`: a ping every 3 s, the pong due within
@@ -244,7 +246,7 @@ class ConnectionSession:
         state = self._state
         if state in (_S.DISCONNECTED, _S.CLOSING):
             return None
-        times = [self._deadline, self._next_ping_at, self._pong_due_at]
+        times = [self._deadline, self._next_ping_at, self._pong_due_at, self._idle_ping_at()]
         if state is _S.LIVE and self._last_rx_at is not None:
             times.append(self._last_rx_at + self.config.stale_after_s)
         if state is _S.LIVE and self._live_since is not None:
@@ -424,14 +426,31 @@ class ConnectionSession:
         return []
 
     def _maybe_ping(self, now: float) -> None:
-        if self._next_ping_at is None or now < self._next_ping_at:
+        regular = self._next_ping_at is not None and now >= self._next_ping_at
+        idle_at = self._idle_ping_at()
+        if not regular and (idle_at is None or now < idle_at):
             return
         req_id = self._next_req_id("ping")
         self._outbox.append(ping_frame(req_id))
         self._ping_in_flight = (req_id, now)
-        self._pong_due_at = now + self.config.pong_timeout_s
+        wait_s = self.config.pong_timeout_s
+        if not regular and self.config.idle_ping_s is not None:
+            wait_s = min(wait_s, self.config.idle_ping_s)
+        # A regular ping never pushes back the deadline of an idle ping still unanswered.
+        due = now + wait_s
+        self._pong_due_at = due if self._pong_due_at is None else min(self._pong_due_at, due)
         # From now, not from the due time: after a long sleep, one ping, not a burst.
         self._next_ping_at = now + self.config.ping_interval_s
+
+    def _idle_ping_at(self) -> float | None:
+        """When a quiet public socket pings out of cadence (`SessionConfig.idle_ping_s`); None
+        with no idle ping configured, on the private socket, or while a pong is awaited."""
+        idle_s = self.config.idle_ping_s
+        if idle_s is None or self.private or self._pong_due_at is not None:
+            return None
+        if self._state not in (_S.LIVE, _S.STALE) or self._last_rx_at is None:
+            return None
+        return self._last_rx_at + idle_s
 
     def _check_silence(self, now: float) -> list[SessionEvent]:
         if self._state is not _S.LIVE or self._last_rx_at is None:

@@ -46,6 +46,13 @@ class SessionConfig:
     # Set them to the public values for Bybit's plain 20 s ping on both sockets.
     private_ping_interval_s: float = 3.0
     private_pong_timeout_s: float = 2.0
+    # Public sockets only: after this long with nothing received, a ping goes out at once
+    # (outside the regular cadence) and its pong is due within the same time. A completely
+    # quiet shard (Bybit pushes nothing) is then heard from every `idle_ping_s` + RTT, and a
+    # black-holed one is dead within 2 x `idle_ping_s` of its last frame; a busy shard sends
+    # no extra ping. None: the regular cadence only. The rollout shell sets it below its
+    # failover's mark staleness (issue 19; docs/rollout.md "A quiet public shard").
+    idle_ping_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -58,6 +65,8 @@ class SessionConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.idle_ping_s is not None and self.idle_ping_s <= 0:
+            raise ValueError(f"idle_ping_s must be > 0 or None, got {self.idle_ping_s}")
         if self.pong_timeout_s >= self.ping_interval_s:
             raise ValueError("pong_timeout_s must be below ping_interval_s (one ping in flight)")
         if self.stale_after_s <= self.ping_interval_s:

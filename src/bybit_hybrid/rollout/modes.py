@@ -15,101 +15,52 @@ Who drives the events a consumer sees (`rest` mode is `AdaptiveBybitStream` alon
 
 In cutover and hybrid, REST answers go into the same core as the sockets' frames, so a
 consumer sees one consistent book whichever source is serving; only `source` tells them
-apart. An evaluation task samples the streams every `eval_interval_s` and feeds the pure
-failover and alert machines with the stream's clock.
+apart. Both streams are handed in by the composition root (`service.streams.rollout_stream`);
+`rollout.evaluation` samples them every `eval_interval_s` and feeds the pure failover and
+alert machines with the stream's clock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import logging
-import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any
 
 from bybit_hybrid.errors import KeyRejectedError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import (
-    AlertConfig,
-    AlertEvent,
-    AlertRaised,
     Alerts,
-    HealthSample,
     Severity,
 )
-from bybit_hybrid.protocol.compare import Comparator, CompareConfig, Divergence, Feed
+from bybit_hybrid.protocol.compare import Comparator, Divergence, Feed
 from bybit_hybrid.protocol.domain import PositionKey, TickerUpdate
-from bybit_hybrid.protocol.events import PositionEvent, PositionView
+from bybit_hybrid.protocol.events import PositionClosed, PositionEvent, PositionOpened, PositionView
 from bybit_hybrid.protocol.failover import (
-    AccountObservation,
     Failover,
-    FailoverConfig,
-    FailoverSwitched,
-    FeedMode,
-    SymbolObservation,
-    cutover_streams,
 )
 from bybit_hybrid.protocol.hybrid import (
-    POSITION_TOPIC,
-    PRIVATE,
-    TICKER_PREFIX,
     CoreEvent,
-    HybridConfig,
     HybridCore,
 )
-from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
-from bybit_hybrid.protocol.session import SessionState
-from bybit_hybrid.protocol.subscriptions import SubscriptionConfirmed, SubscriptionFailed
-from bybit_hybrid.rollout.poller import AdaptiveBybitStream, RestPoller, rest_failed
-from bybit_hybrid.router.fanout import CoreListener, EventHandler, Fanout
-from bybit_hybrid.stream import BybitHybridStream
+from bybit_hybrid.protocol.polling import PollNeeds, PollPlanner
+from bybit_hybrid.rollout.evaluation import ACCOUNT_FEED_UP, Evaluation, core_of
+from bybit_hybrid.rollout.poller import AdaptiveBybitStream
+from bybit_hybrid.rollout.sources import (
+    MODES,
+    HybridSource,
+    RolloutConfig,
+    RolloutMode,
+    check_mode,
+    rest_drives,
+)
+from bybit_hybrid.router.fanout import CoreListener, Fanout
 from bybit_hybrid.transport.errors import BybitError
-from bybit_hybrid.transport.http import HttpBackend
-from bybit_hybrid.transport.proxy import Proxy
-from bybit_hybrid.transport.recording import Recorder
+from bybit_hybrid.transport.poller import RestPoller, rest_failed
 from bybit_hybrid.transport.rest import PositionPage
-from bybit_hybrid.transport.ws import AnyWsBackend, WsBackendName
 
 log = logging.getLogger(__name__)
 
-RolloutMode = Literal["canary", "parallel", "cutover", "hybrid"]
-MODES: Final = ("canary", "parallel", "cutover", "hybrid")
-# For the alerts a socket is up while it serves its topics and is heard from (see `_serving`).
-_UP: Final = (SessionState.LIVE, SessionState.STALE)
-# The account's private feed is up only while frames arrive: a STALE socket (TCP up, nothing
-# arriving) hides every open and close made meanwhile, so failover must poll (issue 19 F2).
-ACCOUNT_FEED_UP: Final = (SessionState.SUBSCRIBING, SessionState.LIVE)
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutConfig:
-    """Everything the rollout machinery tunes; `service.streams` builds it from AppSettings."""
-
-    cutover_pct: float = 0.0
-    failover: FailoverConfig = field(default_factory=FailoverConfig)
-    alerts: AlertConfig = field(default_factory=AlertConfig)
-    poll: PollConfig = field(default_factory=PollConfig)
-    compare: CompareConfig = field(default_factory=CompareConfig)
-    # How often the streams are sampled for failover and alerts.
-    eval_interval_s: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.cutover_pct <= 100:
-            raise ValueError("cutover_pct must be within 0..100")
-        if self.eval_interval_s <= 0:
-            raise ValueError("eval_interval_s must be positive")
-
-
-@dataclass(slots=True)
-class _Freshness:
-    """Canary measurements of the hybrid stream's tickers."""
-
-    samples: int = 0
-    stale_samples: int = 0
-    max_mark_age_s: dict[str, float] = field(default_factory=dict)
+# Re-exported: their homes are `rollout.sources` and `rollout.evaluation`.
+__all__ = ["ACCOUNT_FEED_UP", "MODES", "RolloutConfig", "RolloutMode", "RolloutStream"]
 
 
 class RolloutStream(PositionStream):
@@ -118,87 +69,32 @@ class RolloutStream(PositionStream):
     def __init__(
         self,
         mode: RolloutMode,
-        api_key: str,
-        api_secret: str,
-        event_handler: EventHandler | None = None,
-        testnet: bool = False,
+        hybrid: HybridSource,
+        rest_stream: AdaptiveBybitStream | None = None,
         *,
-        demo: bool = False,
-        base_url: str | None = None,
-        allow_insecure: bool = False,
-        region: str | None = None,
-        proxy: Proxy | None = None,
         rollout: RolloutConfig | None = None,
-        config: HybridConfig | None = None,
-        max_active_time_s: int | None = None,
-        ws_backend: AnyWsBackend | WsBackendName | None = None,
-        http_backend: HttpBackend | None = None,
-        rng: random.Random | None = None,
-        recorder: Recorder | None = None,
-        hybrid_factory: Callable[..., BybitHybridStream] = BybitHybridStream,
     ) -> None:
-        """`hybrid_factory` builds the hybrid stream (a bus worker, `bybit_hybrid.bus`)."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.mode = mode
+        """Both streams are built by the composition root (`service.streams.rollout_stream`):
+        `hybrid` with the consumer's handler unless REST drives, `rest_stream` (with it) only
+        where REST drives (canary, parallel); in cutover `hybrid`'s config carries the share
+        (`rollout.sources.hybrid_config`)."""
+        self.mode = check_mode(mode)
         self.rollout = rollout or RolloutConfig()
+        self._rest_drives = rest_drives(mode)
+        if self._rest_drives != (rest_stream is not None):
+            need = "needs" if self._rest_drives else "takes no"
+            raise ValueError(f"mode {mode}: {need} REST-only stream (rest_stream)")
         self._listeners = Fanout(None)  # listeners only: handlers belong to the driving stream
-        endpoint: dict[str, Any] = {
-            "testnet": testnet,
-            "demo": demo,
-            "base_url": base_url,
-            "allow_insecure": allow_insecure,
-            "region": region,
-            "proxy": proxy,
-        }
-        self._rest_drives = mode in ("canary", "parallel")
-        hybrid_config = config or HybridConfig()
-        if mode == "cutover":
-            pct = self.rollout.cutover_pct
-            hybrid_config = dataclasses.replace(
-                hybrid_config, stream_symbol=lambda symbol: cutover_streams(symbol, pct)
-            )
-        self.hybrid = hybrid_factory(
-            api_key,
-            api_secret,
-            None if self._rest_drives else event_handler,
-            config=hybrid_config,
-            max_active_time_s=max_active_time_s,
-            ws_backend=ws_backend,
-            http_backend=http_backend,
-            rng=rng,
-            recorder=recorder,
-            **endpoint,
-        )
+        self.hybrid = hybrid
         self.hybrid.add_listener(self._on_hybrid_event)
-        self.rest_stream: AdaptiveBybitStream | None = None
-        if self._rest_drives:
-            self.rest_stream = AdaptiveBybitStream(
-                api_key,
-                api_secret,
-                event_handler,
-                poll=self.rollout.poll,
-                http_backend=http_backend,
-                rng=rng,
-                **endpoint,
-            )
-            self.rest_stream.add_listener(self._on_rest_event)
-            self.rest_stream.add_poll_listener(self._on_rest_poll)
+        self.rest_stream = rest_stream
+        if rest_stream is not None:
+            rest_stream.add_listener(self._on_rest_event)
+            rest_stream.add_poll_listener(self._on_rest_poll)
         self.endpoints = self.hybrid.endpoints
-        self.failover: Failover | None = None
-        if not self._rest_drives:
-            self.failover = Failover(self.rollout.failover)
         self.comparator = Comparator(self.rollout.compare) if mode == "parallel" else None
-        self.alerts: Alerts | None = None
+        self.evaluation = Evaluation(self.mode, self.rollout, hybrid, self._listeners.notify)
         self._poller: RestPoller | None = None
-        self._eval_task: asyncio.Task[None] | None = None
-        self._freshness = _Freshness()
-        self._held_since: dict[str, float] = {}
-        self._subscription_failures = 0
-        self._position_failures = 0
-        self._gave_up: set[str] = set()
-        self._last_event_at: float | None = None
-        self._checks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RolloutStream(mode={self.mode!r}, endpoints={self.endpoints.name!r})"
@@ -206,38 +102,24 @@ class RolloutStream(PositionStream):
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._eval_task is not None:
+        if self.evaluation.running:
             raise RuntimeError("stream is already started")
         if self.rest_stream is not None:
             await self.rest_stream.start()
         await self.hybrid.start()
-        # A restart judges the new sockets from scratch.
-        self._held_since.clear()
-        self._gave_up.clear()
-        self._position_failures = 0
-        self._last_event_at = None
-        self.alerts = Alerts(self.rollout.alerts)
+        self.evaluation.reset()
         if self.failover is not None:
-            self.failover = Failover(self.rollout.failover)
             planner = PollPlanner(self.rollout.poll)
             target = _CoreTarget(self)
             self._poller = RestPoller(
                 self.hybrid.rest, target, planner, clock=self.hybrid.now, first_poll_delayed=True
             )
             self._poller.start()
-        self._eval_task = asyncio.create_task(self._evaluate_loop(), name="bybit-hybrid-rollout")
+        self.evaluation.start(self._poller)
 
     async def stop(self) -> None:
         """Stops every part; never raises."""
-        if self._eval_task is not None:
-            self._eval_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._eval_task
-        self._eval_task = None
-        for task in list(self._checks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.evaluation.stop()
         if self._poller is not None:
             await self._poller.stop()
         self._poller = None
@@ -261,12 +143,22 @@ class RolloutStream(PositionStream):
     # --- queries -----------------------------------------------------------------------------
 
     @property
-    def driver(self) -> AdaptiveBybitStream | BybitHybridStream:
+    def driver(self) -> AdaptiveBybitStream | HybridSource:
         return self.rest_stream if self.rest_stream is not None else self.hybrid
 
     @property
     def poller(self) -> RestPoller | None:
         return self._poller
+
+    @property
+    def failover(self) -> Failover | None:
+        """The failover machine (cutover, hybrid), whose switches move scopes to REST."""
+        return self.evaluation.failover
+
+    @property
+    def alerts(self) -> Alerts | None:
+        """The alert machine, once started."""
+        return self.evaluation.alerts
 
     def now(self) -> float:
         return self.hybrid.now()
@@ -319,7 +211,7 @@ class RolloutStream(PositionStream):
         if self.comparator is not None:
             status["comparison"] = self.comparator.summary()
         if self.mode == "canary":
-            status["canary"] = self._canary_status()
+            status["canary"] = self.evaluation.canary_status()
         status["stats"] = self.get_stats()
         return status
 
@@ -329,9 +221,12 @@ class RolloutStream(PositionStream):
     # --- events from the two streams ---------------------------------------------------------
 
     def _on_hybrid_event(self, event: CoreEvent) -> None:
-        self._track_subscriptions(event)
-        if isinstance(event, PositionEvent):
-            self._last_event_at = self.now()  # alerts judge the hybrid stream in every mode
+        self.evaluation.observe(event)
+        if self._poller is not None and isinstance(event, PositionOpened | PositionClosed):
+            # An open or close changes what the polls must serve (a cutover's REST share is
+            # polled fast while it holds a position): without this the first fast poll after
+            # the bootstrap waited a whole slow interval.
+            self._poller.reschedule()
         if not self._rest_drives:
             self._listeners.notify(event)
             return
@@ -353,7 +248,7 @@ class RolloutStream(PositionStream):
             return
         now = self.now()
         rest_book = self.rest_stream.book
-        hybrid_core = self._core_or_none()
+        hybrid_core = core_of(self.hybrid)
         if hybrid_core is None:
             return
         for symbol in sorted(rest_book.held_symbols()):
@@ -373,19 +268,6 @@ class RolloutStream(PositionStream):
         mark, ts_ms = core.marks.mark(symbol), core.marks.last_ts_ms(symbol)
         if self.comparator is not None and mark is not None and ts_ms is not None:
             self.comparator.on_hybrid_mark(symbol, mark, ts_ms)
-
-    def _track_subscriptions(self, event: CoreEvent) -> None:
-        """Counts failed subscribes: the account's (position topic) and each ticker's."""
-        if isinstance(event, SubscriptionFailed):
-            self._subscription_failures += 1
-            if event.topic == POSITION_TOPIC and event.connection == PRIVATE:
-                self._position_failures += 1
-            if event.gave_up:
-                self._gave_up.add(event.topic)
-        elif isinstance(event, SubscriptionConfirmed):
-            if event.topic == POSITION_TOPIC and event.connection == PRIVATE:
-                self._position_failures = 0
-            self._gave_up.discard(event.topic)
 
     def _divergence(self, found: Divergence | None) -> None:
         if found is None:
@@ -408,167 +290,8 @@ class RolloutStream(PositionStream):
         )
         self._listeners.notify(found)
 
-    # --- evaluation: failover, alerts, canary freshness ---------------------------------------
-
-    async def _evaluate_loop(self) -> None:
-        while True:
-            try:
-                self._evaluate(self.now())
-            except Exception:
-                log.exception("rollout evaluation failed")
-            await asyncio.sleep(self.rollout.eval_interval_s)
-
-    def _evaluate(self, now: float) -> None:
-        core = self._core_or_none()
-        if core is None:
-            return
-        ages = self._ticker_ages(core, now)
-        if self.failover is not None:
-            self._evaluate_failover(core, now)
-        if self.alerts is not None:
-            for alert in self.alerts.evaluate(now, self._health(core, ages)):
-                self._alert(alert)
-        if self.mode == "canary":
-            self._sample_freshness(ages)
-
-    def _evaluate_failover(self, core: HybridCore, now: float) -> None:
-        assert self.failover is not None
-        private = core.session(PRIVATE)
-        confirmed = POSITION_TOPIC in private.subscriptions.confirmed
-        account = AccountObservation(
-            private_up=private.state in ACCOUNT_FEED_UP and confirmed,
-            subscription_failures=self._position_failures,
-            gave_up=POSITION_TOPIC in self._gave_up,
-        )
-        symbols = {
-            symbol: SymbolObservation(
-                core.ticker_heard_at(symbol),
-                gave_up=TICKER_PREFIX + symbol in self._gave_up,
-                mark_at=core.mark_frame_at(symbol),
-            )
-            for symbol in self._streamed_held(core)
-        }
-        switches = self.failover.evaluate(now, account, symbols)
-        for symbol in self.failover.take_mark_checks():
-            self._check_frozen_mark(symbol)
-        for switch in switches:
-            self._switched(switch)
-        if self._poller is not None and switches:
-            if any(s.new is FeedMode.POLLING for s in switches):
-                self._poller.hurry()
-            else:
-                self._poller.reschedule()
-
-    def _check_frozen_mark(self, symbol: str) -> None:
-        """One REST ticker sample for a mark that stopped moving on a live ticker (issue 19
-        F4): the failover machine decides from it whether the market is quiet or the feed is
-        frozen."""
-
-        async def check() -> None:
-            rest_mark = None
-            try:
-                updates = await self.hybrid.rest.get_tickers(symbol)
-                rest_mark = next((u.mark_price for u in updates if u.symbol == symbol), None)
-            except Exception as exc:  # any failure: the machine asks again a stretch later
-                log.warning("frozen-mark check of %s failed: %s", symbol, exc)
-            core = self._core_or_none()
-            if self.failover is not None and core is not None:
-                stream_mark = core.marks.mark(symbol)
-                self.failover.on_mark_check(
-                    symbol, self.now(), rest_mark=rest_mark, stream_mark=stream_mark
-                )
-
-        task = asyncio.create_task(check(), name=f"bybit-hybrid-mark-check-{symbol}")
-        self._checks.add(task)
-        task.add_done_callback(self._checks.discard)
-
-    def _switched(self, switch: FailoverSwitched) -> None:
-        level = logging.WARNING if switch.new is FeedMode.POLLING else logging.INFO
-        fields = {
-            "scope": switch.scope,
-            "old": switch.old.value,
-            "new": switch.new.value,
-            "reason": switch.reason,
-        }
-        log.log(
-            level,
-            "failover: %s %s -> %s (%s)",
-            switch.scope,
-            switch.old.value,
-            switch.new.value,
-            switch.reason,
-            extra={"event_fields": {"failover": fields}},
-        )
-        self._listeners.notify(switch)
-
-    def _alert(self, alert: AlertEvent) -> None:
-        raised = isinstance(alert, AlertRaised)
-        if raised:
-            level = logging.ERROR if alert.severity is Severity.CRITICAL else logging.WARNING
-        else:
-            level = logging.INFO
-        fields = {
-            "name": alert.name,
-            "severity": alert.severity.value,
-            "state": "raised" if raised else "cleared",
-            "message": alert.message,
-        }
-        log.log(
-            level,
-            "alert %s %s (%s): %s",
-            alert.name,
-            fields["state"],
-            alert.severity.value,
-            alert.message,
-            extra={"event_fields": {"alert": fields}},
-        )
-        self._listeners.notify(alert)
-
-    def _health(self, core: HybridCore, ages: Mapping[str, float]) -> HealthSample:
-        return HealthSample(
-            sockets_up={name: _serving(core, name, self.now()) for name in core.sockets()},
-            last_event_at=self._last_event_at,
-            reconnections=core.stats.reconnections,
-            subscription_failures=self._subscription_failures,
-            open_positions=len(core.book),
-            expected_tickers=len(ages),
-            confirmed_tickers=core.subscribed_tickers(),
-            mark_ages_s=ages,
-            bad_marks={} if self.failover is None else self.failover.frozen_marks(),
-        )
-
-    def _ticker_ages(self, core: HybridCore, now: float) -> dict[str, float]:
-        """Seconds since each held, streamed symbol's ticker last showed life (any frame of it,
-        or of its socket: issue 19 F4), or since it is held."""
-        held = self._streamed_held(core)
-        for symbol in [s for s in self._held_since if s not in held]:
-            del self._held_since[symbol]
-        ages: dict[str, float] = {}
-        for symbol in held:
-            since = self._held_since.setdefault(symbol, now)
-            heard = max(core.ticker_heard_at(symbol) or since, since)
-            ages[symbol] = now - heard
-        return ages
-
-    def _sample_freshness(self, ages: Mapping[str, float]) -> None:
-        fresh = self._freshness
-        for symbol, age_s in ages.items():
-            fresh.samples += 1
-            if age_s >= self.rollout.failover.mark_stale_s:
-                fresh.stale_samples += 1
-            fresh.max_mark_age_s[symbol] = max(fresh.max_mark_age_s.get(symbol, 0.0), age_s)
-
-    def _streamed_held(self, core: HybridCore) -> set[str]:
-        return {s for s in core.book.open_symbols() if core.streams(s)}
-
-    def _core_or_none(self) -> HybridCore | None:
-        try:
-            return self.hybrid.core
-        except RuntimeError:
-            return None
-
     def _cutover_status(self) -> dict[str, Any]:
-        core = self._core_or_none()
+        core = core_of(self.hybrid)
         held = sorted(core.book.open_symbols()) if core is not None else []
         return {
             "pct": self.rollout.cutover_pct,
@@ -576,18 +299,10 @@ class RolloutStream(PositionStream):
             "rest_symbols": [s for s in held if core is not None and not core.streams(s)],
         }
 
-    def _canary_status(self) -> dict[str, Any]:
-        fresh = self._freshness
-        return {
-            "samples": fresh.samples,
-            "stale_samples": fresh.stale_samples,
-            "max_mark_age_s": {s: round(a, 3) for s, a in sorted(fresh.max_mark_age_s.items())},
-        }
-
     # --- the core as a poll target (cutover, hybrid) -----------------------------------------
 
     def _needs(self) -> PollNeeds:
-        core = self._core_or_none()
+        core = core_of(self.hybrid)
         if core is None or self.failover is None:
             return PollNeeds()
         held = core.book.open_symbols()
@@ -651,18 +366,6 @@ class _CoreTarget:
 
     def polled(self, now: float) -> None:
         """Nothing to do: the core already delivered what the poll changed."""
-
-
-def _serving(core: HybridCore, name: str, now: float) -> bool:
-    """Up, for the alerts: subscribed (LIVE or STALE) and heard from within one ping + pong.
-    A socket that accepts the upgrade and then answers nothing (a black hole, whose subscribes
-    time out and settle) is down, not "up with zero subscriptions" (issue 19 F7)."""
-    session = core.session(name)
-    if session.state not in _UP:
-        return False
-    rx_at = core.rx_at(name)
-    heartbeat_s = session.config.ping_interval_s + session.config.pong_timeout_s
-    return rx_at is not None and now - rx_at <= heartbeat_s
 
 
 def _by_key(views: list[PositionView]) -> dict[PositionKey, PositionView]:

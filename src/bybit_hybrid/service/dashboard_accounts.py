@@ -46,6 +46,7 @@ class AccountView:
     events_published: int = 0
     stops_sent: int = 0
     failovers: int = 0
+    hub_beat_age_s: float | None = None  # the age of the last hub heartbeat this worker saw
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +105,9 @@ def _header_lines(state: AccountsState) -> list[Text]:
 
 
 def _account_title(acct: AccountView) -> str:
+    beat = "" if acct.hub_beat_age_s is None else f" (hub beat {acct.hub_beat_age_s:.1f}s ago)"
     return (
-        f"{acct.name} [{acct.state}] marks from {acct.marks_from} · "
+        f"{acct.name} [{acct.state}] marks from {acct.marks_from}{beat} · "
         f"{len(acct.positions)} open · {acct.stops_sent} stops sent · "
         f"{acct.events_published} events on bus · {acct.failovers} failovers"
     )

@@ -110,6 +110,24 @@ class DashboardFeed:
         self._last = (now, self.events)
         status = self.stream.get_status()
         stats = self.stream.get_stats()
+        return DashboardState(
+            elapsed_s=now - self.started_at,
+            mode=str(status.get("mode", "?")),
+            feed=feed_mode(stats, status),
+            positions=self._position_rows(status),
+            sockets=_socket_rows(status),
+            reconnections=int(stats.get("reconnections", 0)),
+            events=self.events,
+            event_rate_per_s=self._rate,
+            latency_ms=percentiles(list(self.latencies_ms)),
+            alerts=tuple(self.alerts),
+            actions=tuple(self.actions),
+            endpoint=self.endpoint,
+            protection=self._protection_line,
+        )
+
+    def _position_rows(self, status: dict[str, Any]) -> tuple[PositionRow, ...]:
+        """The open positions, sorted, with their mark ages and protection."""
         protected = self._protection_rows()
         rows = []
         ages = {(p["symbol"], p["position_idx"]): p.get("mark_age_s") for p in status["positions"]}
@@ -131,31 +149,7 @@ class DashboardFeed:
                     stop=stop,
                 )
             )
-        sockets = tuple(
-            SocketRow(
-                name=name,
-                state=str(s.get("state", "?")),
-                confirmed=int(s.get("confirmed", 0)),
-                pending=int(s.get("pending", 0)),
-                failed=len(s.get("failed") or {}),
-            )
-            for name, s in sorted((status.get("sockets") or {}).items())
-        )
-        return DashboardState(
-            elapsed_s=now - self.started_at,
-            mode=str(status.get("mode", "?")),
-            feed=feed_mode(stats, status),
-            positions=tuple(rows),
-            sockets=sockets,
-            reconnections=int(stats.get("reconnections", 0)),
-            events=self.events,
-            event_rate_per_s=self._rate,
-            latency_ms=percentiles(list(self.latencies_ms)),
-            alerts=tuple(self.alerts),
-            actions=tuple(self.actions),
-            endpoint=self.endpoint,
-            protection=self._protection_line,
-        )
+        return tuple(rows)
 
     def _protection_rows(self) -> dict[tuple[str, int], tuple[str, str]]:
         """Trail phase and stop per position; notes changes of either as protection actions."""
@@ -203,4 +197,17 @@ def _protection_summary(status: dict[str, Any]) -> str:
         f"protection: {count} position{'' if count == 1 else 's'}"
         f"{f' ({detail})' if detail else ''}, {status['trailing']['stops_sent']} stops sent, "
         f"{status['aged']['closes']} aged closes"
+    )
+
+
+def _socket_rows(status: dict[str, Any]) -> tuple[SocketRow, ...]:
+    return tuple(
+        SocketRow(
+            name=name,
+            state=str(s.get("state", "?")),
+            confirmed=int(s.get("confirmed", 0)),
+            pending=int(s.get("pending", 0)),
+            failed=len(s.get("failed") or {}),
+        )
+        for name, s in sorted((status.get("sockets") or {}).items())
     )

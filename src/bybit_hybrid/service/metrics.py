@@ -60,6 +60,11 @@ class ServiceMetrics:
         self._protection: Any = None
         self._rest: list[RestMetrics] = []
         r = self.registry
+        self._declare_counters(r)
+        self._declare_histograms(r)
+        r.register(_StatusCollector(self))
+
+    def _declare_counters(self, r: CollectorRegistry) -> None:
         self.events = Counter(f"{PREFIX}_core_events", "core events by type", ["type"], registry=r)
         self.reconnects = Counter(
             f"{PREFIX}_socket_deaths",
@@ -85,6 +90,8 @@ class ServiceMetrics:
             ["kind", "severity"],
             registry=r,
         )
+
+    def _declare_histograms(self, r: CollectorRegistry) -> None:
         self.latency_exchange = Histogram(
             f"{PREFIX}_event_latency_exchange_seconds",
             "position event emission minus the exchange timestamp of its message",
@@ -99,7 +106,6 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
-        r.register(_StatusCollector(self))
 
     def bind(
         self,
@@ -201,10 +207,13 @@ def _stream_metrics(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[M
         subs.add_metric([label, "failed"], float(len(failed)))
     yield state
     yield subs
-    yield from _stream_counters(stats, status)
+    yield from _stream_counters(stats)
+    yield from _book_gauges(status)
+    yield from _rollout_metrics(stats, status)
 
 
-def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[Metric]:
+def _stream_counters(stats: dict[str, Any]) -> Iterator[Metric]:
+    """Frames received, position events emitted, reconnections."""
     p = PREFIX
     messages = CounterMetricFamily(f"{p}_messages", "frames received by type", labels=["type"])
     messages.add_metric(["position"], float(stats.get("position_updates", 0)))
@@ -220,6 +229,11 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     reconnects = CounterMetricFamily(f"{p}_reconnections", "reconnections of all sockets")
     reconnects.add_metric([], float(stats.get("reconnections", 0)))
     yield reconnects
+
+
+def _book_gauges(status: dict[str, Any]) -> Iterator[Metric]:
+    """Each open position's mark age, and how many are open."""
+    p = PREFIX
     ages = GaugeMetricFamily(
         f"{p}_mark_age_seconds", "age of each open position's mark", labels=["symbol"]
     )
@@ -233,6 +247,11 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     opened = GaugeMetricFamily(f"{p}_open_positions", "open positions in the book")
     opened.add_metric([], float(open_positions))
     yield opened
+
+
+def _rollout_metrics(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[Metric]:
+    """The mode and feed, failover, active alerts and handler errors."""
+    p = PREFIX
     mode = GaugeMetricFamily(
         f"{p}_mode", "1 for the configured mode and the account feed mode", labels=["mode", "feed"]
     )
@@ -254,6 +273,27 @@ def _stream_counters(stats: dict[str, Any], status: dict[str, Any]) -> Iterator[
     handler = CounterMetricFamily(f"{p}_handler_errors", "event_handler calls that raised")
     handler.add_metric([], float(stats.get("handler_errors", 0)))
     yield handler
+    yield _reconcile_counter(stats)
+
+
+# get_stats() key -> `outcome` label of reconcile_keys_total (issue 19 F1's confirmation).
+_RECONCILE_OUTCOMES = (
+    ("reconcile_misses", "missed"),
+    ("reconcile_misses_withdrawn", "withdrawn"),
+    ("reconcile_closes", "closed"),
+)
+
+
+def _reconcile_counter(stats: dict[str, Any]) -> Metric:
+    """Keys a complete listing missed, misses withdrawn, keys closed on absence alone."""
+    family = CounterMetricFamily(
+        f"{PREFIX}_reconcile_keys",
+        "keys a position/list answer left out, by outcome (missed, withdrawn, closed)",
+        labels=["outcome"],
+    )
+    for key, outcome in _RECONCILE_OUTCOMES:
+        family.add_metric([outcome], float(stats.get(key, 0)))
+    return family
 
 
 def feed_mode(stats: dict[str, Any], status: dict[str, Any]) -> str:

@@ -152,6 +152,20 @@ class AppSettings(BaseSettings):
         gt=0,
         description="private stream down (or its subscription failing) this long: account to REST",
     )
+    rollout_private_ping_interval_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=20,
+        description="the private socket pings this often (the public one keeps Bybit's 20 s): "
+        "a silent private socket is declared dead within ping + pong (issue 19 F2)",
+    )
+    rollout_private_pong_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=10,
+        description="a private ping unanswered this long kills the socket "
+        "(must be below rollout_private_ping_interval_s)",
+    )
     rollout_divergence_warning_pct: Decimal = Field(
         default=Decimal("0.1"), gt=0, description="parallel mode: mark divergence warning, %"
     )
@@ -377,6 +391,12 @@ class AppSettings(BaseSettings):
             raise ValueError("rollout_divergence_critical_pct must be >= the warning threshold")
         if self.auth_failure_exit_s < self.auth_failure_critical_s:
             raise ValueError("auth_failure_exit_s must be >= auth_failure_critical_s")
+        ping_s, pong_s = self.rollout_private_ping_interval_s, self.rollout_private_pong_timeout_s
+        if pong_s >= ping_s:
+            raise ValueError(
+                f"rollout_private_pong_timeout_s ({pong_s:g} s) must be below "
+                f"rollout_private_ping_interval_s ({ping_s:g} s): one ping in flight at a time"
+            )
         if self.rest_poll_slow_s < self.rest_poll_fast_s:
             raise ValueError("rest_poll_slow_s must be >= rest_poll_fast_s")
         if self.trailing_bypass_improvement_pct < self.trailing_min_improvement_pct:

@@ -10,6 +10,7 @@ events through `add_listener`, plus start/stop/stats/status. Every mode offers i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from decimal import Decimal
@@ -21,14 +22,20 @@ from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import AlertConfig
 from bybit_hybrid.protocol.compare import CompareConfig
 from bybit_hybrid.protocol.failover import FailoverConfig
+from bybit_hybrid.protocol.hybrid import HybridConfig
 from bybit_hybrid.protocol.polling import PollConfig
-from bybit_hybrid.rollout.modes import MODES, RolloutConfig, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
+from bybit_hybrid.rollout.sources import MODES, check_mode, hybrid_config, rest_drives
 from bybit_hybrid.service.settings import AppSettings
 from bybit_hybrid.stream import BybitHybridStream, EventHandler
 
 # How often failover and alerts sample the streams, at most (finer for tiny thresholds).
 MAX_EVAL_INTERVAL_S = 0.25
+# The keywords of `BybitHybridStream` that the REST-only stream takes too.
+REST_KEYWORDS = frozenset(
+    {"demo", "base_url", "allow_insecure", "region", "proxy", "http_backend", "rng"}
+)
 
 
 def poll_config(settings: AppSettings) -> PollConfig:
@@ -73,6 +80,17 @@ def rollout_config(settings: AppSettings) -> RolloutConfig:
     )
 
 
+def with_private_heartbeat(settings: AppSettings, config: HybridConfig | None) -> HybridConfig:
+    """`config` (or the default) with the private socket's heartbeat from the settings."""
+    base = config or HybridConfig()
+    session = dataclasses.replace(
+        base.session,
+        private_ping_interval_s=settings.rollout_private_ping_interval_s,
+        private_pong_timeout_s=settings.rollout_private_pong_timeout_s,
+    )
+    return dataclasses.replace(base, session=session)
+
+
 def make_position_stream(
     settings: AppSettings,
     api_key: str,
@@ -82,26 +100,26 @@ def make_position_stream(
     **options: Any,
 ) -> PositionStream:
     """The stream for `settings.mode`. `options` go to the hybrid stream (e.g. `config`,
-    `max_active_time_s`, backends); the REST-only stream takes none of the socket ones."""
+    `max_active_time_s`, backends); the REST-only stream takes none of the socket ones. The
+    settings' private heartbeat replaces the one in `config`."""
     mode = settings.mode
     check_bus(settings)
     options.setdefault("ws_backend", settings.ws_backend)
     if mode == "rest":
-        rest_options = {k: v for k, v in options.items() if k in ("http_backend", "rng")}
         return AdaptiveBybitStream(
             api_key,
             api_secret,
             event_handler,
             poll=poll_config(settings),
-            **rest_options,
-            **endpoint_kwargs,
+            **_rest_options(options | endpoint_kwargs),
         )
     if mode not in MODES:
         raise ConfigError(f"setting mode: {mode!r} is not one of rest, {', '.join(MODES)}")
+    options["config"] = with_private_heartbeat(settings, options.get("config"))
     factory = bus_worker_factory(settings)
     if factory is not None:
         options["hybrid_factory"] = factory
-    return RolloutStream(
+    return rollout_stream(
         mode,
         api_key,
         api_secret,
@@ -110,6 +128,44 @@ def make_position_stream(
         **options,
         **endpoint_kwargs,
     )
+
+
+def rollout_stream(
+    mode: str,
+    api_key: str,
+    api_secret: str,
+    event_handler: EventHandler | None = None,
+    testnet: bool = False,
+    *,
+    rollout: RolloutConfig | None = None,
+    hybrid_factory: Callable[..., BybitHybridStream] = BybitHybridStream,
+    **options: Any,
+) -> RolloutStream:
+    """The rollout `mode` of one account, its streams built here and injected: the hybrid
+    stream (`hybrid_factory`: a bus worker, `bybit_hybrid.bus`) and, where REST drives (canary,
+    parallel), the REST-only stream, which then gets `event_handler`. `options` are
+    `BybitHybridStream`'s keywords; the REST-only stream takes the endpoint ones (and
+    `http_backend`, `rng`)."""
+    rollout = rollout or RolloutConfig()
+    by_rest = rest_drives(check_mode(mode))
+    options["config"] = hybrid_config(mode, rollout, options.get("config"))
+    handler = None if by_rest else event_handler
+    hybrid = hybrid_factory(api_key, api_secret, handler, testnet=testnet, **options)
+    rest = None
+    if by_rest:
+        rest = AdaptiveBybitStream(
+            api_key,
+            api_secret,
+            event_handler,
+            testnet,
+            poll=rollout.poll,
+            **_rest_options(options),
+        )
+    return RolloutStream(check_mode(mode), hybrid, rest, rollout=rollout)
+
+
+def _rest_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in REST_KEYWORDS | {"testnet"}}
 
 
 def check_bus(settings: AppSettings) -> None:

@@ -55,8 +55,10 @@ def control_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     """Path -> (HTTP method, handler(body) -> JSON-ready result)."""
     routes: dict[str, tuple[str, Handler]] = {}
     routes.update(_position_routes(sim))
+    routes.update(_account_routes(sim))
     routes.update(_price_routes(sim))
     routes.update(_fault_routes(sim))
+    routes.update(_feed_fault_routes(sim))
     routes.update(_trading_fault_routes(sim))
     routes.update(_failover_routes(sim))
     return {
@@ -89,8 +91,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "/sim/trend": ("symbol", "ticks_per_step"),
     "/sim/ticks/pause": ("symbol",),
     "/sim/ticks/resume": ("symbol",),
-    "/sim/fault/drop": ("target", "abrupt"),
-    "/sim/fault/silence": ("target",),
+    "/sim/fault/drop": ("target", "abrupt", "account"),
+    "/sim/fault/silence": ("target", "account"),
     "/sim/fault/refuse": ("seconds",),
     "/sim/fault/reject_auth": ("count", "seconds"),
     "/sim/fault/delay": ("delay_ms",),
@@ -143,6 +145,16 @@ def _position_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
         )
         return {}
 
+    return {
+        "/sim/position/open": ("POST", open_),
+        "/sim/position/close": ("POST", close),
+        "/sim/position/change": ("POST", change),
+    }
+
+
+def _account_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
+    """Position mode, touch, and the state and history views of one account."""
+
     async def mode(body: dict[str, Any]) -> Any:
         account = sim.account(_account(body))
         await account.set_position_mode(str(body["symbol"]), str(body["mode"]))
@@ -159,9 +171,6 @@ def _position_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
         return sim.account(_account(body)).history(int(body.get("since", 0)))
 
     return {
-        "/sim/position/open": ("POST", open_),
-        "/sim/position/close": ("POST", close),
-        "/sim/position/change": ("POST", change),
         "/sim/position/mode": ("POST", mode),
         "/sim/position/touch": ("POST", touch),
         "/sim/state": ("GET", state),
@@ -205,14 +214,16 @@ def _price_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
 
 
 def _fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
+    """Socket faults: drops, silence, refusals, auth rejections, delays, bad frames."""
     faults = sim.faults
 
     async def drop(body: dict[str, Any]) -> Any:
-        count = await faults.drop(body.get("target", "all"), abrupt=bool(body.get("abrupt")))
+        target, abrupt = body.get("target", "all"), bool(body.get("abrupt"))
+        count = await faults.drop(target, abrupt=abrupt, account=_account(body))
         return {"connections": count}
 
     async def silence(body: dict[str, Any]) -> Any:
-        return {"connections": faults.silence(body.get("target", "all"))}
+        return {"connections": faults.silence(body.get("target", "all"), _account(body))}
 
     async def refuse(body: dict[str, Any]) -> Any:
         faults.refuse_connections(float(body["seconds"]))
@@ -232,6 +243,21 @@ def _fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
     async def unknown_topic(body: dict[str, Any]) -> Any:
         count = faults.send_unknown_topic(body.get("target", "all"), str(body.get("topic", "")))
         return {"connections": count}
+
+    return {
+        "/sim/fault/drop": ("POST", drop),
+        "/sim/fault/silence": ("POST", silence),
+        "/sim/fault/refuse": ("POST", refuse),
+        "/sim/fault/reject_auth": ("POST", reject_auth),
+        "/sim/fault/delay": ("POST", delay),
+        "/sim/fault/malformed": ("POST", malformed),
+        "/sim/fault/unknown_topic": ("POST", unknown_topic),
+    }
+
+
+def _feed_fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
+    """Idle cuts, REST errors, stale and muted tickers, clearing and listing the faults."""
+    faults = sim.faults
 
     async def idle_cut(body: dict[str, Any]) -> Any:
         return {"connections": faults.cut_idle(float(body["idle_s"]))}
@@ -256,13 +282,6 @@ def _fault_routes(sim: ControlPlane) -> dict[str, tuple[str, Handler]]:
         return faults.to_json()
 
     return {
-        "/sim/fault/drop": ("POST", drop),
-        "/sim/fault/silence": ("POST", silence),
-        "/sim/fault/refuse": ("POST", refuse),
-        "/sim/fault/reject_auth": ("POST", reject_auth),
-        "/sim/fault/delay": ("POST", delay),
-        "/sim/fault/malformed": ("POST", malformed),
-        "/sim/fault/unknown_topic": ("POST", unknown_topic),
         "/sim/fault/idle_cut": ("POST", idle_cut),
         "/sim/fault/rest_error": ("POST", rest_error),
         "/sim/fault/stale_mark": ("POST", stale_mark),

@@ -5,10 +5,10 @@ can grow on its own; the server consults this state at three points: each market
 (`record`), each `position/list` call (`lagged_positions`, `reorder_delay_s`) and each new
 WebSocket (`blackholed`).
 
-- lag: `position/list` answers from the exchange's positions as they were `lag_ms` ago
-  (Bybit documents that this endpoint may lag behind the private stream). Snapshots are taken
-  each tick while the lag is armed; an answer wanted before the first snapshot that old gets
-  the oldest one.
+- lag: `position/list` answers from the positions as they were `lag_ms` ago, for every
+  account (Bybit documents that this endpoint may lag behind the private stream). Snapshots of
+  every account are taken each tick while the lag is armed; an answer wanted before the first
+  snapshot that old gets the oldest one.
 - reorder: each `position/list` answer is computed at once but sent after a random 0 to
   `reorder_ms` delay, so concurrent answers arrive out of order (an older state after a newer).
 - black hole: matching sockets, the open ones and every new one, accept TCP and the upgrade
@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import random
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from bybit_hybrid.sim.faults import ConnKind, Target
 from bybit_hybrid.sim.positions import Position
 
 PositionState = dict[tuple[str, int], Position]
+# account name -> its positions
+AccountStates = Mapping[str, PositionState]
 
 
 @dataclass(slots=True)
@@ -37,9 +40,9 @@ class FailoverFaults:
     reorder_ms: int = 0
     blackhole: Target | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(19))
-    _history: deque[tuple[int, PositionState]] = field(default_factory=deque)
+    _history: deque[tuple[int, dict[str, PositionState]]] = field(default_factory=deque)
 
-    def set_lag(self, lag_ms: int, positions: PositionState, now_ms: int) -> None:
+    def set_lag(self, lag_ms: int, positions: AccountStates, now_ms: int) -> None:
         if lag_ms < 0:
             raise ValueError(f"lag_ms must not be negative, got {lag_ms}")
         self.lag_ms = lag_ms
@@ -52,18 +55,22 @@ class FailoverFaults:
             raise ValueError(f"reorder_ms must not be negative, got {reorder_ms}")
         self.reorder_ms = reorder_ms
 
-    def record(self, positions: PositionState, now_ms: int) -> None:
-        """One snapshot of the exchange's positions (each tick while a lag is armed)."""
+    def record(self, positions: AccountStates, now_ms: int) -> None:
+        """One snapshot of every account's positions (each tick while a lag is armed)."""
         if not self.lag_ms:
             return
-        self._history.append((now_ms, {k: copy.copy(p) for k, p in positions.items()}))
+        snapshot = {
+            name: {k: copy.copy(p) for k, p in state.items()} for name, state in positions.items()
+        }
+        self._history.append((now_ms, snapshot))
         horizon_ms = now_ms - self.lag_ms
         # Keep the newest snapshot at or before the horizon: it is the answer until the next.
         while len(self._history) > 1 and self._history[1][0] <= horizon_ms:
             self._history.popleft()
 
-    def lagged_positions(self, now_ms: int) -> PositionState | None:
-        """The positions `position/list` must answer from now; None: the live state."""
+    def lagged_positions(self, account: str, now_ms: int) -> PositionState | None:
+        """The positions of `account` that `position/list` must answer from now; None: the
+        live state."""
         if not self.lag_ms or not self._history:
             return None
         wanted_ms = now_ms - self.lag_ms
@@ -72,7 +79,7 @@ class FailoverFaults:
             if at_ms > wanted_ms:
                 break
             found = state
-        return found
+        return found.get(account, {})
 
     def reorder_delay_s(self) -> float:
         return self.rng.uniform(0, self.reorder_ms) / 1000 if self.reorder_ms else 0.0

@@ -28,13 +28,21 @@ class FaultController(TradingFaultsMixin):
         self._server = server
         self.state = FaultState()
 
-    def _matching(self, target: Target | str) -> list[SimConnection]:
+    def _matching(self, target: Target | str, account: str | None = None) -> list[SimConnection]:
+        """Open sockets of `target`; with `account`, only private sockets authenticated as it."""
         wanted = coerce_target(target)
-        return [c for c in self._server.connections if wanted.matches(c.kind)]
+        conns = [c for c in self._server.connections if wanted.matches(c.kind)]
+        if account is None:
+            return conns
+        name = self._server.accounts.get(account).name
+        return [c for c in conns if c.account == name]
 
-    async def drop(self, target: Target | str = Target.ALL, *, abrupt: bool = False) -> int:
-        """Closes matching sockets: a clean close frame, or an abort without one."""
-        conns = self._matching(target)
+    async def drop(
+        self, target: Target | str = Target.ALL, *, abrupt: bool = False, account: str | None = None
+    ) -> int:
+        """Closes matching sockets (of one account's private ones with `account`): a clean
+        close frame, or an abort without one."""
+        conns = self._matching(target, account)
         for conn in conns:
             if abrupt:
                 conn.abort()
@@ -42,9 +50,10 @@ class FaultController(TradingFaultsMixin):
                 await conn.close(1000)
         return len(conns)
 
-    def silence(self, target: Target | str = Target.ALL) -> int:
-        """Matching open sockets stop answering pings and stop pushing (half-dead TCP)."""
-        conns = self._matching(target)
+    def silence(self, target: Target | str = Target.ALL, account: str | None = None) -> int:
+        """Matching open sockets (of one account with `account`) stop answering pings and stop
+        pushing (half-dead TCP)."""
+        conns = self._matching(target, account)
         for conn in conns:
             conn.silent = True
         return len(conns)

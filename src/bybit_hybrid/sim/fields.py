@@ -57,11 +57,13 @@ def _price_text(value: Decimal) -> str:
 
 
 def _position_values(pos: Position, inst: Instrument, seq: int, mark: Decimal) -> dict[str, Any]:
+    """Every field of a position row, in Bybit's order (sizes and margins, then the rest)."""
+    return {**_size_values(pos, mark), **_state_values(pos, inst, seq, mark)}
+
+
+def _size_values(pos: Position, mark: Decimal) -> dict[str, Any]:
     value = pos.size * pos.avg_price
     value_by_mark = pos.size * mark
-    liq = liq_price(pos)
-    if liq:
-        liq = (liq / inst.tick_size).to_integral_value() * inst.tick_size
     return {
         "positionIdx": pos.idx,
         "tradeMode": 0,
@@ -81,6 +83,14 @@ def _position_values(pos: Position, inst: Instrument, seq: int, mark: Decimal) -
         "positionIMByMp": amount_str(value_by_mark / pos.leverage),
         "positionMM": amount_str(value * MAINTENANCE_MARGIN_RATE),
         "positionMMByMp": amount_str(value_by_mark * MAINTENANCE_MARGIN_RATE),
+    }
+
+
+def _state_values(pos: Position, inst: Instrument, seq: int, mark: Decimal) -> dict[str, Any]:
+    liq = liq_price(pos)
+    if liq:
+        liq = (liq / inst.tick_size).to_integral_value() * inst.tick_size
+    return {
         "takeProfit": _price_text(pos.take_profit),
         "stopLoss": _price_text(pos.stop_loss),
         "trailingStop": _price_text(pos.trailing_stop),

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import gzip
+import inspect
 import os
 import random
 import re
@@ -122,7 +124,9 @@ def _config_record(config: HybridConfig) -> dict[str, Any]:
 
 
 class RecordingCore(HybridCore):
-    """A `HybridCore` that writes each input to a `Recorder` before handling it."""
+    """A `HybridCore` that writes each input to a `Recorder` before handling it: its input
+    methods are the core's own, wrapped from the `INPUTS` table below (which replay reads
+    back), so no signature is declared twice."""
 
     def __init__(
         self,
@@ -155,87 +159,120 @@ class RecordingCore(HybridCore):
 
         return stream_symbol
 
-    def start_connect(self, name: str, now: float) -> None:
-        self._recorder.write({"k": "connect", "t": now, "s": name})
-        super().start_connect(name, now)
 
-    def on_open(self, name: str, now: float) -> None:
-        self._recorder.write({"k": "open", "t": now, "s": name})
-        super().on_open(name, now)
+# --- the core's inputs: one table to record them and to replay them --------------------------
 
-    def on_close(self, name: str, now: float, reason: str) -> None:
-        self._recorder.write({"k": "close", "t": now, "s": name, "reason": _scrub(reason)})
-        super().on_close(name, now, reason)
 
-    def on_frame(self, name: str, payload: bytes | str, now: float) -> bool:
-        record: dict[str, Any] = {"k": "frame", "t": now, "s": name}
-        if isinstance(payload, bytes):
-            # The picows backend hands text frames over as their UTF-8 bytes: recorded as text
-            # (readable, and scrubbed of secrets like any text); only real binary as base64.
-            try:
-                payload_text: str | None = payload.decode()
-            except UnicodeDecodeError:
-                payload_text = None
-        else:
-            payload_text = payload
-        if payload_text is not None:
-            record["p"] = payload_text
-        else:
-            record["b64"] = base64.b64encode(payload).decode()  # type: ignore[arg-type]
-        self._recorder.write(record)
-        return super().on_frame(name, payload, now)
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One argument of a core input and its place in the record (`encode` gives the record's
+    items for the value, `decode` reads the value back from a record)."""
 
-    def tick(self, now: float) -> None:
-        self._recorder.write({"k": "tick", "t": now})
-        super().tick(now)
+    param: str
+    key: str
+    encode: Callable[[Any], dict[str, Any]] | None = None
+    decode: Callable[[dict[str, Any]], Any] | None = None
 
-    def on_positions(
-        self,
-        request_id: int,
-        snapshots: list[PositionSnapshot],
-        *,
-        requested_at: float,
-        response_ts_ms: int | None,
-        now: float,
-        reason: str | None = None,
-    ) -> None:
-        self._recorder.write(
-            {
-                "k": "positions",
-                "t": now,
-                "id": request_id,
-                "requested_at": requested_at,
-                "response_ts_ms": response_ts_ms,
-                "reason": reason,
-                "rows": snapshots,
-            }
-        )
-        super().on_positions(
-            request_id,
-            snapshots,
-            requested_at=requested_at,
-            response_ts_ms=response_ts_ms,
-            now=now,
-            reason=reason,
-        )
+    def record(self, value: Any) -> dict[str, Any]:
+        return {self.key: value} if self.encode is None else self.encode(value)
 
-    def on_tickers(self, request_id: int, updates: list[TickerUpdate], now: float) -> None:
-        self._recorder.write({"k": "tickers", "t": now, "id": request_id, "rows": updates})
-        super().on_tickers(request_id, updates, now)
+    def value(self, record: dict[str, Any]) -> Any:
+        return record[self.key] if self.decode is None else self.decode(record)
 
-    def on_rest_failed(
-        self, request_id: int, error: str, now: float, *, permanent: bool = False
-    ) -> None:
-        self._recorder.write(
-            {
-                "k": "rest_failed",
-                "t": now,
-                "id": request_id,
-                "error": _scrub(error),
-                "permanent": permanent,
-            }
-        )
-        super().on_rest_failed(request_id, error, now, permanent=permanent)
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """A `HybridCore` input method and its record kind; `t` is always its `now`."""
+
+    kind: str
+    method: str
+    fields: tuple[_Field, ...]
+
+    def record(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {"k": self.kind, "t": arguments["now"]}
+        for f in self.fields:
+            record.update(f.record(arguments[f.param]))
+        return record
+
+    def replay(self, core: HybridCore, record: dict[str, Any]) -> None:
+        arguments = {f.param: f.value(record) for f in self.fields}
+        getattr(core, self.method)(now=record["t"], **arguments)
+
+
+def _payload_record(payload: bytes | str) -> dict[str, Any]:
+    """The picows backend hands text frames over as their UTF-8 bytes: recorded as text
+    (readable, and scrubbed of secrets like any text); only real binary as base64."""
+    if isinstance(payload, str):
+        return {"p": payload}
+    try:
+        return {"p": payload.decode()}
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(payload).decode()}
+
+
+def _payload_of(record: dict[str, Any]) -> bytes | str:
+    return base64.b64decode(record["b64"]) if "b64" in record else record["p"]
+
+
+def _scrubbed(key: str) -> Callable[[Any], dict[str, Any]]:
+    return lambda text: {key: _scrub(text)}
+
+
+def _rows(key: str, row_type: type[Any]) -> Callable[[dict[str, Any]], Any]:
+    return lambda record: msgspec.convert(record[key], list[row_type])  # type: ignore[valid-type]
+
+
+_ticker_rows = _rows("rows", TickerUpdate)
+_NAME = _Field("name", "s")
+_ID = _Field("request_id", "id")
+INPUTS: Final = (
+    _Input("connect", "start_connect", (_NAME,)),
+    _Input("open", "on_open", (_NAME,)),
+    _Input("close", "on_close", (_NAME, _Field("reason", "reason", _scrubbed("reason")))),
+    _Input("frame", "on_frame", (_NAME, _Field("payload", "p", _payload_record, _payload_of))),
+    _Input("tick", "tick", ()),
+    _Input(
+        "positions",
+        "on_positions",
+        (
+            _ID,
+            _Field("requested_at", "requested_at"),
+            _Field("response_ts_ms", "response_ts_ms"),
+            _Field("reason", "reason"),
+            _Field("snapshots", "rows", decode=_rows("rows", PositionSnapshot)),
+        ),
+    ),
+    _Input(
+        "tickers",
+        "on_tickers",
+        (_ID, _Field("updates", "rows", decode=_rows("rows", TickerUpdate))),
+    ),
+    _Input(
+        "rest_failed",
+        "on_rest_failed",
+        (_ID, _Field("error", "error", _scrubbed("error")), _Field("permanent", "permanent")),
+    ),
+)
+_BY_KIND: Final = {spec.kind: spec for spec in INPUTS}
+
+
+def _recorded(spec: _Input) -> Callable[..., Any]:
+    """`HybridCore`'s method for `spec`, writing its record first."""
+    original = getattr(HybridCore, spec.method)
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def method(self: RecordingCore, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        self._recorder.write(spec.record(bound.arguments))
+        return original(self, *args, **kwargs)
+
+    return method
+
+
+for _spec in INPUTS:
+    setattr(RecordingCore, _spec.method, _recorded(_spec))
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -340,32 +377,10 @@ def replay(records: Iterable[dict[str, Any]]) -> ReplayResult:
 
 
 def _feed(core: HybridCore, kind: str, r: dict[str, Any]) -> None:
+    spec = _BY_KIND.get(kind)
+    if spec is None:
+        raise RecordingError(f"unknown record kind {kind!r}")
     try:
-        if kind == "frame":
-            payload: bytes | str = base64.b64decode(r["b64"]) if "b64" in r else r["p"]
-            core.on_frame(r["s"], payload, r["t"])
-        elif kind == "connect":
-            core.start_connect(r["s"], r["t"])
-        elif kind == "open":
-            core.on_open(r["s"], r["t"])
-        elif kind == "close":
-            core.on_close(r["s"], r["t"], r["reason"])
-        elif kind == "tick":
-            core.tick(r["t"])
-        elif kind == "positions":
-            core.on_positions(
-                r["id"],
-                msgspec.convert(r["rows"], list[PositionSnapshot]),
-                requested_at=r["requested_at"],
-                response_ts_ms=r["response_ts_ms"],
-                now=r["t"],
-                reason=r["reason"],
-            )
-        elif kind == "tickers":
-            core.on_tickers(r["id"], msgspec.convert(r["rows"], list[TickerUpdate]), r["t"])
-        elif kind == "rest_failed":
-            core.on_rest_failed(r["id"], r["error"], r["t"], permanent=r["permanent"])
-        else:
-            raise RecordingError(f"unknown record kind {kind!r}")
+        spec.replay(core, r)
     except (KeyError, TypeError, msgspec.ValidationError) as exc:
         raise RecordingError(f"bad {kind!r} record: {exc!r}") from None

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, ParamSpec, TypeVar
 
@@ -16,10 +14,8 @@ import msgspec
 from bybit_hybrid.protocol.domain import Instrument, PositionKey, PositionSnapshot, TickerUpdate
 from bybit_hybrid.protocol.ratelimit import int_or_none
 from bybit_hybrid.transport.errors import (
-    ApiServerError,
     BybitError,
     MalformedResponseError,
-    NotModifiedError,
     PaginationError,
     RateLimitedError,
     ServerError,
@@ -38,6 +34,16 @@ from bybit_hybrid.transport.ratelimit import (
     RateLimitStatus,
     parse_limit_headers,
 )
+from bybit_hybrid.transport.rest_calls import (
+    EndpointLatency,
+    PositionPage,
+    RestAnswer,
+    RestCall,
+    RestMetrics,
+    converted,
+    is_not_modified,
+    retryable,
+)
 from bybit_hybrid.wire.convert import instrument_from_wire, position_from_rest, ticker_from_rest
 from bybit_hybrid.wire.decode import decode_rest_envelope, decode_result
 from bybit_hybrid.wire.errors import WireDecodeError, excerpt
@@ -55,7 +61,7 @@ from bybit_hybrid.wire.messages import (
 from bybit_hybrid.wire.paths import INSTRUMENTS, MARKET_TIME, TICKERS
 from bybit_hybrid.wire.signing import DEFAULT_RECV_WINDOW_MS, Credentials, mask
 
-__all__ = [
+__all__ = [  # PositionPage, EndpointLatency, RestMetrics live in `transport.rest_calls`
     "BybitRestClient",
     "EndpointLatency",
     "PositionPage",
@@ -80,58 +86,6 @@ DEFAULT_RATE_LIMIT_WAIT_S: Final = 2.0
 _HEADER_LIMIT: Final = "X-Bapi-Limit"
 _HEADER_REMAINING: Final = "X-Bapi-Limit-Status"
 _HEADER_RESET: Final = "X-Bapi-Limit-Reset-Timestamp"
-
-
-@dataclass(frozen=True, slots=True)
-class PositionPage:
-    """Every row `position/list` returned; `response_time_ms` is the oldest page's server time."""
-
-    positions: list[PositionSnapshot]
-    response_time_ms: int | None
-
-
-@dataclass(slots=True)
-class EndpointLatency:
-    count: int = 0
-    total_ms: float = 0.0
-    max_ms: float = 0.0
-
-    def add(self, latency_ms: float) -> None:
-        self.count += 1
-        self.total_ms += latency_ms
-        self.max_ms = max(self.max_ms, latency_ms)
-
-
-@dataclass(slots=True)
-class RestMetrics:
-    """Counters a metrics exporter can read: answers per (endpoint, retCode), failures, latency."""
-
-    responses: Counter[tuple[str, int]] = field(default_factory=Counter)
-    transport_errors: Counter[str] = field(default_factory=Counter)
-    retries: Counter[str] = field(default_factory=Counter)
-    latency: dict[str, EndpointLatency] = field(default_factory=dict)
-
-    def record_latency(self, endpoint: str, latency_ms: float) -> None:
-        self.latency.setdefault(endpoint, EndpointLatency()).add(latency_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """One logical call; `payload` is the exact query string (GET) or body (POST) that is signed."""
-
-    method: str
-    endpoint: str
-    payload: str
-    signed: bool
-    idempotent: bool
-    retry: bool = True  # False: one attempt (a 10002 resync aside); the caller owns retries
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    envelope: RestEnvelope
-    sent_at_s: float
-    received_at_s: float
 
 
 class BybitRestClient:
@@ -221,7 +175,7 @@ class BybitRestClient:
         log.debug("clock offset to bybit is %d ms", self._offset_ms)
         return self._offset_ms
 
-    def _server_ms(self, answer: _Answer) -> int:
+    def _server_ms(self, answer: RestAnswer) -> int:
         result = self._result(MARKET_TIME, answer.envelope, ServerTimeResult)
         try:
             return int(result.timeNano) // 1_000_000
@@ -264,7 +218,7 @@ class BybitRestClient:
             async for page, time_ms in self._pages(POSITION_LIST, params, PositionListResult):
                 page_times_ms.append(time_ms)
                 for row in page.items:
-                    snapshot = _converted(POSITION_LIST, position_from_rest, row, time_ms)
+                    snapshot = converted(POSITION_LIST, position_from_rest, row, time_ms)
                     rows[snapshot.key] = snapshot
         return PositionPage(list(rows.values()), min(page_times_ms, default=None))
 
@@ -274,7 +228,7 @@ class BybitRestClient:
         if symbol is not None:
             params["symbol"] = symbol
         result, time_ms = await self._get(TICKERS, params, TickersResult, signed=False)
-        return [_converted(TICKERS, ticker_from_rest, row, time_ms) for row in result.items]
+        return [converted(TICKERS, ticker_from_rest, row, time_ms) for row in result.items]
 
     async def get_instruments(self) -> dict[str, Instrument]:
         """Trading linear instruments by symbol; linear has more than one 500-row page."""
@@ -282,7 +236,7 @@ class BybitRestClient:
         instruments: dict[str, Instrument] = {}
         async for page, _ in self._pages(INSTRUMENTS, params, InstrumentsResult, signed=False):
             for info in page.items:
-                instruments[info.symbol] = _converted(INSTRUMENTS, instrument_from_wire, info)
+                instruments[info.symbol] = converted(INSTRUMENTS, instrument_from_wire, info)
         return instruments
 
     async def set_trading_stop(self, request: TradingStopRequest, *, retry: bool = True) -> None:
@@ -292,7 +246,7 @@ class BybitRestClient:
         """
         # The result is `{}` and carries nothing, so it is not decoded.
         body = json_body(request)
-        await self._call(_Request("POST", TRADING_STOP, body, True, idempotent=True, retry=retry))
+        await self._call(RestCall("POST", TRADING_STOP, body, True, idempotent=True, retry=retry))
 
     async def apply_trading_stop(self, request: TradingStopRequest, *, retry: bool = True) -> bool:
         """`set_trading_stop` with 34040 as success: True if changed, False if already set."""
@@ -313,8 +267,8 @@ class BybitRestClient:
 
     def _get_request(
         self, endpoint: str, params: Mapping[str, str | int], *, signed: bool
-    ) -> _Request:
-        return _Request("GET", endpoint, query_string(params), signed, idempotent=True)
+    ) -> RestCall:
+        return RestCall("GET", endpoint, query_string(params), signed, idempotent=True)
 
     async def _get(
         self,
@@ -331,7 +285,7 @@ class BybitRestClient:
     async def _post(
         self, endpoint: str, body: msgspec.Struct, result_type: type[T], *, idempotent: bool
     ) -> T:
-        request = _Request("POST", endpoint, json_body(body), signed=True, idempotent=idempotent)
+        request = RestCall("POST", endpoint, json_body(body), signed=True, idempotent=idempotent)
         answer = await self._call(request)
         return self._result(endpoint, answer.envelope, result_type)
 
@@ -358,13 +312,13 @@ class BybitRestClient:
             seen.add(cursor)
         raise PaginationError(f"{endpoint} returned more than {MAX_PAGES} pages; stopped paging")
 
-    def _url(self, request: _Request) -> str:
+    def _url(self, request: RestCall) -> str:
         url = self._base_url + request.endpoint
         if request.method == "GET" and request.payload:
             url += "?" + request.payload
         return url
 
-    def _headers(self, request: _Request) -> tuple[dict[str, str], str | None]:
+    def _headers(self, request: RestCall) -> tuple[dict[str, str], str | None]:
         """Headers for one attempt, and the signature (so error text can be scrubbed of it)."""
         headers = {"Content-Type": "application/json"} if request.method == "POST" else {}
         if not request.signed:
@@ -386,7 +340,7 @@ class BybitRestClient:
 
     # --- sending, retrying -----------------------------------------------------------------
 
-    async def _call(self, request: _Request) -> _Answer:
+    async def _call(self, request: RestCall) -> RestAnswer:
         """One logical call: resync once on 10002, retry what is safe to retry."""
         resynced = False
         retries = 0
@@ -417,13 +371,13 @@ class BybitRestClient:
                 )
                 await self._sleep(delay_s)
 
-    def _retry_delay_s(self, request: _Request, exc: BybitError, retries: int) -> float | None:
+    def _retry_delay_s(self, request: RestCall, exc: BybitError, retries: int) -> float | None:
         """Seconds to wait before the next try, or None to give up."""
         if not request.retry or retries >= self._max_retries:
             return None
         if isinstance(exc, RateLimitedError):
             return self._rate_limit_wait_s(exc)
-        if not _retryable(request, exc):
+        if not retryable(request, exc):
             return None
         return float(min(self._backoff_max_s, self._backoff_base_s * 2**retries))
 
@@ -433,7 +387,7 @@ class BybitRestClient:
         wait_s = (exc.reset_at_ms - self.now_ms()) / 1000
         return min(max(wait_s, 0.0), self._max_rate_limit_wait_s)
 
-    async def _attempt(self, request: _Request) -> _Answer:
+    async def _attempt(self, request: RestCall) -> RestAnswer:
         wait_s = self._limiter.reserve(request.endpoint, self._clock())
         if wait_s > 0:
             await self._sleep(wait_s)
@@ -445,10 +399,10 @@ class BybitRestClient:
         self.metrics.record_latency(request.endpoint, (received_at_s - sent_at_s) * 1000)
         self._track_limits(request.endpoint, response)
         envelope = self._check(request.endpoint, response, signature)
-        return _Answer(envelope, sent_at_s, received_at_s)
+        return RestAnswer(envelope, sent_at_s, received_at_s)
 
     async def _send(
-        self, request: _Request, headers: dict[str, str], body: bytes | None, signature: str | None
+        self, request: RestCall, headers: dict[str, str], body: bytes | None, signature: str | None
     ) -> HttpResponse:
         try:
             return await self._backend.request(request.method, self._url(request), headers, body)
@@ -521,32 +475,3 @@ class BybitRestClient:
             if hidden:
                 text = text.replace(hidden, "***")
         return text.replace(self._credentials.api_key, mask(self._credentials.api_key))
-
-
-def _retryable(request: _Request, exc: BybitError) -> bool:
-    """Safe-to-repeat failures: never-sent requests always; server trouble for idempotent calls."""
-    if isinstance(exc, TransportError) and not exc.reached_server:
-        return True
-    if not request.idempotent:
-        return False
-    if isinstance(exc, ApiServerError):
-        return True
-    # 5xx and network failures pass; a malformed body will not improve on retry.
-    return isinstance(exc, TransportError) and not isinstance(exc, MalformedResponseError)
-
-
-def _converted(
-    endpoint: str, convert: Callable[Args, R], *args: Args.args, **kwargs: Args.kwargs
-) -> R:
-    """Runs one wire -> domain conversion, naming the endpoint if the row is unusable."""
-    try:
-        return convert(*args, **kwargs)
-    except WireDecodeError as exc:
-        raise MalformedResponseError(
-            endpoint, f"answered a row that does not convert: {exc}"
-        ) from None
-
-
-def is_not_modified(exc: BaseException) -> bool:
-    """True for 34040: the requested TP/SL is already in place, which is success for a mover."""
-    return isinstance(exc, NotModifiedError)

@@ -178,6 +178,7 @@ def test_nothing_is_raised_in_the_start_up_grace_but_timers_run_from_start() -> 
     a = Alerts(AlertConfig(startup_grace_s=10.0, zero_subscriptions_grace_s=5.0))
     zero = HealthSample(
         sockets_up={"private": True, "public-1": True},
+        heard_at={"private": 100.0, "public-1": 100.0},
         last_event_at=0.0,
         open_positions=2,
         expected_tickers=2,
@@ -200,3 +201,63 @@ def test_zero_subscriptions_waits_while_a_public_socket_is_down() -> None:
     )
     for t in range(0, 60):
         assert all(e.name != "zero_subscriptions" for e in a.evaluate(float(t), zero))
+
+
+def test_zero_subscriptions_needs_the_public_socket_heard_since_the_subscribes_went_out() -> None:
+    """Issue 19: a position opens on a public socket that is already black-holed, but whose
+    pong is not yet overdue (up to 20 s + 10 s in production): its subscribe goes unanswered.
+    The old code raised zero_subscriptions 5 s later, before the socket was known to be down.
+    A socket that is merely unheard-from is no evidence; once the pong is overdue the shell
+    reports it down (socket_down's alert)."""
+    a = Alerts(replace(BARE, zero_subscriptions_grace_s=5.0, socket_down_warning_s=30.0))
+    up = {"private": True, "public-1": True}
+    heard = {"private": 0.0, "public-1": 0.0}  # its last frame: before the subscribe at t=1
+    zero = HealthSample(
+        sockets_up=up, heard_at=heard, open_positions=1, expected_tickers=1, confirmed_tickers=0
+    )
+    events: list[AlertEvent] = []
+    for step in range(4, 4 * 29):  # t = 1 .. 28.75: up (pong not overdue), never heard again
+        events += a.evaluate(step / 4, zero)
+    assert all(e.name != "zero_subscriptions" for e in events)
+    # The pong is overdue: down from t=29, socket_down after its warning, never zero.
+    down = replace(zero, sockets_up={"private": True, "public-1": False})
+    for step in range(4 * 29, 4 * 60):
+        events += a.evaluate(step / 4, down)
+    assert _names(events) == [("socket_down.public-1", "raised", W)]
+
+
+def test_zero_subscriptions_fires_when_the_live_socket_answers_but_confirms_nothing() -> None:
+    """The other side of the rule: the socket talks (a rejected subscribe, a pong) after the
+    zero stretch began and still no ticker is confirmed: critical after the grace."""
+    a = Alerts(replace(BARE, zero_subscriptions_grace_s=5.0))
+    up = {"private": True, "public-1": True}
+    zero = HealthSample(
+        sockets_up=up,
+        heard_at={"private": 0.0, "public-1": 0.0},
+        open_positions=1,
+        expected_tickers=1,
+        confirmed_tickers=0,
+    )
+    assert a.evaluate(1.0, zero) == []
+    answered = replace(zero, heard_at={"private": 0.0, "public-1": 1.2})  # the reply
+    assert a.evaluate(5.9, answered) == []
+    assert _names(a.evaluate(6.0, answered)) == [("zero_subscriptions", "raised", C)]
+
+
+def test_a_reconnect_restarts_the_zero_subscriptions_evidence() -> None:
+    """A frame heard on the socket a redial replaced says nothing about the new one: the
+    zero stretch (and the evidence it needs) restarts at a reconnect."""
+    a = Alerts(replace(BARE, zero_subscriptions_grace_s=5.0))
+    zero = HealthSample(
+        sockets_up={"public-1": True},
+        heard_at={"public-1": 1.5},
+        open_positions=1,
+        expected_tickers=1,
+        confirmed_tickers=0,
+    )
+    assert a.evaluate(1.0, zero) == []
+    redialled = replace(zero, reconnections=1)  # the old socket (heard at 1.5) was replaced
+    events: list[AlertEvent] = []
+    for t in range(2, 30):
+        events += a.evaluate(float(t), redialled)
+    assert events == []

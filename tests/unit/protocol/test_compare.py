@@ -143,3 +143,57 @@ def test_the_feed_that_saw_a_change_first_is_credited_with_its_lead() -> None:
     c.on_position_event(Feed.HYBRID, PositionOpened(replace(VIEW, size=D(3))), 10.0)
     c.on_position_event(Feed.REST, PositionOpened(VIEW), 50.0)  # expires the unmatched one
     assert c.summary()["unmatched_changes"] == {"rest": 0, "hybrid": 1}
+
+
+# --- issue 19: a divergence is a gap that persists over distinct REST samples --------------
+
+
+def test_one_rest_sample_read_at_three_polls_is_one_sample_not_a_persisting_gap() -> None:
+    """The REST book keeps its mark when a `market/tickers` answer is no newer than the one it
+    holds (a lagging answer is ignored), so the shell can hand the comparator the same sample
+    (same exchange time) at several polls. Repeating one reading is not persistence: a 1.2 %
+    spike caught by one REST answer must not become a critical divergence."""
+    c = Comparator(CompareConfig(persist_samples=3))
+    c.on_hybrid_mark("BTC", D("100"), 0)
+    for now in (1.0, 1.5, 2.0, 2.5):
+        assert c.on_rest_mark("BTC", D("101.2"), 900, now) is None
+    assert c.criticals == 0 and c.stats.mark_comparisons == 1
+    assert c.summary()["repeated_samples"] == 3
+    # Distinct samples that stay off are a divergence, counted from the first of them.
+    assert c.on_rest_mark("BTC", D("101.2"), 1400, 3.0) is None
+    found = c.on_rest_mark("BTC", D("101.2"), 1900, 3.5)
+    assert found is not None and found.severity is Severity.CRITICAL
+
+
+def test_a_stale_stream_against_a_market_that_moved_is_reported_after_three_samples() -> None:
+    """Recorded the way the parallel shell feeds the comparator (`RolloutStream._on_rest_poll`):
+    after each poll the hybrid mark is recorded stamped with its ticker's newest frame (mark-less
+    deltas keep arriving on a stale stream, so that stamp is a little after the REST answer's),
+    then the REST sample. The stream's mark froze at 3,200 while the market moved to 3,360 and
+    stayed there: a real, persisting divergence, reported at the third divergent sample."""
+    c = Comparator(CompareConfig(persist_samples=3))
+    found = []
+    rest_ts = 10_000
+    for poll, rest_mark in enumerate(["3200.1", "3199.9"] + ["3360.0", "3360.4", "3359.8"] * 3):
+        c.on_hybrid_mark("ETH", D("3200.00"), rest_ts + 80)  # the stale stream's mark
+        result = c.on_rest_mark("ETH", D(rest_mark), rest_ts, poll * 0.5)
+        if result is not None:
+            found.append((poll, result))
+        rest_ts += 500
+    assert [(poll, d.severity) for poll, d in found] == [(4, Severity.CRITICAL)]
+    assert "3200.00" in found[0][1].detail and "3359.8" in found[0][1].detail
+
+
+def test_a_rest_spike_the_market_undid_is_not_a_divergence() -> None:
+    """Recorded from a docs-test run that "never persisted" (issue 19 note): the stream's mark
+    frozen at 3,200, the simulator's mark set 5 % up alone, which its next mark move (derived
+    from the last trade price) undid. REST caught 3,360 in one sample; afterwards both feeds
+    showed about 3,200. Reporting that would be the F5 false alarm: nothing persisted."""
+    c = Comparator(CompareConfig(persist_samples=3))
+    c.on_hybrid_mark("ETH", D("3200.00"), 1_000)
+    samples = ["3360.00", "3199.94", "3199.85", "3199.89", "3199.89", "3199.86"]
+    for poll, rest_mark in enumerate(samples):
+        rest_ts = 1_500 + poll * 500
+        assert c.on_rest_mark("ETH", D(rest_mark), rest_ts, poll * 0.5) is None
+        c.on_hybrid_mark("ETH", D("3200.00"), rest_ts + 400)
+    assert c.stats.max_mark_divergence_pct > 4 and c.criticals == 0

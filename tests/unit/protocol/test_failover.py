@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from decimal import Decimal
 
 import pytest
 
+from bybit_hybrid.protocol import failover
 from bybit_hybrid.protocol.errors import IllegalTransition
 from bybit_hybrid.protocol.failover import (
     ACCOUNT,
@@ -51,8 +53,18 @@ ILLEGAL = [p for p in itertools.product(FeedMode, FailoverTrigger) if p not in E
 
 @pytest.mark.parametrize("pair", ILLEGAL, ids=lambda p: f"{p[0].value}-{p[1].value}")
 def test_illegal_transitions_raise(pair: tuple[FeedMode, FailoverTrigger]) -> None:
-    with pytest.raises(IllegalTransition):
+    mode, trigger = pair
+    with pytest.raises(IllegalTransition) as caught:
         transition(*pair)
+    # The shared lookup (protocol.errors.next_state): the error names the trigger and the mode.
+    assert (caught.value.event, caught.value.state) == (trigger, mode)
+    assert str(caught.value) == f"cannot handle event {trigger.value} in state {mode.value}"
+
+
+def test_the_lookup_is_the_shared_one_not_a_private_copy() -> None:
+    """Issue 17 item 5 / issue 19 item 4: every machine uses protocol.errors.next_state."""
+    assert "next_state" in inspect.getsource(failover.transition)
+    assert "TRANSITIONS[" not in inspect.getsource(failover)
 
 
 def _marks(now: float, **mark_at: float | None) -> dict[str, SymbolObservation]:
@@ -311,3 +323,10 @@ def test_silence_still_breaches_whatever_the_mark() -> None:
     switches = f.evaluate(5.0, UP, _live(0.0, 0.0))
     assert _modes(switches) == [("BTC", M.STREAMING, M.POLLING)]
     assert switches[0].reason == "ticker silent 5.0s"
+
+
+def test_the_account_mode_is_held_since_the_first_evaluation_not_since_clock_zero() -> None:
+    """The shell's clock is anchored to the epoch: "for_s" counted from 0 showed ~1.8e9 s."""
+    f = Failover(CONFIG)
+    f.evaluate(1_800_000_000.0, UP, {})
+    assert f.status(1_800_000_002.5)["account"]["for_s"] == 2.5  # type: ignore[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -708,3 +709,92 @@ def test_sent_frames_are_plain_json_strings() -> None:
     for text in session.take_outbox():
         assert isinstance(text, str)
         json.loads(text)
+
+
+# --- idle ping on a quiet public socket (issue 19: a quiet shard) ---------------------------
+
+IDLE = SessionConfig(idle_ping_s=2.0)
+
+
+def _live_quiet(config: SessionConfig = IDLE) -> ConnectionSession:
+    session = public_session(BTC, config=config)
+    session.start_connect(T0)
+    session.on_open(T0)
+    for request in sent(session.take_outbox()):
+        session.on_message(recorded("F05", str(request["req_id"])), T0)
+    assert session.state is S.LIVE
+    return session
+
+
+def test_a_quiet_public_socket_pings_after_idle_ping_s_and_is_heard_from_that_often() -> None:
+    """Bybit pushes nothing on a shard whose symbols do not change: only our pings make it
+    talk. With the 20 s cadence it is unheard-from for 20 s at a time; with `idle_ping_s` it
+    is heard every 2 s + RTT, so a 5 s mark staleness never mistakes it for a dead one."""
+    session = _live_quiet()
+    heard = [T0]
+    t = T0
+    for _ in range(15):  # 30 s of a quiet shard
+        assert session.next_deadline() == t + 2.0
+        session.tick(t + 2.0)
+        assert ops(session.take_outbox()) == ["ping"]
+        t += 2.1  # the pong, 0.1 s later
+        session.on_message(recorded("F03"), t)
+        heard.append(t)
+    assert max(b - a for a, b in itertools.pairwise(heard)) <= 2.1 + 1e-9
+    assert session.close_requested is None and session.state is S.LIVE
+
+
+def test_a_black_holed_quiet_public_socket_is_dead_within_twice_idle_ping_s() -> None:
+    """The same quiet socket black-holed right after its last frame: the idle ping at 2 s gets
+    no pong within 2 s, so the close is requested 4 s after the last frame (20 s + 10 s
+    without `idle_ping_s`)."""
+    session = _live_quiet()
+    session.tick(T0 + 2.0)
+    assert ops(session.take_outbox()) == ["ping"]
+    assert session.next_deadline() == T0 + 4.0
+    assert session.tick(T0 + 3.99) == [] and session.close_requested is None
+    session.tick(T0 + 4.0)
+    assert session.close_requested is not None
+    plain = _live_quiet(SessionConfig())
+    assert plain.next_deadline() == T0 + 20.0
+    plain.tick(T0 + 20.0)
+    plain.tick(T0 + 29.99)
+    assert plain.close_requested is None
+
+
+def test_a_busy_public_socket_sends_no_idle_ping_and_keeps_the_20_s_cadence() -> None:
+    session = _live_quiet()
+    pings = 0
+    for step in range(1, 401):  # 40 s of data every 0.1 s
+        t = T0 + step / 10
+        session.on_message(recorded("F03"), t)  # any frame will do as data here
+        session.tick(t)
+        pings += ops(session.take_outbox()).count("ping")
+    assert pings == 2  # at 20 s and 40 s: the regular cadence only
+
+
+def test_an_idle_pings_pong_is_due_within_idle_ping_s_and_it_restarts_the_cadence() -> None:
+    config = SessionConfig(ping_interval_s=3.0, pong_timeout_s=2.5, idle_ping_s=2.0)
+    session = _live_quiet(config)
+    session.tick(T0 + 2.0)  # idle ping: the pong is due at 4.0, not 4.5
+    assert ops(session.take_outbox()) == ["ping"]
+    session.on_message(recorded("F03"), T0 + 2.2)
+    assert session.next_deadline() == pytest.approx(T0 + 4.2)  # the next idle ping
+    session.tick(T0 + 4.2)
+    assert ops(session.take_outbox()) == ["ping"]
+    session.tick(T0 + 6.19)
+    assert session.close_requested is None
+    session.tick(T0 + 6.2)
+    assert session.close_requested is not None
+
+
+def test_the_private_socket_ignores_idle_ping_s() -> None:
+    session = live_private(config=IDLE)
+    deadline = session.next_deadline()
+    assert deadline is not None and deadline == pytest.approx(T0 + 3.0)  # its own 3 s ping
+
+
+@pytest.mark.parametrize("idle_s", [0.0, -1.0])
+def test_idle_ping_s_must_be_positive(idle_s: float) -> None:
+    with pytest.raises(ValueError, match="idle_ping_s must be > 0"):
+        SessionConfig(idle_ping_s=idle_s)

@@ -34,8 +34,9 @@ def test_only_a_live_or_subscribing_private_socket_serves_the_account(
 def _silent_private_account(seconds: float) -> list[tuple[float, FeedMode, float]]:
     """Production defaults (HybridConfig, FailoverConfig, PollConfig); the private socket goes
     silent at T0 with a position open, and every reconnect hangs (a black-holed path). The
-    shell's part (`RolloutStream._evaluate_failover`, `_needs`) is played here every 0.1 s:
-    returns (time since silence, account mode, poll interval) at each step."""
+    shell's part (`rollout.evaluation.Evaluation._evaluate_failover`, `RolloutStream._needs`)
+    is played here every 0.1 s: returns (time since silence, account mode, poll interval) at
+    each step."""
     core = HybridCore(Credentials("key", "secret"), HybridConfig(), random.Random(7))
     failover = Failover(FailoverConfig())
     planner = PollPlanner(PollConfig())

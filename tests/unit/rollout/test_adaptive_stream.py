@@ -6,7 +6,8 @@ import pytest
 
 from bybit_hybrid import AdaptiveBybitStream
 from bybit_hybrid.errors import ConfigError
-from bybit_hybrid.rollout.modes import RolloutConfig, RolloutStream
+from bybit_hybrid.rollout.modes import RolloutConfig
+from bybit_hybrid.service.streams import rollout_stream
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -42,6 +43,6 @@ def test_the_secret_never_shows_and_an_idle_stream_reports_itself() -> None:
 
 def test_rollout_stream_refuses_unknown_modes_and_bad_shares() -> None:
     with pytest.raises(ValueError, match="mode"):
-        RolloutStream("rest", "key-1234", SECRET)  # type: ignore[arg-type]
+        rollout_stream("rest", "key-1234", SECRET)
     with pytest.raises(ValueError, match="cutover_pct"):
         RolloutConfig(cutover_pct=101)

@@ -9,8 +9,8 @@ from bybit_hybrid.protocol.domain import PositionKey, Source, TickerUpdate
 from bybit_hybrid.protocol.events import PositionClosed, PositionEvent
 from bybit_hybrid.protocol.polling import PollConfig, PollNeeds, PollPlanner
 from bybit_hybrid.protocol.restbook import RestBook
-from bybit_hybrid.rollout.poller import RestPoller
 from bybit_hybrid.transport.errors import BybitError
+from bybit_hybrid.transport.poller import RestPoller
 from bybit_hybrid.transport.rest import PositionPage
 from tests.unit.protocol.builders import pos
 

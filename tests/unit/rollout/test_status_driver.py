@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bybit_hybrid.rollout.modes import RolloutStream
 from bybit_hybrid.rollout.poller import AdaptiveBybitStream
+from bybit_hybrid.service.streams import rollout_stream
 
 
 def test_rest_mode_reports_rest_as_the_driver() -> None:
@@ -17,5 +17,5 @@ def test_rest_mode_reports_rest_as_the_driver() -> None:
     [("canary", "rest"), ("parallel", "rest"), ("cutover", "hybrid"), ("hybrid", "hybrid")],
 )
 def test_rollout_modes_report_their_driver(mode: str, driver: str) -> None:
-    stream = RolloutStream(mode, "key", "secret")  # type: ignore[arg-type]
+    stream = rollout_stream(mode, "key", "secret")
     assert stream.get_status()["driver"] == driver

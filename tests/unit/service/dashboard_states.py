@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bybit_hybrid.service.dashboard import DashboardState, PositionRow, SocketRow
 
 ENDPOINT = "sim http://127.0.0.1:43117"
@@ -42,3 +44,16 @@ def state(positions: int, *, actions: int = 6, alerts: int = 3) -> DashboardStat
         endpoint=ENDPOINT,
         protection="protection: 3 positions (2 trailing, 1 watching), 4 stops sent, 0 aged closes",
     )
+
+
+class QuietStream:
+    """A stream for `DashboardFeed` with nothing open and no socket: only the frame is drawn."""
+
+    def get_status(self) -> dict[str, Any]:
+        return {"mode": "hybrid", "positions": [], "sockets": {}}
+
+    def get_stats(self) -> dict[str, Any]:
+        return {"account_mode": "streaming"}
+
+    def positions(self) -> list[Any]:
+        return []

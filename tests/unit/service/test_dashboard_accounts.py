@@ -28,7 +28,15 @@ def _pos(symbol: str, side: str = "Buy") -> AccountPosition:
 def _state(per_account: int = 2, alerts: tuple[str, ...] = ()) -> AccountsState:
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT"]
     accounts = (
-        AccountView("acct1", "up", "bus", tuple(_pos(s) for s in symbols[:per_account]), 4, 1),
+        AccountView(
+            "acct1",
+            "up",
+            "bus",
+            tuple(_pos(s) for s in symbols[:per_account]),
+            4,
+            1,
+            hub_beat_age_s=0.4,
+        ),
         AccountView("acct2", "up", "fallback", tuple(_pos(s, "Sell") for s in symbols[1:3])),
         AccountView("acct3", "exited 1"),
     )
@@ -49,7 +57,7 @@ def test_every_account_the_hub_and_the_marks_are_shown() -> None:
     assert "3 accounts over NATS" in text
     assert "hub up: 1 public socket(s) for 3 demanded symbol(s)" in text
     assert "BTCUSDT 65000.1" in text
-    assert "acct1 [up] marks from bus" in text
+    assert "acct1 [up] marks from bus (hub beat 0.4s ago)" in text
     assert "acct2 [up] marks from fallback" in text
     assert "acct3 [exited 1]" in text
     rows = [ln for ln in text.splitlines() if ln.startswith("acct2 ") and "ETHUSDT/0" in ln]

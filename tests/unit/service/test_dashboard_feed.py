@@ -9,19 +9,9 @@ from typing import Any
 
 from bybit_hybrid.service.commands import demo
 from bybit_hybrid.service.dashboard_feed import DashboardFeed
+from tests.unit.service.dashboard_states import QuietStream
 
 T0 = calendar.timegm((2026, 12, 4, 4, 0, 0))
-
-
-class _Stream:
-    def get_status(self) -> dict[str, Any]:
-        return {"mode": "hybrid", "positions": [], "sockets": {}}
-
-    def get_stats(self) -> dict[str, Any]:
-        return {"account_mode": "streaming"}
-
-    def positions(self) -> list[Any]:
-        return []
 
 
 class _Protection:
@@ -48,7 +38,7 @@ class _Protection:
 def test_a_trail_change_is_stamped_when_it_was_observed() -> None:
     wall = [T0]
     protection = _Protection()
-    feed = DashboardFeed(_Stream(), protection, wall=lambda: wall[0])
+    feed = DashboardFeed(QuietStream(), protection, wall=lambda: wall[0])
     feed.observe()
     wall[0] = T0 + 1  # the trail activates at 04:00:01 ...
     protection.phase, protection.stop = "trailing", "65100"
@@ -70,7 +60,7 @@ class _CountingFeed:
 
     def snapshot(self) -> Any:
         self.calls.append("snapshot")
-        return DashboardFeed(_Stream(), _Protection()).snapshot()
+        return DashboardFeed(QuietStream(), _Protection()).snapshot()
 
 
 async def test_piped_mode_observes_between_summaries(monkeypatch: Any) -> None:

@@ -16,7 +16,7 @@ from bybit_hybrid.service.commands.demo import dashboard_live, fitted, logs_to
 from bybit_hybrid.service.dashboard import PRIORITY, DashboardState, render, render_text
 from bybit_hybrid.service.dashboard_feed import DashboardFeed
 from bybit_hybrid.service.logs import REDACTOR
-from tests.unit.service.dashboard_states import ENDPOINT, state
+from tests.unit.service.dashboard_states import ENDPOINT, QuietStream, state
 
 SIZES = [(80, 24), (120, 40), (160, 48)]
 HEADER = "bybit-hybrid demo"
@@ -113,17 +113,6 @@ def test_a_growing_table_leaves_no_stale_line_on_the_terminal(width: int, height
     assert not any(shown[len(expected) :]), "lines left over from a taller frame"
 
 
-class _Stream:
-    def get_status(self) -> dict[str, Any]:
-        return {"mode": "hybrid", "positions": [], "sockets": {}}
-
-    def get_stats(self) -> dict[str, Any]:
-        return {"account_mode": "streaming"}
-
-    def positions(self) -> list[Any]:
-        return []
-
-
 class _Protection:
     def status(self) -> dict[str, Any]:
         return {"positions": [], "trailing": {"stops_sent": 0, "closes": 0}, "aged": {"closes": 0}}
@@ -141,7 +130,7 @@ def test_log_records_go_to_the_alerts_panel_not_behind_the_display() -> None:
     terminal_log = logging.StreamHandler(out)  # stderr on the same terminal
     terminal_log.addFilter(REDACTOR)
     root.handlers[:], root.level = [terminal_log], logging.INFO
-    feed = DashboardFeed(_Stream(), _Protection(), wall=lambda: 0.0)
+    feed = DashboardFeed(QuietStream(), _Protection(), wall=lambda: 0.0)
     log = logging.getLogger("bybit_hybrid.test")
     try:
         with logs_to(feed, True):

@@ -135,3 +135,22 @@ def test_the_feed_label_says_rest_where_rest_drives() -> None:
     # the plain hybrid stream (no failover): its streams drive
     line = _mode_line({}, {"mode": "hybrid"})
     assert line == 'bybit_hybrid_mode{feed="streaming",mode="hybrid"} 1.0'
+
+
+def test_the_reconcile_counters_of_get_stats_are_exported() -> None:
+    """Issue 19: a lagging `position/list` shows as many keys missed and few closed; the three
+    counters of get_stats() are one counter family with an `outcome` label."""
+    metrics = ServiceMetrics(clock=lambda: 100.0)
+    stats: dict[str, object] = {
+        "reconcile_misses": 7,
+        "reconcile_misses_withdrawn": 5,
+        "reconcile_closes": 2,
+    }
+    metrics.bind(_FakeStream(stats, {"mode": "hybrid"}))
+    text = metrics.render().decode()
+    for outcome, value in (("missed", 7), ("withdrawn", 5), ("closed", 2)):
+        assert f'bybit_hybrid_reconcile_keys_total{{outcome="{outcome}"}} {value}.0' in text
+    # A stream without them (an older driver) exposes zeros, not a gap in the series.
+    metrics = ServiceMetrics(clock=lambda: 100.0)
+    metrics.bind(_FakeStream({}, {"mode": "hybrid"}))
+    assert 'bybit_hybrid_reconcile_keys_total{outcome="closed"} 0.0' in metrics.render().decode()

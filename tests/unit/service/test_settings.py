@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from bybit_hybrid.errors import ConfigError
+from bybit_hybrid.rollout.modes import RolloutStream
 from bybit_hybrid.service.cli import main
 from bybit_hybrid.service.commands import demo, run, stream
 from bybit_hybrid.service.commands.config import reference
 from bybit_hybrid.service.settings import load_settings
+from bybit_hybrid.service.streams import make_position_stream
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
@@ -177,3 +179,73 @@ def test_bad_event_loop_env_exits_2_with_one_line(
 
 def test_reference_doc_is_generated_from_the_model() -> None:
     assert DOCS.read_text() == reference(), "run: bybit-hybrid config docs > docs/configuration.md"
+
+
+# --- the private socket's heartbeat (issue 19 F2) as settings --------------------------------
+
+
+def test_private_heartbeat_settings_from_env_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = load_settings()
+    heartbeat = (defaults.rollout_private_ping_interval_s, defaults.rollout_private_pong_timeout_s)
+    assert heartbeat == (3.0, 2.0)
+    toml = tmp_path / "h.toml"
+    toml.write_text("[rollout]\nprivate_ping_interval_s = 6\nprivate_pong_timeout_s = 4\n")
+    got = load_settings(toml)
+    heartbeat = (got.rollout_private_ping_interval_s, got.rollout_private_pong_timeout_s)
+    assert heartbeat == (6.0, 4.0)
+    monkeypatch.setenv("BYBIT_HYBRID_ROLLOUT_PRIVATE_PONG_TIMEOUT_S", "1.5")
+    assert load_settings(toml).rollout_private_pong_timeout_s == 1.5  # environment beats file
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"BYBIT_HYBRID_ROLLOUT_PRIVATE_PING_INTERVAL_S": "0"},
+            "setting rollout_private_ping_interval_s: got '0', input should be greater than 0",
+        ),
+        (
+            {"BYBIT_HYBRID_ROLLOUT_PRIVATE_PONG_TIMEOUT_S": "-1"},
+            "setting rollout_private_pong_timeout_s: got '-1', input should be greater than 0",
+        ),
+        (
+            {"BYBIT_HYBRID_ROLLOUT_PRIVATE_PING_INTERVAL_S": "30"},
+            "setting rollout_private_ping_interval_s: got '30', input should be less than or "
+            "equal to 20",
+        ),
+        (
+            {"BYBIT_HYBRID_ROLLOUT_PRIVATE_PONG_TIMEOUT_S": "3"},
+            "settings: rollout_private_pong_timeout_s (3 s) must be below "
+            "rollout_private_ping_interval_s (3 s)",
+        ),
+    ],
+)
+def test_bad_private_heartbeat_names_the_key(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(message), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "parallel", "cutover"])
+def test_the_private_heartbeat_settings_reach_the_private_socket(mode: str) -> None:
+    settings = load_settings(
+        overrides={
+            "mode": mode,
+            "rollout_private_ping_interval_s": 1.5,
+            "rollout_private_pong_timeout_s": 0.5,
+        }
+    )
+    stream = make_position_stream(settings, "k", "s", None, {"base_url": "http://127.0.0.1:9"})
+    assert isinstance(stream, RolloutStream)
+    session = stream.hybrid._config.session  # type: ignore[attr-defined]
+    assert (session.private_ping_interval_s, session.private_pong_timeout_s) == (1.5, 0.5)
+    private = session.for_private()
+    assert (private.ping_interval_s, private.pong_timeout_s) == (1.5, 0.5)
+    assert (session.ping_interval_s, session.pong_timeout_s) == (20.0, 10.0)  # public: Bybit's

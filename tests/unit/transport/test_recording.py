@@ -4,6 +4,7 @@ cutover decisions, secret scrubbing and restarts (several headers in one file)."
 from __future__ import annotations
 
 import gzip
+import inspect
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from bybit_hybrid.protocol.domain import Source, TickerUpdate
 from bybit_hybrid.protocol.hybrid import PRIVATE, HybridConfig, HybridCore
 from bybit_hybrid.service.cli import main
-from bybit_hybrid.transport.recording import Recorder, RecordingCore, read_records, replay
+from bybit_hybrid.transport.recording import INPUTS, Recorder, RecordingCore, read_records, replay
 from bybit_hybrid.wire.signing import Credentials
 from tests.unit.protocol.builders import pos
 
@@ -127,3 +128,20 @@ def test_a_confirmation_round_trips(tmp_path: Path) -> None:
     assert "ETHUSDT" not in {key.symbol for key in live.book.open_keys()}
     result = replay(read_records(path))
     assert [repr(e) for e in result.events] == [repr(e) for e in live_events]
+
+
+def test_every_core_input_is_recorded_through_the_one_table() -> None:
+    # From the rule: whatever the core takes from outside with a `now` (a connect, a socket's
+    # open, frame or close, a timer, a REST answer or failure) is an input and must be
+    # recorded; RecordingCore declares none of their signatures itself.
+    inputs = {
+        name
+        for name, member in inspect.getmembers(HybridCore, inspect.isfunction)
+        if (name.startswith("on_") or name in {"start_connect", "tick"})
+        and "now" in inspect.signature(member).parameters
+    }
+    assert inputs == {spec.method for spec in INPUTS}
+    for name in inputs:
+        wrapped = getattr(RecordingCore, name)
+        assert "def " + name not in inspect.getsource(RecordingCore)
+        assert inspect.signature(wrapped) == inspect.signature(getattr(HybridCore, name))

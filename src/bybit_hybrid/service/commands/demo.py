@@ -4,7 +4,8 @@ No keys and no network: the embedded simulator provides the exchange, the `run` 
 router, trailing stop, aged monitor, with its state in a temporary SQLite file) protects its
 positions, and a live rich dashboard shows them. Piped (no terminal), it prints a plain
 summary every few seconds instead; with `--duration S` it stops after S seconds, prints a
-final summary and exits 0.
+final summary and exits 0. `--accounts N` runs the multi-process scale-out demo instead
+(`demo_accounts.py`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,13 +182,30 @@ async def _main(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     with tempfile.TemporaryDirectory(prefix="bybit-hybrid-demo-") as tmp:
         topo = Topology(Path(tmp))
         try:
-            await start_topology(topo, args, settings)
-            _say_started(topo)
-            await _watch(topo, done, args.duration)
+            if await _started(start_topology(topo, args, settings), done):
+                _say_started(topo)
+                await _watch(topo, done, args.duration)
         finally:
             await stop_topology(topo)
             _say_stopped(topo)
     return 0
+
+
+async def _started(start: Coroutine[Any, Any, None], done: asyncio.Event) -> bool:
+    """Runs `start` unless Ctrl-C comes first (then cancels it); True once it finished."""
+    task = asyncio.ensure_future(start)
+    stop = asyncio.ensure_future(done.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()  # a failed start raises here
+    return True
 
 
 def _say_started(topo: Topology) -> None:

@@ -77,6 +77,7 @@ class Child:
             env=None if env is None else dict(env),
             start_new_session=True,
         )
+        print(f"demo: started {self.name} (pid {self.proc.pid})", flush=True)
 
     async def read_lines(self, count: int, timeout_s: float = READY_TIMEOUT_S) -> list[str]:
         """Its next `count` stdout lines; then the rest of stdout goes to the log file. A child

@@ -172,7 +172,12 @@ class DemoWatch:
             events_published=int(bus.get("events_published", 0)),
             stops_sent=int(trailing.get("stops_sent", 0)),
             failovers=int(bus.get("failovers", 0)),
+            hub_beat_age_s=_float(bus.get("hub_heartbeat_age_s")),
         )
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _positions(status: dict[str, Any]) -> tuple[AccountPosition, ...]:

@@ -101,18 +101,10 @@ async def _run(
     stack = RunStack(settings, api_key, api_secret, kwargs, listeners=(watch, on_event))
     watch.alerts = stack.metrics.on_event
     stack.extra_status["auth"] = watch.status
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, done.set)
+    _stop_on_signals(done)
     tasks: list[asyncio.Task[None]] = []
     try:
-        await stack.start(metrics_port=settings.metrics_port)
-        if stack.server is not None:
-            say(f"metrics on {stack.server.url}")
-        log.info("protecting positions (state in %s, mode %s)", stack.state_db, settings.mode)
-        if settings.protection_dry_run:
-            log.warning("dry run: protection decisions are logged, nothing is sent")
+        await _start(stack, settings)
         tasks.append(asyncio.create_task(_report(stack.protection), name="run-status"))
         tasks.append(asyncio.create_task(watch.loop(), name="run-auth-watch"))
         tasks.append(asyncio.create_task(_summarise(stack, bootstrapped), name="run-plan"))
@@ -130,6 +122,23 @@ async def _run(
     if fatal:
         raise ConfigError(fatal[0])
     return 0
+
+
+def _stop_on_signals(done: asyncio.Event) -> None:
+    """SIGINT and SIGTERM end the run cleanly (where the loop supports signal handlers)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, done.set)
+
+
+async def _start(stack: RunStack, settings: AppSettings) -> None:
+    await stack.start(metrics_port=settings.metrics_port)
+    if stack.server is not None:
+        say(f"metrics on {stack.server.url}")
+    log.info("protecting positions (state in %s, mode %s)", stack.state_db, settings.mode)
+    if settings.protection_dry_run:
+        log.warning("dry run: protection decisions are logged, nothing is sent")
 
 
 async def _summarise(stack: RunStack, bootstrapped: asyncio.Event) -> None:
