@@ -27,9 +27,9 @@ from typing import Any
 
 from bybit_hybrid.bus.hub import MarkHub
 from bybit_hybrid.bus.settings import BusSettings
-from bybit_hybrid.bus.worker import BusHybridStream
 from bybit_hybrid.protocol.events import MarkUpdated
 from bybit_hybrid.sim import ConnKind, SimConfig, SimServer
+from bybit_hybrid.stream import BybitHybridStream
 from bybit_hybrid.transport.endpoints import Endpoints
 
 
@@ -86,12 +86,12 @@ def _hop_listener(
 
 async def _workers(
     sim: SimServer, bus: BusSettings, count: int, listener: Callable[[object], None]
-) -> list[BusHybridStream]:
+) -> list[BybitHybridStream]:
     streams = []
     for n in range(count):
-        stream = BusHybridStream(
+        stream = BybitHybridStream(
             sim.api_key, sim.api_secret, None, base_url=sim.base_url,
-            rng=random.Random(n), bus=bus, account=f"acct{n}",
+            rng=random.Random(n), bus_url=bus, bus_account=f"acct{n}",
         )  # fmt: skip
         stream.add_listener(listener)
         streams.append(stream)
@@ -119,7 +119,7 @@ async def run(workers: int, symbols: int, seconds: float) -> dict[str, Any]:
         await asyncio.sleep(seconds)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         public = sum(1 for c in sim.connections if c.kind is ConnKind.PUBLIC)
-        applied = sum(s.worker_core.bus_marks_applied for s in streams)
+        applied = sum(s.bus.core.bus_marks_applied for s in streams if s.bus is not None)
         shards = hub.status()["public_sockets"]
         for stream in streams:
             await stream.stop()

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bybit_hybrid.protocol.domain import Socket
 from bybit_hybrid.protocol.events import PositionEvent, PositionView
@@ -38,6 +38,10 @@ from bybit_hybrid.transport.proxy import Proxy
 from bybit_hybrid.transport.recording import Recorder, RecordingCore
 from bybit_hybrid.transport.runner import StreamRunner
 from bybit_hybrid.transport.ws import WS_BACKENDS, AnyWsBackend, WsBackendName, ws_backend_named
+
+if TYPE_CHECKING:
+    from bybit_hybrid.bus.settings import BusSettings
+    from bybit_hybrid.bus.worker import BusWorker
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ class BybitHybridStream(ShellStream):
         max_active_time_s: int | None = None,
         rng: random.Random | None = None,
         recorder: Recorder | None = None,
+        bus_url: BusSettings | str | None = None,
+        bus_account: str | None = None,
     ) -> None:
         params = StreamParams.of(
             api_key,
@@ -90,6 +96,10 @@ class BybitHybridStream(ShellStream):
         self._core: HybridCore | None = None
         self._forget_parts()
         self._rest_digest = FailureDigest()  # REST failures: first, summaries, ERROR later
+        # With `bus_url`: an account worker of the scale-out bus (docs/bus.md).
+        self.bus: BusWorker | None = None
+        if bus_url is not None:
+            self.bus = _bus_worker(self, bus_url, bus_account)
 
     def __repr__(self) -> str:
         creds = self._credentials
@@ -117,8 +127,12 @@ class BybitHybridStream(ShellStream):
     async def _start_parts(self) -> None:
         assert self._runner is not None
         await self._runner.start()
+        if self.bus is not None:
+            self.bus.start()
 
     async def _stop_parts(self) -> None:
+        if self.bus is not None:
+            await self.bus.stop()
         if self._runner is not None:
             await self._runner.stop()
 
@@ -175,6 +189,7 @@ class BybitHybridStream(ShellStream):
             "rest_failures": s.rest_failures,
             **core.book.stats.missing_rows(),
             **self._fanout.stats(),
+            **({} if self.bus is None else self.bus.stats()),
             "running": self._runner is not None,
         }
 
@@ -191,11 +206,15 @@ class BybitHybridStream(ShellStream):
             status.update(self._core.status(now))
             status["uptime_s"] = round(now - (self._started_at or now), 3)
         status["stats"] = self.get_stats()
+        if self.bus is not None:
+            status["bus"] = self.bus.status()
         return status
 
     # --- internals ---------------------------------------------------------------------------
 
     def _new_core(self) -> HybridCore:
+        if self.bus is not None:
+            return self.bus.new_core(self._credentials, self._config, self._rng)
         if self._recorder is None:
             return HybridCore(self._credentials, self._config, self._rng)
         # A recorded core draws from a generator whose seed goes into the recording.
@@ -276,6 +295,19 @@ def _log_socket_trouble(event: CoreEvent) -> None:
         )
     elif isinstance(event, BadFrame):
         log.warning("%s: bad frame ignored: %s", event.connection, event.error)
+
+
+def _bus_worker(
+    stream: BybitHybridStream, bus_url: BusSettings | str, account: str | None
+) -> BusWorker:
+    """The bus worker a stream composes; nats-py is imported only here, for a bus worker."""
+    if stream._recorder is not None:
+        raise ValueError("recording is not supported for a bus worker (record without a bus)")
+    if stream._config.stream_symbol is not None:
+        raise ValueError("a bus worker streams every symbol (no cutover share)")
+    from bybit_hybrid.bus.worker import BusWorker  # noqa: PLC0415
+
+    return BusWorker(stream, bus_url, account, stream._fanout.notify)
 
 
 def _log_line_of(line: LogLine | None) -> None:

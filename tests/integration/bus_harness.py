@@ -14,8 +14,8 @@ from nats.aio.client import Client
 from bybit_hybrid.bus.hub import MarkHub
 from bybit_hybrid.bus.payloads import BusMark, decode_mark
 from bybit_hybrid.bus.settings import BusSettings
-from bybit_hybrid.bus.worker import BusHybridStream
 from bybit_hybrid.sim import ConnKind, SimServer
+from bybit_hybrid.stream import BybitHybridStream
 from bybit_hybrid.transport.endpoints import Endpoints
 from tests.integration.stream_harness import CONFIG, Recorder
 from tests.support import UNIT_S
@@ -42,17 +42,17 @@ def hub_for(sim: SimServer, bus: BusSettings, hub_id: str) -> MarkHub:
 
 def worker_for(
     sim: SimServer, bus: BusSettings, account: str, rec: Recorder | None = None
-) -> tuple[BusHybridStream, Recorder]:
+) -> tuple[BybitHybridStream, Recorder]:
     rec = rec or Recorder()
-    stream = BusHybridStream(
+    stream = BybitHybridStream(
         sim.api_key,
         sim.api_secret,
         rec.handler,
         base_url=sim.base_url,
         config=CONFIG,
         rng=random.Random(7),
-        bus=bus,
-        account=account,
+        bus_url=bus,
+        bus_account=account,
     )
     stream.add_listener(rec.listener)
     return stream, rec
@@ -74,3 +74,57 @@ async def nats_client(url: str) -> AsyncIterator[Client]:
 
 def marks_of(raw: list[bytes]) -> list[BusMark]:
     return [decode_mark(r) for r in raw]
+
+
+class BusRig:
+    """One test's hubs, workers and NATS clients against `sim` and a real nats-server; every
+    one started here is stopped (workers first) by `close()`, so a test holds no teardown."""
+
+    def __init__(self, sim: SimServer, nats_server: Any) -> None:
+        self.sim = sim
+        self.nats_server = nats_server
+        self.bus = fast_bus(nats_server.url)  # a test may replace it before starting anything
+        self._workers: list[BybitHybridStream] = []
+        self._hubs: list[MarkHub] = []
+        self._clients: list[Client] = []
+
+    @property
+    def url(self) -> str:
+        return str(self.nats_server.url)
+
+    async def hub(self, hub_id: str = "hub-a", *, start: bool = True) -> MarkHub:
+        hub = hub_for(self.sim, self.bus, hub_id)
+        self._hubs.append(hub)
+        if start:
+            await hub.start()
+        return hub
+
+    async def worker(
+        self, account: str = "alice", *, ready: bool = True
+    ) -> tuple[BybitHybridStream, Recorder]:
+        """A started account worker (bootstrapped, with `ready`) and its recorder."""
+        stream, rec = worker_for(self.sim, self.bus, account)
+        self._workers.append(stream)
+        await stream.start()
+        if ready:
+            await stream.wait_ready(3 * UNIT_S)
+        return stream, rec
+
+    async def restart(self, stream: BybitHybridStream) -> tuple[BybitHybridStream, Recorder]:
+        """Stops `stream` and starts a new worker for the same account (a process restart)."""
+        await stream.stop()
+        assert stream.bus is not None
+        return await self.worker(stream.bus.account)
+
+    async def client(self) -> Client:
+        nc = await nats.connect(self.url, connect_timeout=2 * UNIT_S)
+        self._clients.append(nc)
+        return nc
+
+    async def close(self) -> None:
+        for stream in self._workers:
+            await stream.stop()
+        for hub in self._hubs:
+            await hub.stop()
+        for nc in self._clients:
+            await nc.close()

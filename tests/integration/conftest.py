@@ -13,6 +13,7 @@ import pytest
 
 from bybit_hybrid.sim import SimServer
 from bybit_hybrid.transport.ws import WsBackendName
+from tests.integration.bus_harness import BusRig
 from tests.integration.nats_support import NatsServer
 from tests.integration.stream_harness import (
     StreamHarness,
@@ -74,6 +75,16 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def rig(sim: SimServer, nats_server: NatsServer) -> AsyncIterator[BusRig]:
+    """Hubs and account workers on a real nats-server, all stopped at teardown."""
+    bus_rig = BusRig(sim, nats_server)
+    try:
+        yield bus_rig
+    finally:
+        await bus_rig.close()
 
 
 @pytest.fixture

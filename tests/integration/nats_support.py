@@ -32,8 +32,9 @@ class NatsServer:
     """One nats-server process; `stop()` kills it, `start()` brings it back on the same port
     and store (JetStream file streams survive, as a real restart)."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(self, store_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.store_dir = store_dir
+        self.extra_args = extra_args  # e.g. the TLS flags
         self.port = free_port()
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -43,7 +44,7 @@ class NatsServer:
 
     async def start(self) -> None:
         cmd = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port)]
-        cmd += ["-sd", str(self.store_dir)]
+        cmd += ["-sd", str(self.store_dir), *self.extra_args]
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )

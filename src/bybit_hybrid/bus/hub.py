@@ -33,7 +33,7 @@ from bybit_hybrid.protocol.session import StateChanged
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.rest import BybitRestClient
 from bybit_hybrid.transport.runner import StreamRunner
-from bybit_hybrid.transport.ws import AiohttpWsBackend, WsBackend
+from bybit_hybrid.transport.ws import AnyWsBackend, ws_backend_named
 from bybit_hybrid.wire.signing import Credentials
 
 log = logging.getLogger(__name__)
@@ -53,14 +53,14 @@ class MarkHub:
         *,
         hub_id: str | None = None,
         config: HybridConfig | None = None,
-        ws_backend: WsBackend | None = None,
+        ws_backend: AnyWsBackend | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.bus = bus
         self.hub_id = hub_id or default_hub_id()
         self._config = config
         self._ws_backend = ws_backend
-        self._owned_ws: AiohttpWsBackend | None = None
+        self._owned_ws: AnyWsBackend | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -94,9 +94,9 @@ class MarkHub:
         self._core = HubCore(self._on_mark, self._config)
         # The runner wants a REST client; the hub's core never asks it for anything.
         self._rest = BybitRestClient(self.endpoints.rest_url, Credentials("hub", "no-key"))
-        ws = self._ws_backend or AiohttpWsBackend()
-        if self._ws_backend is None:
-            self._owned_ws = ws  # type: ignore[assignment]
+        ws = self._ws_backend
+        if ws is None:
+            ws = self._owned_ws = ws_backend_named("picows")
         self._runner = StreamRunner(self._core, self.endpoints, self._rest, ws, self._on_events)
         await self._runner.start()
         for coro, name in (
@@ -151,7 +151,8 @@ class MarkHub:
     # --- marks out ---------------------------------------------------------------------------
 
     def _on_mark(self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None) -> None:
-        self._pending[symbol] = BusMark(symbol, mark, ts_ms, cs, self.hub_id)
+        rx_us = time.time_ns() // 1000
+        self._pending[symbol] = BusMark(symbol, mark, ts_ms, cs, self.hub_id, rx_us)
         self._wake.set()
 
     async def _publish_loop(self) -> None:
@@ -164,14 +165,19 @@ class MarkHub:
             results = await asyncio.gather(
                 *(self._publish(js, mark) for mark in batch), return_exceptions=True
             )
+            failed = False
             for mark, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
+                    failed = True
                     self.stats["publish_errors"] += 1
                     log.warning("hub: publishing %s failed: %s", mark.symbol, result)
                     # Keep it unless a newer one is already waiting: the bus is down or slow.
                     self._pending.setdefault(mark.symbol, mark)
-            if self._pending:
+            if failed:
+                # Only a failed publish waits: marks that arrived meanwhile go out at once.
                 await asyncio.sleep(min(0.5, self.bus.heartbeat_s))
+                self._wake.set()
+            elif self._pending:
                 self._wake.set()
 
     async def _publish(self, js: JetStreamContext, mark: BusMark) -> None:
@@ -280,10 +286,22 @@ class MarkHub:
     async def _heartbeat_loop(self) -> None:
         assert self._nc is not None and self._core is not None
         while True:
-            beat = HubBeat(self.hub_id, len(self._core.demand), int(time.time() * 1000))
+            beat = HubBeat(
+                self.hub_id, len(self._core.demand), int(time.time() * 1000), self._live()
+            )
             with contextlib.suppress(NatsError):
                 await self._nc.publish(HUB_HEARTBEAT, encode(beat))
             await asyncio.sleep(self.bus.heartbeat_s)
+
+    def _live(self) -> list[str]:
+        """The demanded symbols whose tickers this hub heard within the staleness bound."""
+        core, now = self.core, time.time()  # the runner's clock
+        live = []
+        for symbol in sorted(core.demand):
+            heard = core.ticker_heard_at(symbol)
+            if heard is not None and now - heard < self.bus.stale_after_s:
+                live.append(symbol)
+        return live
 
     def _on_events(self, events: list[CoreEvent]) -> None:
         for event in events:

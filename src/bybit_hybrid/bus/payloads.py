@@ -16,6 +16,9 @@ class BusMark(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     ts_ms: int  # Bybit's frame timestamp
     cs: int | None  # Bybit's cross sequence of that frame
     hub: str  # which hub published it (the copies of hot-hot hubs are dropped by msg id)
+    # When the hub received the frame (its wall clock, µs): a consumer on the same clock
+    # (or a synced one) measures the hop the bus adds. None from hubs before this field.
+    rx_us: int | None = None
 
 
 class Demand(msgspec.Struct, frozen=True):
@@ -30,6 +33,8 @@ class HubBeat(msgspec.Struct, frozen=True):
     hub: str
     symbols: int  # how many tickers it serves
     sent_ms: int
+    # The symbols whose tickers it heard within its staleness bound: alive, however quiet.
+    live: list[str] = []
 
 
 class PositionMessage(msgspec.Struct, frozen=True):
@@ -49,9 +54,16 @@ def encode(payload: msgspec.Struct) -> bytes:
     return ENCODER.encode(payload)
 
 
+_MARK_DECODER: Final = msgspec.json.Decoder(BusMark)
+
+
 def decode_mark(raw: bytes) -> BusMark:
     """Raises `msgspec.ValidationError` / `DecodeError` naming the bad field."""
-    return msgspec.json.decode(raw, type=BusMark)
+    return _MARK_DECODER.decode(raw)
+
+
+def decode_beat(raw: bytes) -> HubBeat:
+    return msgspec.json.decode(raw, type=HubBeat)
 
 
 def decode_demand(raw: bytes) -> Demand:

@@ -86,6 +86,7 @@ def marks_config(settings: BusSettings) -> StreamConfig:
         duplicate_window=settings.duplicate_window_s,
         storage=StorageType.FILE,  # a restarted server still has every last mark
         allow_direct=True,
+        num_replicas=settings.replicas,
     )
 
 
@@ -96,6 +97,7 @@ def positions_config(settings: BusSettings) -> StreamConfig:
         duplicate_window=settings.duplicate_window_s,
         max_age=POSITIONS_MAX_AGE_S,
         storage=StorageType.FILE,
+        num_replicas=settings.replicas,
     )
 
 
@@ -121,7 +123,10 @@ async def ensure_demand_bucket(js: JetStreamContext, settings: BusSettings) -> K
     except (BucketNotFoundError, NotFoundError):
         pass
     config = KeyValueConfig(
-        bucket=DEMAND_BUCKET, ttl=settings.demand_ttl_s, storage=StorageType.FILE
+        bucket=DEMAND_BUCKET,
+        ttl=settings.demand_ttl_s,
+        storage=StorageType.FILE,
+        replicas=settings.replicas,
     )
     try:
         return await js.create_key_value(config)

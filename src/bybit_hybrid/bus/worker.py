@@ -1,12 +1,16 @@
-"""The account worker: `BybitHybridStream` with its marks from the bus, its demand on the bus,
-its position events published, and its own public sockets back when the bus goes stale.
+"""The account worker: a `BybitHybridStream` given `bus_url=` takes its marks from the bus,
+puts its demand on the bus, publishes its position events, and brings its own public sockets
+back when the bus goes stale.
 
-    stream = BusHybridStream(key, secret, handler, bus="nats://127.0.0.1:4222", account="main")
+    stream = BybitHybridStream(key, secret, handler, bus_url="nats://127.0.0.1:4222",
+                               bus_account="main")
 
-Private socket, REST bootstrap/reconcile and protection are as in the single-process stream.
-Health: the NATS connection is up and some hub's heartbeat is younger than `stale_after_s`.
-Unhealthy that long, the worker subscribes its own public sockets for its open symbols
-(`mode: fallback`); healthy again for `stale_after_s`, it retires them (`mode: bus`).
+`BusWorker` is the part the stream composes (it is built only when `bus_url` is given, so
+nats-py is not even imported otherwise). Private socket, REST bootstrap/reconcile and
+protection are as in the single-process stream. Health: the NATS connection is up and some
+hub's heartbeat is younger than `stale_after_s`. Unhealthy that long, the worker subscribes its
+own public sockets for its open symbols (`mode: fallback`); healthy again for `stale_after_s`,
+it retires them (`mode: bus`).
 """
 
 from __future__ import annotations
@@ -15,27 +19,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from bybit_hybrid.bus.core import WorkerCore
-from bybit_hybrid.bus.payloads import BusMark, Demand, decode_mark, encode
+from bybit_hybrid.bus.payloads import BusMark, Demand, decode_beat, decode_mark, encode
 from bybit_hybrid.bus.publisher import PositionPublisher
 from bybit_hybrid.bus.settings import BusSettings
 from bybit_hybrid.bus.setup import connect, declare_all
-from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, check_account, mark_subject
+from bybit_hybrid.bus.subjects import HUB_HEARTBEAT, MARKS_STREAM, check_account, mark_subject
 from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised, Severity
 from bybit_hybrid.protocol.events import PositionClosed, PositionOpened
 from bybit_hybrid.protocol.hybrid import CoreEvent, HybridCore, Reconciled
-from bybit_hybrid.stream import BybitHybridStream
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +50,40 @@ _FELL_BACK = "no healthy hub on the bus: marks from this account's own public so
 _RETURNED = "marks from the bus again"
 
 
-class BusHybridStream(BybitHybridStream):
-    """See the module docstring; every other argument is `BybitHybridStream`'s."""
+class StreamHost(Protocol):
+    """What the worker needs of the stream that composes it (`BybitHybridStream`)."""
 
-    def __init__(self, *args: Any, bus: BusSettings | str, account: str, **kwargs: Any) -> None:
-        if kwargs.get("recorder") is not None:
-            raise ValueError("recording is not supported for a bus worker (record without --bus)")
-        super().__init__(*args, **kwargs)
-        if self._config.stream_symbol is not None:
-            raise ValueError("a bus worker streams every symbol (no cutover share)")
+    @property
+    def core(self) -> HybridCore: ...
+
+    def apply(self, feed: Callable[[HybridCore, float], None]) -> None: ...
+
+    def add_listener(self, listener: Callable[[CoreEvent], None]) -> None: ...
+
+    def now(self) -> float: ...
+
+
+class BusWorker:
+    """See the module docstring. `notify` hands an event to every listener of the stream."""
+
+    def __init__(
+        self,
+        host: StreamHost,
+        bus: BusSettings | str,
+        account: str | None,
+        notify: Callable[[CoreEvent], None],
+    ) -> None:
+        if account is None:
+            raise ValueError("bus_url needs bus_account: the account's name on the bus")
         self.bus = bus if isinstance(bus, BusSettings) else BusSettings(bus)
         self.account = check_account(account)
+        self._host = host
+        self._notify = notify
         self.publisher = PositionPublisher(self.account)
-        self.add_listener(self.publisher.listener)
-        self.add_listener(self._on_core_event)
-        self._bootstrapped = False
+        host.add_listener(self.publisher.listener)
+        host.add_listener(self._on_core_event)
         # Set when a position opens or closes: the demand goes out now, not at the next tick.
         self._demand_moved = asyncio.Event()
-        self._closes_checked = False
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -72,31 +92,40 @@ class BusHybridStream(BybitHybridStream):
         self._unreachable = False
         self._task: asyncio.Task[None] | None = None
         self._last_beat_at: float | None = None  # monotonic
-        self._health_changed_at = time.monotonic()
         self._healthy = False
         self._demand_sent: tuple[frozenset[str], float] | None = None
-        self.mode = BUS
+        self._marks_in: list[BusMark] = []
         self.failovers = 0
         self.bus_marks = 0
         self.bad_bus_marks = 0
+        self._reset()
 
-    def _new_core(self) -> HybridCore:
-        return WorkerCore(self._credentials, self._config, self._rng)
-
-    @property
-    def worker_core(self) -> WorkerCore:
-        core = self.core
-        assert isinstance(core, WorkerCore)
-        return core
-
-    async def start(self) -> None:
+    def _reset(self) -> None:
+        """The state of a new run (before each start)."""
         self.mode = BUS
         self._bootstrapped = self._closes_checked = False
         self._health_changed_at = time.monotonic()
-        await super().start()
+
+    def new_core(self, *args: Any) -> HybridCore:
+        """The stream's core for a run: `WorkerCore(credentials, config, rng)`."""
+        return WorkerCore(*args)
+
+    @property
+    def core(self) -> WorkerCore:
+        core = self._host.core
+        assert isinstance(core, WorkerCore)
+        return core
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        """Called by the stream once its runner is up."""
         self._task = asyncio.create_task(self._loop(), name=f"bybit-bus-worker-{self.account}")
 
     async def stop(self) -> None:
+        """Called by the stream before its runner stops; never raises."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -111,11 +140,11 @@ class BusHybridStream(BybitHybridStream):
             with contextlib.suppress(Exception):
                 await self._nc.close()
         self._nc = self._js = self._kv = None
-        await super().stop()
+        self._reset()
 
     # --- status ------------------------------------------------------------------------------
 
-    def bus_status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         beat_age = None if self._last_beat_at is None else time.monotonic() - self._last_beat_at
         return {
             "url": self.bus.masked(),
@@ -125,22 +154,22 @@ class BusHybridStream(BybitHybridStream):
             "hub_heartbeat_age_s": None if beat_age is None else round(beat_age, 3),
             "failovers": self.failovers,
             "mark_subjects": len(self._subs),
+            "own_socket_symbols": self._own_symbols(),
             "marks_received": self.bus_marks,
             "bad_marks": self.bad_bus_marks,
             "events_backlog": self.publisher.backlog,
             **{f"events_{k}": v for k, v in self.publisher.stats.items()},
         }
 
-    def get_status(self) -> dict[str, Any]:
-        status = super().get_status()
-        status["bus"] = self.bus_status()
-        return status
+    def _own_symbols(self) -> list[str]:
+        """Symbols on the own socket while the rest come from the bus (per-symbol staleness)."""
+        if not self.running:
+            return []
+        return sorted(self.core.own_symbols)
 
-    def get_stats(self) -> dict[str, Any]:
-        stats = super().get_stats()
-        stats["bus_fallback"] = self.mode == FALLBACK
-        stats["bus_failovers"] = self.failovers
-        return stats
+    def stats(self) -> dict[str, Any]:
+        """The worker's part of the stream's `get_stats()`."""
+        return {"bus_fallback": self.mode == FALLBACK, "bus_failovers": self.failovers}
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -169,10 +198,10 @@ class BusHybridStream(BybitHybridStream):
             self._kv = await declare_all(self._js, self.bus)
             self._resubscribe = False
             await self._drop_subscriptions()
-        wanted = frozenset(self.core.book.open_symbols())
+        wanted = frozenset(self._host.core.book.open_symbols())
         await self._send_demand(wanted)
         await self._sync_subscriptions(wanted)
-        self.worker_core.bus_subjects = len(self._subs)
+        self.core.bus_subjects = len(self._subs)
         await self._check_closes()
 
     def _on_core_event(self, event: CoreEvent) -> None:
@@ -186,7 +215,7 @@ class BusHybridStream(BybitHybridStream):
         if self._closes_checked or self.publisher.restored is None:
             return  # the publisher reads the bus's record first
         if self._bootstrapped:
-            self.publisher.close_missing(self.core.book.open_keys())
+            self.publisher.close_missing(self._host.core.book.open_keys())
             self._closes_checked = True
 
     async def _connect(self) -> None:
@@ -215,8 +244,15 @@ class BusHybridStream(BybitHybridStream):
         self._resubscribe = True
         self._demand_sent = None
 
-    async def _on_beat(self, _msg: Msg) -> None:
+    async def _on_beat(self, msg: Msg) -> None:
+        try:
+            beat = decode_beat(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("bus: bad hub heartbeat ignored: %s", exc)
+            return
         self._last_beat_at = time.monotonic()
+        if beat.live and self.running:
+            self._host.apply(lambda core, now: _heard(core, beat.live, now))
 
     async def _send_demand(self, wanted: frozenset[str]) -> None:
         assert self._kv is not None
@@ -229,39 +265,60 @@ class BusHybridStream(BybitHybridStream):
         self._demand_sent = (wanted, now)
 
     async def _sync_subscriptions(self, wanted: frozenset[str]) -> None:
-        assert self._js is not None
+        """Per symbol: a plain NATS subscription to its subject, which the server hands each
+        mark as the hub publishes it (no JetStream consumer in the hop), then the stream's last
+        value read once, so a late joiner has the current mark at once. Whichever of the two
+        arrives first, the mark cache keeps the newer (cs, ts)."""
+        assert self._nc is not None and self._js is not None
         for symbol in sorted(self._subs.keys() - wanted):
             sub = self._subs.pop(symbol)
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
-        for symbol in sorted(wanted - self._subs.keys()):
-            # The last value at once (a late joiner), then every change.
-            self._subs[symbol] = await self._js.subscribe(
-                mark_subject(symbol),
-                cb=self._on_mark,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            )
+        added = sorted(wanted - self._subs.keys())
+        for symbol in added:
+            self._subs[symbol] = await self._nc.subscribe(mark_subject(symbol), cb=self._on_mark)
+        await asyncio.gather(*(self._read_last(symbol) for symbol in added))
+
+    async def _read_last(self, symbol: str) -> None:
+        assert self._js is not None
+        try:
+            last = await self._js.get_last_msg(MARKS_STREAM, mark_subject(symbol))
+        except NotFoundError:
+            return  # no hub has published this symbol yet: its first mark comes live
+        if last.data is not None:
+            self._take_mark(last.data, last.subject or symbol)
 
     async def _drop_subscriptions(self) -> None:
         subs, self._subs = list(self._subs.values()), {}
-        if self._core is not None:
-            self.worker_core.bus_subjects = 0
+        if self.running:
+            self.core.bus_subjects = 0
         for sub in subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
     async def _on_mark(self, msg: Msg) -> None:
+        self._take_mark(msg.data, msg.subject)
+
+    def _take_mark(self, data: bytes, subject: str) -> None:
         try:
-            mark = decode_mark(msg.data)
+            mark = decode_mark(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.bad_bus_marks += 1
-            log.warning("bus: bad mark on %s ignored: %s", msg.subject, exc)
+            log.warning("bus: bad mark on %s ignored: %s", subject, exc)
             return
         self.bus_marks += 1
-        if self._runner is None:
+        if not self.running:
             return
-        self.apply(lambda core, now: _feed(core, mark, now))
+        # Marks read together (a hub publishes a frame burst at once) are applied together:
+        # one pass of the core's outputs for the lot, not one per mark.
+        if not self._marks_in:
+            asyncio.get_running_loop().call_soon(self._apply_marks)
+        self._marks_in.append(mark)
+
+    def _apply_marks(self) -> None:
+        marks, self._marks_in = self._marks_in, []
+        if marks and self.running:
+            self._host.apply(lambda core, now: _feed(core, marks, now))
 
     # --- health and failover -----------------------------------------------------------------
 
@@ -276,7 +333,10 @@ class BusHybridStream(BybitHybridStream):
         )
         if healthy != self._healthy:
             self._healthy, self._health_changed_at = healthy, now
-        if now - self._health_changed_at < self.bus.stale_after_s or self._runner is None:
+        if self.running and healthy and self.mode == BUS:
+            stale_s = self.bus.stale_after_s
+            self._host.apply(lambda core, now: _judge_symbols(core, stale_s, now))
+        if now - self._health_changed_at < self.bus.stale_after_s or not self.running:
             return
         if not healthy and self.mode == BUS:
             self.mode = FALLBACK
@@ -286,18 +346,37 @@ class BusHybridStream(BybitHybridStream):
                 now - self._health_changed_at,
                 self.account,
             )
-            self.apply(lambda core, now: _switch(core, public=True, now=now))
-            self._fanout.notify(AlertRaised(BUS_ALERT, Severity.WARNING, _FELL_BACK, self.now()))
+            self._host.apply(lambda core, now: _switch(core, public=True, now=now))
+            self._notify(AlertRaised(BUS_ALERT, Severity.WARNING, _FELL_BACK, self._host.now()))
         elif healthy and self.mode == FALLBACK:
             self.mode = BUS
             log.warning("bus: healthy again: %s takes its marks from the bus", self.account)
-            self.apply(lambda core, now: _switch(core, public=False, now=now))
-            self._fanout.notify(AlertCleared(BUS_ALERT, Severity.WARNING, _RETURNED, self.now()))
+            self._host.apply(lambda core, now: _switch(core, public=False, now=now))
+            self._notify(AlertCleared(BUS_ALERT, Severity.WARNING, _RETURNED, self._host.now()))
 
 
-def _feed(core: HybridCore, mark: BusMark, now: float) -> None:
+def _feed(core: HybridCore, marks: list[BusMark], now: float) -> None:
     assert isinstance(core, WorkerCore)
-    core.on_bus_mark(mark.symbol, mark.mark_price, mark.ts_ms, mark.cs, now)
+    for mark in marks:
+        core.on_bus_mark(mark.symbol, mark.mark_price, mark.ts_ms, mark.cs, now)
+
+
+def _heard(core: HybridCore, symbols: list[str], now: float) -> None:
+    assert isinstance(core, WorkerCore)
+    core.note_bus_heard(symbols, now)
+
+
+def _judge_symbols(core: HybridCore, stale_after_s: float, now: float) -> None:
+    assert isinstance(core, WorkerCore)
+    for symbol, own in core.judge_bus_symbols(stale_after_s, now):
+        if own:
+            log.warning(
+                "bus: no mark or hub has shown %s alive for %.1fs: its own ticker subscription",
+                symbol,
+                stale_after_s,
+            )
+        else:
+            log.warning("bus: %s is served by the bus again", symbol)
 
 
 def _switch(core: HybridCore, *, public: bool, now: float) -> None:

@@ -48,7 +48,7 @@ class RolloutConfig:
 
 
 class HybridSource(Protocol):
-    """The hybrid stream as rollout uses it (`BybitHybridStream`, `bus.worker.BusHybridStream`)."""
+    """The hybrid stream as rollout uses it (`BybitHybridStream`, with or without `bus_url`)."""
 
     endpoints: Endpoints
 

@@ -29,6 +29,7 @@ from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent
 from bybit_hybrid.protocol.failover import FailoverSwitched
 from bybit_hybrid.protocol.hybrid import CoreEvent
 from bybit_hybrid.protocol.session import SessionState, SocketDead, StateChanged
+from bybit_hybrid.service.metrics_bus import bus_metrics
 from bybit_hybrid.transport.rest import RestMetrics
 
 PREFIX = "bybit_hybrid"
@@ -177,7 +178,9 @@ class _StatusCollector(Collector):
         owner = self._owner
         if owner._stream is not None:
             stream = owner._stream
-            yield from _stream_metrics(stream.get_stats(), stream.get_status())
+            status = stream.get_status()
+            yield from _stream_metrics(stream.get_stats(), status)
+            yield from bus_metrics(status.get("bus"))
         if owner._protection is not None:
             yield from _protection_metrics(owner._protection.status())
         yield from _rest_metrics(owner._rest)

@@ -352,6 +352,20 @@ class AppSettings(BaseSettings):
     bus_ca_file: Path | None = Field(
         default=None, description="CA bundle that signs the bus servers (tls:// URLs)"
     )
+    bus_cert_file: Path | None = Field(
+        default=None,
+        description="client certificate (PEM) for bus servers that verify clients; its private "
+        "key in bus_key_file, or in the same file",
+    )
+    bus_key_file: Path | None = Field(
+        default=None, description="private key (PEM) of bus_cert_file; never logged or shown"
+    )
+    bus_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="JetStream replicas of the bus's streams and bucket: 3 on a NATS cluster of 3",
+    )
     bus_stale_after_s: float = Field(
         default=5.0,
         gt=1,

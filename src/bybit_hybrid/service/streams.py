@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from bybit_hybrid.bus.settings import BusSettings
-from bybit_hybrid.bus.worker import BusHybridStream
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.facade import PositionStream
 from bybit_hybrid.protocol.alerts import AlertConfig
@@ -185,6 +184,9 @@ def bus_settings(settings: AppSettings) -> BusSettings | None:
             settings.bus_url.get_secret_value(),
             creds_file=settings.bus_creds_file,
             ca_file=settings.bus_ca_file,
+            cert_file=settings.bus_cert_file,
+            key_file=settings.bus_key_file,
+            replicas=settings.bus_replicas,
             stale_after_s=settings.bus_stale_after_s,
         )
     except ValueError as exc:
@@ -198,4 +200,4 @@ def bus_worker_factory(settings: AppSettings) -> Callable[..., BybitHybridStream
         return None
     if settings.bus_account is None:
         raise ConfigError("--bus needs --account NAME (bus_account): the name on the bus")
-    return functools.partial(BusHybridStream, bus=bus, account=settings.bus_account)
+    return functools.partial(BybitHybridStream, bus_url=bus, bus_account=settings.bus_account)

@@ -111,3 +111,53 @@ def test_hub_core_has_no_private_socket_serves_demand_and_sinks_mark_changes() -
     (unsub,) = _ack_all(core, PUB, T0 + 1)
     assert unsub["op"] == "unsubscribe" and unsub["args"] == ["tickers.BTCUSDT"]
     assert core.demand == {"ETHUSDT"}
+
+
+def test_a_symbol_the_bus_stops_showing_alive_moves_to_the_own_socket_alone_and_back() -> None:
+    """Per-symbol bus staleness (rules: a symbol the bus has not shown alive, by a mark or a
+    hub's beat naming it, for the bound falls back alone; quiet but named in beats is alive)."""
+    stale_s = 3.0
+    core = _worker_with_btc()
+    core.on_frame(PRIVATE, _push(_row("ETHUSDT", seq=7)), T0)
+    core.take_events()
+    assert core.judge_bus_symbols(stale_s, T0) == []  # both just held: the full bound ahead
+    # BTC's mark never moves, but every beat names it; ETH is named by no hub.
+    for t in (1.0, 2.0, 2.9):
+        core.note_bus_heard(["BTCUSDT"], T0 + t)
+        assert core.judge_bus_symbols(stale_s, T0 + t) == []
+    core.note_bus_heard(["BTCUSDT"], T0 + 3.0)
+    assert core.judge_bus_symbols(stale_s, T0 + 3.0) == [("ETHUSDT", True)]
+    assert core.sockets() == [PRIVATE, PUB]
+    _live_public(core, T0 + 3.0)
+    (sub,) = _ack_all(core, PUB, T0 + 3.0)
+    assert sub["args"] == ["tickers.ETHUSDT"]  # ETH alone: BTC stays on the bus
+    assert core.bus_marks and list(core.own_symbols) == ["ETHUSDT"]
+    # The rollout judges ETH by its own socket now, BTC by the bus's beats.
+    assert core.ticker_heard_at("BTCUSDT") == T0 + 3.0
+    # The bus shows ETH alive again, but not for long enough on the own socket yet.
+    core.on_bus_mark("ETHUSDT", D("3001"), 5, 20, T0 + 4.0)
+    assert core.judge_bus_symbols(stale_s, T0 + 4.0) == []
+    core.note_bus_heard(["BTCUSDT", "ETHUSDT"], T0 + 6.0)
+    assert core.judge_bus_symbols(stale_s, T0 + 6.0) == [("ETHUSDT", False)]
+    sent = _ack_all(core, PUB, T0 + 6.0)
+    assert [a for r in sent if r["op"] == "unsubscribe" for a in r["args"]] == ["tickers.ETHUSDT"]
+    assert core.close_requested(PUB) is not None  # the last own symbol: the socket goes
+    core.on_close(PUB, T0 + 6.0, "closed")
+    assert core.sockets() == [PRIVATE]
+    quote = core.book.mark("ETHUSDT")
+    assert quote is not None and quote.mark_price == D("3001")  # kept across the move
+
+
+def test_a_closed_symbol_leaves_the_own_socket_and_whole_fallback_clears_per_symbol_state() -> None:
+    core = _worker_with_btc()
+    core.judge_bus_symbols(1.0, T0)
+    assert core.judge_bus_symbols(1.0, T0 + 1.0) == [("BTCUSDT", True)]
+    core.on_frame(PRIVATE, _push(_row("BTCUSDT", size="0", side="")), T0 + 1.5)
+    core.take_events()
+    core.judge_bus_symbols(1.0, T0 + 1.5)
+    assert core.own_symbols == {} and core.ticker_refs() == {}
+    # A whole-bus fallback serves everything; the per-symbol judge then stands aside.
+    core.on_frame(PRIVATE, _push(_row("ETHUSDT", seq=9)), T0 + 2)
+    core.use_public(T0 + 2)
+    assert core.judge_bus_symbols(1.0, T0 + 9) == []
+    assert core.ticker_refs() == {"ETHUSDT": 1}

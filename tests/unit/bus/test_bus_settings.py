@@ -33,6 +33,7 @@ def test_a_password_in_the_url_is_masked_in_repr_and_masked() -> None:
         ({"url": " , "}, "bus url is empty"),
         ({"url": "nats://h:1", "heartbeat_s": 20.0}, "at least 3x heartbeat_s"),
         ({"url": "nats://h:1", "stale_after_s": 0.5}, "must exceed heartbeat_s"),
+        ({"url": "nats://h:1", "replicas": 7}, "replicas must be 1..5"),
     ],
 )
 def test_bad_settings_name_the_offending_value(kwargs: dict[str, object], message: str) -> None:
@@ -64,3 +65,13 @@ def test_a_mark_round_trips_with_its_decimal_as_a_string() -> None:
     assert decode_mark(raw) == mark
     with pytest.raises(msgspec.ValidationError, match="mark_price"):
         decode_mark(b'{"symbol":"BTCUSDT","mark_price":"x","ts_ms":1,"cs":2,"hub":"h"}')
+
+
+def test_replicas_reach_every_stream_and_the_bucket_and_are_bounded() -> None:
+    from bybit_hybrid.bus.setup import marks_config, positions_config  # noqa: PLC0415
+
+    bus = BusSettings("nats://h1:4222,nats://h2:4222,nats://h3:4222", replicas=3)
+    assert marks_config(bus).num_replicas == 3
+    assert positions_config(bus).num_replicas == 3
+    with pytest.raises(ValueError, match=r"replicas must be 1\.\.5"):
+        BusSettings("nats://h:1", replicas=0)

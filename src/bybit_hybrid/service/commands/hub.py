@@ -30,7 +30,7 @@ from bybit_hybrid.service.output import say
 from bybit_hybrid.service.settings import load_settings
 from bybit_hybrid.service.streams import bus_settings
 from bybit_hybrid.transport.endpoints import Endpoints
-from bybit_hybrid.transport.ws import AiohttpWsBackend
+from bybit_hybrid.transport.ws import AnyWsBackend, ws_backend_named
 
 HELP = "the scale-out market-data hub: tickers for every worker's demand, marks to NATS"
 STATUS_EVERY_S = 60.0
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs = endpoint_kwargs(args, settings)
     proxy = kwargs.pop("proxy")
     endpoints = Endpoints.select(**kwargs)  # type: ignore[arg-type]
-    ws = AiohttpWsBackend(proxy=proxy)  # type: ignore[arg-type]
+    # picows (the product's default) unless a proxy or `ws_backend` says aiohttp.
+    ws = ws_backend_named(settings.ws_backend, proxy=proxy)  # type: ignore[arg-type]
     hub = MarkHub(endpoints, bus, hub_id=args.hub_id, ws_backend=ws)
     if args.status_port is not None and not 0 <= args.status_port <= 65535:
         raise ConfigError(f"--status-port {args.status_port} is not a port (0..65535)")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    hub: MarkHub, ws: AiohttpWsBackend, server: HubServer | None, duration_s: float | None
+    hub: MarkHub, ws: AnyWsBackend, server: HubServer | None, duration_s: float | None
 ) -> int:
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
