@@ -50,6 +50,7 @@ from decimal import Decimal
 from typing import Final
 
 from bybit_hybrid.protocol.connects import ConnectBudget
+from bybit_hybrid.protocol.core_seam import ExternalFeedSeam
 from bybit_hybrid.protocol.core_status import core_status
 from bybit_hybrid.protocol.core_types import (
     POSITION_TOPIC,
@@ -113,7 +114,7 @@ __all__ = [
 ]
 
 
-class HybridCore:
+class HybridCore(ExternalFeedSeam):
     """See the module docstring."""
 
     def __init__(
@@ -141,8 +142,7 @@ class HybridCore:
         self.last_frame_at: float | None = None
         # When each socket last received a frame of any kind (pongs included).
         self._rx_at: dict[str, float] = {}
-        # False: open positions subscribe no ticker; their marks come from elsewhere (a bus).
-        self.own_tickers = True
+        self.own_tickers = True  # see ExternalFeedSeam
         self._add_session(
             PRIVATE, private_subscriptions(PRIVATE, self.config.subscriptions), credentials
         )
@@ -385,68 +385,6 @@ class HybridCore:
             rest_retries_pending=self.rest.retries_pending(),
             now=now,
         )
-
-    # --- the seam for cores whose ticker demand or marks come from elsewhere (bus/core.py) ---
-
-    @property
-    def primary_public(self) -> str:
-        return self._shards.primary
-
-    def ticker_refs(self) -> dict[str, int]:
-        """How many holders each subscribed ticker has."""
-        return dict(self._ticker_refs)
-
-    def set_ticker_refs(
-        self, symbol: str, count: int, now: float, *, keep_mark: bool = False
-    ) -> None:
-        """Subscribes `symbol`'s ticker through the shards while `count` > 0, as if `count`
-        positions held it; with `keep_mark` an unsubscribe keeps the symbol's mark."""
-        delta = count - self._ticker_refs.get(symbol, 0)
-        topic = ticker_topic(symbol)
-        actions: list[ShardAction] = []
-        for _ in range(delta):
-            actions += self._shards.acquire(topic)
-        for _ in range(-delta):
-            actions += self._shards.release(topic)
-        if count:
-            self._ticker_refs[symbol] = count
-        else:
-            self._ticker_refs.pop(symbol, None)
-        for action in actions:
-            if keep_mark and isinstance(action, UnassignTopic):
-                self._collect(self._sessions[action.connection].remove_topic(action.topic, now))
-            else:
-                self._apply_shard_action(action, now)
-
-    def retire_socket(self, name: str, reason: str) -> None:
-        """Removes socket `name`: at once if it is not connected, else once it has closed."""
-        session = self._sessions.get(name)
-        if session is None:
-            return
-        if session.state is SessionState.DISCONNECTED:
-            del self._sessions[name]
-        else:
-            self._retiring.add(name)
-            self._collect(session.close(reason, reconnect=False))
-
-    def restore_public_socket(self, now: float) -> None:
-        """Brings the primary public socket back after `retire_socket`, to be dialled now."""
-        primary = self._shards.primary
-        self._retiring.discard(primary)
-        if primary not in self._sessions:
-            self._add_public(primary)
-        else:
-            self._sessions[primary].reconnect_now(now)
-
-    def drop_rest_requests(self) -> None:
-        """Forgets the queued REST requests (a core with no positions to fetch)."""
-        self._rest_queue.clear()
-
-    def apply_mark(
-        self, symbol: str, mark: Decimal, ts_ms: int, cs: int | None, *, now: float, source: Source
-    ) -> None:
-        """A mark from outside the sockets, merged into the book (events as for a ticker)."""
-        self._apply_mark(symbol, mark, ts_ms, cs, now=now, source=source)
 
     # --- internals --------------------------------------------------------------------------
 
