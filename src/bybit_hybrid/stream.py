@@ -90,16 +90,22 @@ class BybitHybridStream(ShellStream):
         )
         super().__init__(params, event_handler)
         self._recorder = _tapped(recorder, params)
+        self._own_parts(config, ws_backend, max_active_time_s)
+        # With `bus_url`: an account worker of the scale-out bus (docs/bus.md).
+        self.bus = None if bus_url is None else _bus_worker(self, bus_url, bus_account)
+
+    def _own_parts(
+        self,
+        config: HybridConfig | None,
+        ws_backend: AnyWsBackend | WsBackendName | None,
+        max_active_time_s: int | None,
+    ) -> None:
         self._config = _with_max_active_time(config or HybridConfig(), max_active_time_s)
         self._ws_backend = _checked_ws_backend(ws_backend)
         self._max_active_time_s = max_active_time_s
         self._core: HybridCore | None = None
         self._forget_parts()
         self._rest_digest = FailureDigest()  # REST failures: first, summaries, ERROR later
-        # With `bus_url`: an account worker of the scale-out bus (docs/bus.md).
-        self.bus: BusWorker | None = None
-        if bus_url is not None:
-            self.bus = _bus_worker(self, bus_url, bus_account)
 
     def __repr__(self) -> str:
         creds = self._credentials

@@ -16,8 +16,9 @@ import pytest
 from bybit_hybrid.errors import ConfigError
 from bybit_hybrid.service.cli import build_parser
 from bybit_hybrid.service.http import OpsServer
+from bybit_hybrid.service.keys import check_dotenv_permissions, load_keys
 from bybit_hybrid.service.logs import REDACTOR
-from bybit_hybrid.service.settings import AppSettings, check_dotenv_permissions, load_keys
+from bybit_hybrid.service.settings import AppSettings
 from bybit_hybrid.sim import SimConfig
 from bybit_hybrid.transport.endpoints import Endpoints
 from bybit_hybrid.transport.http import AiohttpBackend

@@ -9,7 +9,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from bybit_hybrid.service.settings import AppSettings, KeySettings, load_settings, masked
+from bybit_hybrid.service.keys import KeySettings
+from bybit_hybrid.service.settings import AppSettings, load_settings, masked
 from bybit_hybrid.wire.signing import mask
 
 HELP = "show the effective settings (secrets masked) or print the settings reference"

@@ -30,9 +30,10 @@ from bybit_hybrid.service.commands.endpoint_flags import (
     endpoint_line,
     positive_seconds,
 )
+from bybit_hybrid.service.keys import load_keys
 from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.output import say
-from bybit_hybrid.service.settings import AppSettings, load_keys, load_settings
+from bybit_hybrid.service.settings import AppSettings, load_settings
 from bybit_hybrid.service.stack import RunStack
 from bybit_hybrid.service.streams import check_bus
 from bybit_hybrid.transport.errors import BybitError

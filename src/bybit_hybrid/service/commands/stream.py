@@ -27,9 +27,10 @@ from bybit_hybrid.service.commands.endpoint_flags import (
     endpoint_line,
     positive_seconds,
 )
+from bybit_hybrid.service.keys import load_keys
 from bybit_hybrid.service.loop import run_loop
 from bybit_hybrid.service.render import event_line, position_line
-from bybit_hybrid.service.settings import AppSettings, Mode, load_keys, load_settings
+from bybit_hybrid.service.settings import AppSettings, Mode, load_settings
 from bybit_hybrid.service.streams import check_bus, make_position_stream
 from bybit_hybrid.transport.recording import Recorder
 
