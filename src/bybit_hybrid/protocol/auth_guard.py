@@ -21,7 +21,7 @@ from typing import Final
 
 from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised, Severity
 from bybit_hybrid.protocol.domain import Socket
-from bybit_hybrid.protocol.errors import IllegalTransition
+from bybit_hybrid.protocol.errors import next_state
 from bybit_hybrid.protocol.hybrid import CoreEvent, Reconciled, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed, SessionState, StateChanged
 
@@ -126,10 +126,7 @@ class AuthGuard:
 
     def _move(self, what: AuthInput, now: float) -> list[AuthVerdict]:
         old = self.phase
-        new = TRANSITIONS.get((old, what))
-        if new is None:
-            raise IllegalTransition(what, old)
-        self.phase = new
+        self.phase = new = next_state(TRANSITIONS, old, what)
         if new is AuthPhase.GAVE_UP:
             return [GiveUp(self._reason(old, now), at_start=old is AuthPhase.STARTING)]
         if old is not AuthPhase.REJECTED and new is AuthPhase.REJECTED:

@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import pytest
 
+import bybit_hybrid.protocol.auth_guard as module
 from bybit_hybrid.protocol.alerts import AlertCleared, AlertRaised, Severity
-from bybit_hybrid.protocol.auth_guard import AuthGuard, AuthGuardConfig, AuthPhase, GiveUp
+from bybit_hybrid.protocol.auth_guard import (
+    TRANSITIONS,
+    AuthGuard,
+    AuthGuardConfig,
+    AuthInput,
+    AuthPhase,
+    GiveUp,
+)
+from bybit_hybrid.protocol.errors import IllegalTransition, next_state
 from bybit_hybrid.protocol.hybrid import FetchPositions, Reconciled, RestFailed
 from bybit_hybrid.protocol.session import AuthFailed, SessionState, StateChanged
 
@@ -89,3 +98,41 @@ def test_a_rest_rejection_after_start_is_a_fault_too() -> None:
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError):
         AuthGuardConfig(critical_after_s=10, exit_after_s=5)
+
+
+def test_every_move_goes_through_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard uses the one transition helper every state machine shares (issue 17)."""
+    seen: list[tuple[AuthPhase, AuthInput]] = []
+
+    def spy(table: object, state: AuthPhase, trigger: AuthInput) -> AuthPhase:
+        seen.append((state, trigger))
+        return next_state(module.TRANSITIONS, state, trigger)
+
+    monkeypatch.setattr(module, "next_state", spy)
+    guard = _guard()
+    guard.on_event(ACCEPTED, 0.0)
+    guard.on_event(REJECTED, 1.0)
+    assert seen == [
+        (AuthPhase.STARTING, AuthInput.ACCEPTED),
+        (AuthPhase.WORKING, AuthInput.REJECTED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("phase", "what"),
+    [
+        (phase, what)
+        for phase in AuthPhase
+        for what in AuthInput
+        if (phase, what) not in TRANSITIONS
+    ],
+)
+def test_a_move_missing_from_the_table_names_input_and_phase(
+    phase: AuthPhase, what: AuthInput
+) -> None:
+    guard = _guard()
+    guard.phase = phase
+    message = rf"^cannot handle event {what.value} in state {phase.value}$"
+    with pytest.raises(IllegalTransition, match=message):
+        guard._move(what, 0.0)
+    assert guard.phase is phase
