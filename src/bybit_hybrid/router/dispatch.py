@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import time
 from asyncio import tasks as _tasks
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
@@ -37,6 +38,12 @@ E = TypeVar("E")
 # Handler time run inline before the task takes over (the aiohttp reader's yield interval).
 INLINE_BUDGET_S: Final = 0.0005
 _Step = Coroutine[Any, Any, Any]
+# The task running in a loop, looked up in C: 3.12+ has a C `current_task`; 3.11's is Python
+# around this dict (once per inline event, so the lookup is worth a name of its own).
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    asyncio.current_task if sys.version_info >= (3, 12) else _tasks._current_tasks.get  # type: ignore[attr-defined]
+)
+_enter_task, _leave_task = _tasks._enter_task, _tasks._leave_task
 
 
 class _Rest:
@@ -77,14 +84,15 @@ async def _awaiting(awaitable: Awaitable[Any]) -> Any:
 
 
 class Dispatcher(Generic[E]):
-    """See the module docstring. `on_done(event)` / `on_error(event)` after each handler."""
+    """See the module docstring. `on_done(event)` / `on_error(event)` after each handler;
+    without `on_done`, `handled` counts the handlers that finished."""
 
     def __init__(
         self,
         name: str,
         handle: Callable[[E], Awaitable[Any]],
         *,
-        on_done: Callable[[E], None],
+        on_done: Callable[[E], None] | None = None,
         on_error: Callable[[E], None],
         inline_budget_s: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -97,6 +105,7 @@ class Dispatcher(Generic[E]):
         self._handle = handle
         self._on_done = on_done
         self._on_error = on_error
+        self.handled = 0
         self._context = contextvars.copy_context()
         self._task: asyncio.Task[None] | None = None
         # Set while the task is parked with nothing to do: the next event may run inline.
@@ -170,32 +179,43 @@ class Dispatcher(Generic[E]):
     def _first_step(self, task: asyncio.Task[None], event: E) -> _Rest | None:
         """Runs the handler up to its first suspension, as `task`; None if it finished."""
         loop = task.get_loop()
-        outer = _tasks.current_task(loop)
+        outer = _current_task(loop)
         if outer is not None:
-            _tasks._leave_task(loop, outer)
-        _tasks._enter_task(loop, task)
+            _leave_task(loop, outer)
+        _enter_task(loop, task)
         clock = self._clock
         started = clock()  # the handler's own time counts against the inline budget
         try:
             coro, yielded = self._context.run(self._start, event)
         except StopIteration:
             self._inline_s += clock() - started
-            self._on_done(event)
+            if self._on_done is None:  # `_finished`, inline: this is once per event
+                self.handled += 1
+            else:
+                self._on_done(event)
             return None
         except Exception:
             self._inline_s += clock() - started
             self._on_error(event)
             return None
         finally:
-            _tasks._leave_task(loop, task)
+            _leave_task(loop, task)
             if outer is not None:
-                _tasks._enter_task(loop, outer)
+                _enter_task(loop, outer)
         self._inline_s += clock() - started
         return _Rest(event, coro, yielded)
 
+    def _finished(self, event: E) -> None:
+        if self._on_done is None:
+            self.handled += 1
+        else:
+            self._on_done(event)
+
     def _start(self, event: E) -> tuple[_Step, Any]:
         """The handler's coroutine and what it first yielded (StopIteration: it finished)."""
-        coro = self._coroutine(event)
+        awaitable = self._handle(event)
+        # `_coroutine`, inline for a coroutine (the usual handler): one call less per event.
+        coro = awaitable if awaitable.__class__ is CoroutineType else self._as_coroutine(awaitable)
         try:
             return coro, coro.send(None)
         except StopIteration:
@@ -205,7 +225,10 @@ class Dispatcher(Generic[E]):
             raise
 
     def _coroutine(self, event: E) -> _Step:
-        awaitable = self._handle(event)
+        return self._as_coroutine(self._handle(event))
+
+    @staticmethod
+    def _as_coroutine(awaitable: Awaitable[Any]) -> _Step:
         if awaitable.__class__ is CoroutineType or isinstance(awaitable, Coroutine):
             return awaitable
         return _awaiting(awaitable)
@@ -239,4 +262,4 @@ class Dispatcher(Generic[E]):
         except Exception:
             self._on_error(event)
         else:
-            self._on_done(event)
+            self._finished(event)

@@ -44,11 +44,15 @@ class Fanout:
         self._listeners: list[CoreListener] = []
         self._dispatcher: Dispatcher[PositionEvent] | None = None
         if handler is not None:
+            # No `on_done`: the dispatcher counts finished handlers itself (a call less per event).
             self._dispatcher = Dispatcher(
-                "bybit-hybrid-dispatch", self._deliver, on_done=self._done, on_error=self._failed
+                "bybit-hybrid-dispatch", self._deliver, on_error=self._failed
             )
-        self.handled_events = 0
         self.handler_errors = 0
+
+    @property
+    def handled_events(self) -> int:
+        return 0 if self._dispatcher is None else self._dispatcher.handled
 
     def add_listener(self, listener: CoreListener) -> None:
         self._listeners.append(listener)
@@ -58,7 +62,7 @@ class Fanout:
         for event in events:
             if dispatcher is not None:
                 if event.__class__ is MarkUpdated:
-                    dispatcher.put_mark(event.key, event)
+                    dispatcher.put_mark(event.view.key, event)  # not `.key`: a property call
                 elif isinstance(event, _LIFECYCLE):
                     dispatcher.put_lifecycle(event.key, event)
             if self._listeners:
@@ -95,9 +99,6 @@ class Fanout:
         return self._handler(
             POSITION_UPDATE, {"exchange": EXCHANGE, "data": to_contract(event.view)}
         )
-
-    def _done(self, event: PositionEvent) -> None:
-        self.handled_events += 1
 
     def _failed(self, event: PositionEvent) -> None:
         self.handler_errors += 1

@@ -314,3 +314,28 @@ async def test_a_handler_slower_than_a_burst_hands_over_to_the_task_and_marks_co
     dispatcher.put_mark("A", ("A", 100))
     assert seen[-1] == ("A", 100)
     await dispatcher.stop()
+
+
+async def test_without_on_done_handled_counts_finished_handlers_inline_and_in_the_task() -> None:
+    gate = asyncio.Event()
+    failed: list[object] = []
+
+    async def handle(event: object) -> None:
+        if event == "wait":
+            await gate.wait()
+        if event == "boom":
+            raise ValueError(event)
+
+    dispatcher: Dispatcher[object] = Dispatcher("test", handle, on_error=failed.append)
+    dispatcher.start()
+    await asyncio.sleep(0)
+    dispatcher.put_lifecycle("A", "inline")
+    dispatcher.put_lifecycle("A", "boom")
+    assert dispatcher.handled == 1 and failed == ["boom"]  # a failure is not handled
+    dispatcher.put_lifecycle("A", "wait")  # suspends: the task finishes it
+    dispatcher.put_lifecycle("A", "queued")
+    assert dispatcher.handled == 1
+    gate.set()
+    await wait_for(dispatcher.idle)
+    assert dispatcher.handled == 3 and failed == ["boom"]
+    await dispatcher.stop()
