@@ -25,8 +25,9 @@ class AnchoredClock:
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self._mono = mono
-        self._base_s = wall() + offset_s
-        self._mono_base_s = mono()
+        # Bybit's time minus the monotonic reading, fixed at the anchor: one addition a call
+        # (every received frame is stamped with this clock).
+        self._shift_s = wall() + offset_s - mono()
 
     def __call__(self) -> float:
-        return self._base_s + (self._mono() - self._mono_base_s)
+        return self._mono() + self._shift_s

@@ -108,6 +108,7 @@ class ShellStream(PositionStream):
         await self._sync_clock()
         # Anchored once per start: a later resync or host clock step never moves the timers.
         self._anchored = None
+        self._anchor()
         # A restart begins a new book: not ready until it is bootstrapped again, and events
         # the previous run never delivered belong to the old book.
         self._ready.clear()
@@ -175,10 +176,15 @@ class ShellStream(PositionStream):
 
     def _clock(self) -> float:
         """Bybit's time on the monotonic clock, anchored at start (see `bybit_hybrid.clock`)."""
+        return self._anchor()()
+
+    def _anchor(self) -> AnchoredClock:
+        """This run's clock itself: the parts that read it per frame call it without this
+        stream's `_clock` in between."""
         if self._anchored is None:
             offset_ms = self._rest.clock_offset_ms if self._rest is not None else 0
             self._anchored = AnchoredClock(offset_ms / 1000)
-        return self._anchored()
+        return self._anchored
 
     async def _sync_clock(self) -> None:
         assert self._rest is not None

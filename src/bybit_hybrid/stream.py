@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bybit_hybrid.protocol.domain import Socket
-from bybit_hybrid.protocol.events import PositionEvent, PositionView
+from bybit_hybrid.protocol.events import MarkUpdated, PositionEvent, PositionView
 from bybit_hybrid.protocol.failure_digest import FailureDigest, LogLine
 from bybit_hybrid.protocol.hybrid import (
     BadFrame,
@@ -126,7 +126,7 @@ class BybitHybridStream(ShellStream):
             self.rest,
             ws_backend,
             self._on_core_events,
-            clock=self._clock,
+            clock=self._anchor(),
             max_active_time_s=self._max_active_time_s,
         )
 
@@ -237,7 +237,8 @@ class BybitHybridStream(ShellStream):
 
     def _on_core_events(self, events: list[CoreEvent]) -> None:
         for event in events:
-            if not isinstance(event, PositionEvent):
+            # A mark first: most events are, and a class check is cheaper than the union's.
+            if event.__class__ is not MarkUpdated and not isinstance(event, PositionEvent):
                 self._log_event(event)
                 self._ready.observe(event)
         self._fanout.emit(events)
